@@ -1,0 +1,1 @@
+"""Benchmarks of the store against breezy's own servers (``python -m benchmarks``)."""

@@ -1,0 +1,41 @@
+"""A Bazaar code-hosting store for the Debian Janitor, as a breezy plugin.
+
+``from breezy_janitor_store import StoreApp`` gives the store as a PEP 3333
+WSGI callable; ``brz janitor-store serve`` runs it on an embedded server.
+"""
+
+from __future__ import annotations
+
+version_info = (0, 1, 0, "final", 0)
+__version__ = "0.1.0"
+
+__all__ = ["StoreApp", "__version__", "version_info"]
+
+
+def __getattr__(name: str):
+    # Imported lazily: loading the plugin must stay cheap for every brz run.
+    if name == "StoreApp":
+        from .app import StoreApp
+
+        return StoreApp
+    raise AttributeError(name)
+
+
+def register_commands(package: str) -> None:
+    """Register ``brz janitor-store`` from the ``cmds`` module of ``package``."""
+    from breezy.commands import plugin_cmds
+
+    if "janitor-store" not in plugin_cmds:
+        plugin_cmds.register_lazy("cmd_janitor_store", [], package + ".cmds")
+
+
+if __name__.startswith("breezy.plugins."):
+    # Loaded by breezy from a checkout (BRZ_PLUGINS_AT=janitor_store@DIR).
+    register_commands(__name__)
+
+
+def test_suite():
+    """The plugin's tests, for ``brz selftest -s bp.janitor_store``."""
+    from .tests import test_suite as suite
+
+    return suite()

@@ -1,0 +1,248 @@
+"""``StoreApp``: the store as a PEP 3333 WSGI application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import api, filters, layout, locks
+from .diff import DEFAULT_TIMEOUT as DEFAULT_DIFF_TIMEOUT
+from .http import HTTPError, Request, Router
+from .metrics import SMART_VERB_KEY
+from .policies import (
+    AnyCodebase,
+    Campaigns,
+    CodebasePolicy,
+    Environ,
+    PolicyUnavailable,
+    Unauthorized,
+    WritePolicy,
+    allow_writes,
+    read_only,
+)
+from .smart import MAX_CHUNK, READ_CATEGORY, SmartExchange, verb_category
+from .storage import Storage
+
+__all__ = ["ADMIN", "DEFAULT_CLIENT_MAX_SIZE", "PUBLIC", "StoreApp"]
+
+logger = logging.getLogger(__name__)
+
+ADMIN = "admin"
+PUBLIC = "public"
+#: URL prefix of the public face's branches.
+PUBLIC_PREFIX = "/bzr"
+DEFAULT_CLIENT_MAX_SIZE = 1024**3
+_SMART_PATH = r"/(?P<path>.+)/\.bzr/smart"
+
+
+class StoreApp:
+    """The store's WSGI application, serving one face.
+
+    :param directory: the storage directory.
+    :param face: ``"admin"`` (trusted network; writes) or ``"public"``
+        (branches under ``/bzr/``; read-only unless ``write_policy`` allows).
+    :param campaigns: known campaign names; ``None`` or empty accepts any
+        valid name.  Also accepts any container of names.
+    :param codebase_policy: object with ``codebase_exists(name)``; default:
+        every valid name (created on the first write).
+    :param write_policy: ``callable(environ) -> bool``; default: the admin
+        face writes, the public face does not.
+    :param client_max_size: largest accepted request body, in bytes.
+    :param storage: share a :class:`Storage` between faces (optional).
+    :param public_url: root URL of the public face (``https://host/``), for
+        links to its pages (revision-info, codebase lists on the admin face).
+    :param diff_timeout: seconds a diff (API or revision page) may take.
+    :param break_locks_older_than: seconds; before a write, break the
+        branch and repository locks it would wait for when older than
+        this (see :mod:`breezy_janitor_store.locks`).  Default: never.
+    """
+
+    def __init__(
+        self,
+        directory: str | None = None,
+        *,
+        face: str = ADMIN,
+        campaigns: Iterable[str] | Campaigns | None = None,
+        codebase_policy: CodebasePolicy | None = None,
+        write_policy: WritePolicy | None = None,
+        client_max_size: int = DEFAULT_CLIENT_MAX_SIZE,
+        storage: Storage | None = None,
+        public_url: str | None = None,
+        diff_timeout: float = DEFAULT_DIFF_TIMEOUT,
+        break_locks_older_than: float | None = None,
+    ) -> None:
+        if face not in (ADMIN, PUBLIC):
+            raise ValueError(f"face must be {ADMIN!r} or {PUBLIC!r}, not {face!r}")
+        if storage is None:
+            if directory is None:
+                raise TypeError("StoreApp needs a storage directory")
+            storage = Storage(directory)
+        self.storage = storage
+        self.face = face
+        # names (or None) become a Campaigns; any other object is the policy
+        self.campaigns = (
+            Campaigns(campaigns)
+            if campaigns is None or isinstance(campaigns, Iterable)
+            else campaigns
+        )
+        self.codebase_policy = codebase_policy or AnyCodebase()
+        self.write_policy = write_policy or (
+            allow_writes if face == ADMIN else read_only
+        )
+        self.client_max_size = client_max_size
+        self.public_url = public_url
+        self.diff_timeout = diff_timeout
+        self.break_locks_older_than = break_locks_older_than
+        self.prefix = PUBLIC_PREFIX if face == PUBLIC else ""
+        routes = {
+            ("GET", "/health"): self.health,
+            ("POST", self.prefix + _SMART_PATH): self.smart,
+        }
+        for module in (api, locks):
+            routes.update(module.routes(self))
+        self.router = Router(routes)
+        self._wsgi = filters.wrap(self._dispatch, self)
+
+    def __call__(
+        self, environ: Environ, start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        return self._wsgi(environ, start_response)
+
+    def _dispatch(
+        self, environ: Environ, start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        req = Request(environ, start_response)
+        try:
+            return self.router.dispatch(req)
+        except HTTPError as e:
+            status, reason, headers = e.status, e.reason, e.headers
+        except PolicyUnavailable as e:
+            status, reason, headers = 503, f"temporarily unavailable: {e}", []
+        except Unauthorized as e:
+            status, reason, headers = 401, str(e), self._challenge()
+        except Exception:
+            logger.exception(
+                "error serving %s %s (request %s)",
+                req.method,
+                req.path,
+                filters.current_request_id(),
+            )
+            status, reason, headers = 500, "internal server error", []
+        return req.text(status, reason, _closing(req, headers))
+
+    # -- handlers --
+
+    def health(self, req: Request) -> Iterable[bytes]:
+        return req.text(200, "ok")
+
+    def smart(self, req: Request, path: str) -> Iterable[bytes]:
+        """A bzr smart-protocol request for a branch location."""
+        location = self._location(path)
+        writable = bool(self.write_policy(req.environ))
+        length = self._content_length(req)
+        codebase = location.codebase
+        challenge = getattr(self.write_policy, "realm", None)
+        if writable:
+            # A codebase the policy allows gets its shared repository on the
+            # first request that may write, so clients find it in place.
+            self.storage.ensure_repository(codebase)
+        elif not self.storage.has_repository(codebase) and challenge is None:
+            # (With a challenge, a known codebase not yet on disk is served
+            # read-only, empty, so a first push reaches a write verb and
+            # gets the 401 that makes brz send its credentials.)
+            raise HTTPError(404, f"no such codebase: {codebase}")
+        root = self.storage.transport(
+            codebase, writable=writable, is_campaign=self.campaigns.__contains__
+        )
+
+        def gate(verb: bytes) -> bool:
+            """Whether the verb may run; refused ones get the 401 challenge."""
+            if writable:
+                locks.before_write(self, location, verb)
+            if writable or challenge is None:
+                return True  # a read-only transport refuses writes itself
+            return verb_category(verb) in (READ_CATEGORY, None)
+
+        exchange = SmartExchange(root.clone(_relpath(location)), root, gate)
+        try:
+            self._feed(req, exchange, length)
+        except BaseException:
+            exchange.abort()  # e.g. the client went away mid-body
+            raise
+        req.environ[SMART_VERB_KEY] = exchange.verb  # for the metrics
+        if exchange.gated:
+            raise HTTPError(
+                401,
+                "authentication required to write",
+                [*self._challenge(), ("Connection", "close")],
+            )
+        if exchange.wants_more():
+            exchange.abort()
+            raise HTTPError(400, "incomplete smart request", [("Connection", "close")])
+        if exchange.streaming:
+            req.respond(200, "application/octet-stream")
+            return exchange.stream()
+        body = exchange.buffered()
+        req.respond(
+            200, "application/octet-stream", [("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    # -- helpers --
+
+    def _location(self, path: str) -> layout.Location:
+        try:
+            location = layout.parse_location(path)
+        except layout.InvalidName as e:
+            raise HTTPError(400, str(e)) from None
+        if location.campaign is not None and location.campaign not in self.campaigns:
+            raise HTTPError(404, f"unknown campaign: {location.campaign}")
+        if not self.codebase_policy.codebase_exists(location.codebase):
+            raise HTTPError(404, f"no such codebase: {location.codebase}")
+        return location
+
+    def _content_length(self, req: Request) -> int:
+        try:
+            length = int(req.environ.get("CONTENT_LENGTH") or "")
+        except ValueError:
+            raise HTTPError(411, "a smart request needs a Content-Length") from None
+        if length < 0:
+            raise HTTPError(400, "invalid Content-Length")
+        if length > self.client_max_size:
+            raise HTTPError(
+                413,
+                f"request body of {length} bytes exceeds the limit of {self.client_max_size}",
+                [("Connection", "close")],
+            )
+        return length
+
+    def _feed(self, req: Request, exchange: SmartExchange, length: int) -> None:
+        """Feed the request body to the protocol in bounded chunks."""
+        stream = req.environ["wsgi.input"]
+        remaining = length
+        while remaining and exchange.wants_more():
+            chunk = stream.read(min(MAX_CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            exchange.feed(chunk)
+
+    def _challenge(self) -> list[tuple[str, str]]:
+        realm = getattr(self.write_policy, "realm", None) or "breezy janitor store"
+        return [("WWW-Authenticate", f'Basic realm="{realm}"')]
+
+
+def _closing(req: Request, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``headers`` of a refusal, closing the connection if the request had a
+    body: it may be unread, and the server would take it for the next request."""
+    has_body = req.environ.get("CONTENT_LENGTH") not in (None, "", "0") or (
+        "HTTP_TRANSFER_ENCODING" in req.environ
+    )
+    if not has_body or any(k.lower() == "connection" for k, _ in headers):
+        return headers
+    return [*headers, ("Connection", "close")]
+
+
+def _relpath(location: layout.Location) -> str:
+    return "/".join(location.segments) or "."

@@ -1,0 +1,269 @@
+"""Cross-cutting concerns as WSGI filters around StoreApp's dispatcher.
+
+* **Request ids.**  Every request gets a fresh id, returned in the
+  ``X-Request-Id`` response header and kept in ``environ[REQUEST_ID_KEY]``.
+  While the application and its response body run, :data:`request_id_var`
+  holds it too, so :func:`current_request_id` names the request in any log
+  line (the store's own error lines include it; :class:`RequestIdLogFilter`
+  gives every log record a ``request_id`` attribute for handler formats).
+* **Path escapes.**  A request whose target, as sent (``REQUEST_URI`` or
+  ``RAW_URI`` when the server provides it) or as decoded (``PATH_INFO``),
+  has a dot or empty segment, an encoded slash, dot, backslash or NUL, a backslash
+  or a control character is refused with ``400`` before any route sees it:
+  servers decode and normalise paths (``/a/%2e%2e/b`` reaches the
+  application as ``/b``), and no store URL needs any of these.
+* **Access log.**  One line per request in the common log format
+  (``host ident user [time] "request" status bytes``) on the
+  ``breezy_janitor_store.access`` logger at INFO, ``user`` being
+  ``environ["REMOTE_USER"]`` (the authenticated worker) or ``-``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from .metrics import metrics_filter
+
+if TYPE_CHECKING:
+    from .app import StoreApp
+
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "REQUEST_ID_KEY",
+    "RequestIdLogFilter",
+    "access_line",
+    "current_request_id",
+    "request_id_var",
+    "wrap",
+]
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("breezy_janitor_store.access")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID_KEY = "breezy_janitor_store.request_id"
+#: The id of the request being served by the current thread (or task).
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "breezy_janitor_store_request_id", default="-"
+)
+
+
+def current_request_id() -> str:
+    """Id of the request being served here, or ``-`` outside requests."""
+    return request_id_var.get()
+
+
+class RequestIdLogFilter(logging.Filter):
+    """Give each record a ``request_id`` attribute (for ``%(request_id)s``).
+
+    Attach it to a handler: ``handler.addFilter(RequestIdLogFilter())``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = current_request_id()
+        return True
+
+
+def wrap(wsgi: Callable, app: StoreApp) -> Callable:
+    """``wsgi`` wrapped in the store's filters (outermost last)."""
+    return _with_request_id(_refuse_path_escapes(metrics_filter(wsgi, app)))
+
+
+#: What no store URL has: dot segments, encoded "." "/" "\" NUL, "\",
+#: control characters (in the path; the query string is not judged).
+_PATH_ESCAPE = re.compile(
+    r"%(?:2e|2f|5c|00)|\\|//|(?:^|/)\.\.?(?:/|$)|[\x00-\x1f\x7f]", re.IGNORECASE
+)
+
+
+def _refuse_path_escapes(wsgi: Callable) -> Callable:
+    """Answer ``400`` to requests whose path tries to escape (see above)."""
+
+    def filtered(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or ""
+        raw = raw.split("?", 1)[0].split("#", 1)[0]
+        if raw.startswith(("http://", "https://")):  # absolute-form target
+            raw = "/" + raw.split("/", 3)[-1] if raw.count("/") >= 3 else "/"
+        if _PATH_ESCAPE.search(raw) or _PATH_ESCAPE.search(
+            environ.get("PATH_INFO", "")
+        ):
+            from .http import Request
+
+            return Request(environ, start_response).text(
+                400, "path escapes are not allowed"
+            )
+        return wsgi(environ, start_response)
+
+    return filtered
+
+
+def _with_request_id(wsgi: Callable) -> Callable:
+    """Request id and access log around ``wsgi`` (the outermost filter)."""
+
+    def filtered(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        rid = uuid.uuid4().hex
+        environ[REQUEST_ID_KEY] = rid
+        record = _Exchange(environ)
+
+        def start(status: str, headers: list, exc_info: Any = None) -> Callable:
+            record.status = status.split(" ", 1)[0]
+            headers = [h for h in headers if h[0].lower() != "x-request-id"]
+            headers.append((REQUEST_ID_HEADER, rid))
+            write = start_response(status, headers, exc_info)
+
+            def counting_write(data: bytes) -> None:
+                record.sent += len(data)
+                write(data)
+
+            return counting_write
+
+        token = request_id_var.set(rid)
+        try:
+            body = wsgi(environ, start)
+        except BaseException:
+            record.log()
+            raise
+        finally:
+            request_id_var.reset(token)
+        return _Body(body, record, rid)
+
+    return filtered
+
+
+class _Exchange:
+    """What the access log needs to know about one request."""
+
+    def __init__(self, environ: dict) -> None:
+        self.environ = environ
+        self.started = time.time()
+        self.status = "-"
+        self.sent = 0
+        self.logged = False
+
+    def log(self) -> None:
+        if not self.logged:
+            self.logged = True
+            if not access_logger.isEnabledFor(logging.INFO):
+                return
+            access_logger.info(
+                "%s", access_line(self.environ, self.status, self.sent, self.started)
+            )
+
+
+class _Body:
+    """The response body: counted, run with the request id set, then logged."""
+
+    def __init__(self, body: Iterable[bytes], record: _Exchange, rid: str) -> None:
+        self._body = body
+        self._record = record
+        self._rid = rid
+
+    def __iter__(self) -> Iterator[bytes]:
+        token = request_id_var.set(self._rid)
+        try:
+            iterator = iter(self._body)
+        finally:
+            request_id_var.reset(token)
+        while True:
+            token = request_id_var.set(self._rid)
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                return
+            except Exception:
+                # Headers are out: all the client can see is a cut response.
+                logger.exception(
+                    "error producing the response to %s %s (request %s)",
+                    self._record.environ.get("REQUEST_METHOD"),
+                    _request_path(self._record.environ),
+                    self._rid,
+                )
+                return
+            finally:
+                request_id_var.reset(token)
+            self._record.sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        token = request_id_var.set(self._rid)
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            request_id_var.reset(token)
+            self._record.log()
+
+
+def _request_path(environ: dict) -> str:
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    if raw:
+        return raw
+    path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+    query = environ.get("QUERY_STRING")
+    return path + ("?" + query if query else "")
+
+
+#: Text a log field takes as it is: printable ASCII but quotes and backslashes.
+_PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f-\U0010ffff]*')
+
+
+def _escape(text: str) -> str:
+    """``text`` safe inside a quoted log field: no quotes or control chars."""
+    if _PLAIN.fullmatch(text):
+        return text
+    out = []
+    for ch in text:
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif ch.isprintable() and ch.isascii():
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
+_MONTHS = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
+
+
+def access_line(environ: dict, status: str, sent: int, when: float) -> str:
+    """A common-log-format line for one request."""
+    user = environ.get("REMOTE_USER") or "-"
+    request = " ".join(
+        (
+            environ.get("REQUEST_METHOD", "-"),
+            _request_path(environ),
+            environ.get("SERVER_PROTOCOL", "HTTP/1.0"),
+        )
+    )
+    local = time.localtime(when)
+    stamp = time.strftime(f"%d/{_MONTHS[local.tm_mon - 1]}/%Y:%H:%M:%S %z", local)
+    return '{} - {} [{}] "{}" {} {}'.format(
+        _escape(environ.get("REMOTE_ADDR") or "-"),
+        _escape(user).replace(" ", "\\x20") or "-",
+        stamp,
+        _escape(request),
+        status,
+        sent or "-",
+    )

@@ -1,0 +1,117 @@
+"""A small request wrapper and route table, in the style of ``dulwich.web``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .policies import Environ
+
+__all__ = ["STATUS", "HTTPError", "Request", "Router"]
+
+STATUS = {
+    200: "OK",
+    301: "Moved Permanently",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
+    411: "Length Required",
+    413: "Content Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+Headers = list[tuple[str, str]]
+
+
+class HTTPError(Exception):
+    """A refusal: status code, plain-text reason and extra headers."""
+
+    def __init__(
+        self, status: int, reason: str, headers: Headers | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = headers or []
+
+
+class Request:
+    """One WSGI request: its environ and a way to start the response."""
+
+    def __init__(self, environ: Environ, start_response: Callable[..., Any]) -> None:
+        self.environ = environ
+        self._start_response = start_response
+
+    @property
+    def method(self) -> str:
+        return self.environ["REQUEST_METHOD"]
+
+    @property
+    def path(self) -> str:
+        return self.environ.get("PATH_INFO", "") or "/"
+
+    def respond(
+        self, status: int, content_type: str | None = None, headers: Headers = ()
+    ) -> None:
+        """Start the response."""
+        all_headers = list(headers)
+        if content_type:
+            all_headers.append(("Content-Type", content_type))
+        self._start_response(f"{status} {STATUS[status]}", all_headers)
+
+    def text(self, status: int, text: str, headers: Headers = ()) -> list[bytes]:
+        """A complete plain-text response."""
+        body = (text.rstrip("\n") + "\n").encode("utf-8")
+        self.respond(
+            status,
+            "text/plain; charset=utf-8",
+            [("Content-Length", str(len(body))), *headers],
+        )
+        return [body]
+
+
+Handler = Callable[..., Iterable[bytes]]
+
+
+class Router:
+    """``{(method, regex): handler}``; handlers get the request and the groups."""
+
+    def __init__(self, routes: dict[tuple[str, str], Handler]) -> None:
+        self._routes = [(m, re.compile(p + r"\Z"), h) for (m, p), h in routes.items()]
+
+    def dispatch(self, req: Request) -> Iterable[bytes]:
+        allowed = []
+        for method, regex, handler in self._routes:
+            match = regex.match(req.path)
+            if match is None:
+                continue
+            if method == req.method or (method == "GET" and req.method == "HEAD"):
+                return handler(req, **match.groupdict())
+            allowed.append(method)
+        if allowed:
+            allow = ", ".join(
+                sorted(set(allowed + (["HEAD"] if "GET" in allowed else [])))
+            )
+            raise HTTPError(
+                405, f"method {req.method} not allowed here", [("Allow", allow)]
+            )
+        if not req.path.endswith("/") and self._matches(req.path + "/"):
+            raise HTTPError(
+                301, "moved permanently", [("Location", _location(req, "/"))]
+            )
+        raise HTTPError(404, "not found")
+
+    def _matches(self, path: str) -> bool:
+        return any(regex.match(path) for _, regex, _ in self._routes)
+
+
+def _location(req: Request, suffix: str) -> str:
+    script = req.environ.get("SCRIPT_NAME", "")
+    return script + req.path + suffix

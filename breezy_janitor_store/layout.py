@@ -1,0 +1,167 @@
+"""Naming and layout rules of the store: the one place that knows them.
+
+Storage directory ``DIR``::
+
+    DIR/<codebase>/                    shared bzr repository (2a, no trees)
+    DIR/<codebase>/<campaign>/         the campaign's main branch (role "main")
+    DIR/<codebase>/<campaign>/<role>/  the branch of any other role
+
+Paths inside a codebase are handled as *virtual* segment tuples, exactly as a
+client names them; :func:`to_disk` maps them onto the directory tree (the
+role ``main`` is the campaign directory itself) and :func:`write_refusal`
+says whether the layout allows writing there.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "MAIN_ROLE",
+    "InvalidName",
+    "Location",
+    "is_valid_name",
+    "parse_location",
+    "to_disk",
+    "write_refusal",
+]
+
+#: The janitor's ``codebase_name`` rule, also used for campaigns and roles.
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+\Z")
+#: Longest name accepted (a single path component on every filesystem).
+MAX_NAME_LENGTH = 200
+#: The role that names the campaign branch itself.
+MAIN_ROLE = "main"
+#: Control directory of a bzr directory.
+CONTROL = ".bzr"
+#: Parts of a bzr control directory that branches in the store must not have.
+_FORBIDDEN_IN_BRANCH = {
+    "repository": "a branch must keep its revisions in the codebase's shared "
+    "repository, not in a repository of its own",
+    "checkout": "working trees are not allowed in the store",
+}
+
+
+_NOT_A_FILE = "files outside .bzr are not allowed (campaigns and roles are directories)"
+
+
+#: What breezy writes inside a (2a, pack) repository's control directory;
+#: the rest (format, shared-storage, no-working-trees) and the directory
+#: itself are set up by the store and never change.
+_REPOSITORY_DATA = frozenset(
+    {"pack-names", "packs", "indices", "upload", "obsolete_packs", "lock"}
+)
+
+
+class InvalidName(ValueError):
+    """A path component that is not a valid codebase, campaign or role name."""
+
+
+def is_valid_name(name: str) -> bool:
+    """Whether ``name`` follows ``[a-z0-9][a-z0-9+.-]+``."""
+    return len(name) <= MAX_NAME_LENGTH and NAME_RE.match(name) is not None
+
+
+@dataclass(frozen=True)
+class Location:
+    """A branch location named by a URL: codebase, campaign and role."""
+
+    codebase: str
+    campaign: str | None = None
+    role: str | None = None
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        """Virtual path of the location inside its codebase."""
+        return tuple(s for s in (self.campaign, self.role) if s is not None)
+
+    def __str__(self) -> str:
+        return "/".join((self.codebase,) + self.segments)
+
+
+def parse_location(path: str) -> Location:
+    """Parse ``codebase[/campaign[/role]]`` (no leading or trailing slash).
+
+    :raises InvalidName: naming the first component that breaks the rules.
+    """
+    parts = path.split("/")
+    if not 1 <= len(parts) <= 3:
+        raise InvalidName("expected CODEBASE[/CAMPAIGN[/ROLE]]")
+    for part in parts:
+        if not is_valid_name(part):
+            raise InvalidName(f"invalid name: {_printable(part)}")
+    return Location(*parts)
+
+
+def _printable(name: str) -> str:
+    """A name safe to echo back in a plain-text reason."""
+    shown = name[:40].encode("ascii", "backslashreplace").decode("ascii")
+    return repr(shown + ("..." if len(name) > 40 else ""))
+
+
+def to_disk(segments: tuple[str, ...]) -> tuple[str, ...]:
+    """Map a virtual path to the on-disk path: ``c/main/x`` is ``c/x``."""
+    if len(segments) >= 2 and segments[1] == MAIN_ROLE and segments[0] != CONTROL:
+        return segments[:1] + segments[2:]
+    return segments
+
+
+def write_refusal(
+    segments: tuple[str, ...], is_campaign, layout_dir_op: bool = False
+) -> str | None:
+    """Why the layout forbids writing at disk path ``segments``, or None.
+
+    :param segments: on-disk path relative to the codebase directory.
+    :param is_campaign: callable telling whether a name is a known campaign.
+    :param layout_dir_op: the write creates or removes a directory (mkdir,
+        rmdir); only these may touch the campaign and role directories.
+    """
+    if not segments:
+        return "the codebase directory itself cannot be changed"
+    head, rest = segments[0], segments[1:]
+    if head == CONTROL:
+        if rest[:1] == ("repository",):
+            if rest[1:2] and rest[1] in _REPOSITORY_DATA:
+                return None
+            return (
+                "the shared repository itself is managed by the store; "
+                "only its data (packs, indices, locks) may change"
+            )
+        if rest[:1] == ("checkout",):
+            return "working trees are not allowed in the store"
+        if rest[:1] == ("branch",):
+            return "a branch at the codebase root is not allowed; push to CODEBASE/CAMPAIGN"
+        return "the codebase's control directory is managed by the store"
+    if not is_valid_name(head):
+        return f"{_printable(head)} is not a valid campaign name"
+    if not is_campaign(head):
+        return f"unknown campaign: {head}"
+    if not rest:
+        return None if layout_dir_op else _NOT_A_FILE
+    if rest[0] == CONTROL:
+        return _branch_control_refusal(rest[1:], layout_dir_op)
+    role, rest = rest[0], rest[1:]
+    if role == MAIN_ROLE:
+        return "role 'main' is the campaign branch itself"
+    if not is_valid_name(role):
+        return f"{_printable(role)} is not a valid role name (files outside .bzr are not allowed)"
+    if not rest:
+        return None if layout_dir_op else _NOT_A_FILE
+    if rest[0] == CONTROL:
+        return _branch_control_refusal(rest[1:], layout_dir_op)
+    return "paths below a role must be inside its .bzr directory"
+
+
+def _branch_control_refusal(rest: tuple[str, ...], layout_dir_op: bool) -> str | None:
+    """Refusal for a write inside a campaign or role branch's ``.bzr``."""
+    if not rest and not layout_dir_op:
+        return "a branch's control directory is a directory"
+    if rest and rest[0] in _FORBIDDEN_IN_BRANCH:
+        return _FORBIDDEN_IN_BRANCH[rest[0]]
+    return None
+
+
+def is_layout_dir(segments: tuple[str, ...]) -> bool:
+    """Whether on-disk ``segments`` name a campaign or role directory."""
+    return 1 <= len(segments) <= 2 and CONTROL not in segments

@@ -1,0 +1,344 @@
+"""Held branch and repository locks: listing and breaking them.
+
+A push takes the branch's write lock (``.bzr/branch/lock``) from
+``Branch.lock_write`` until ``Branch.unlock``, and the codebase's shared
+repository lock (``.bzr/repository/lock``) while it records new packs.  A
+client killed in between leaves the lock held on disk: every later push to
+that branch then fails with breezy's lock-contention error.  The locks are
+physical ``LockDir`` directories, so they are read and broken here through
+the codebase's :class:`~breezy_janitor_store.transport.StoreTransport`
+(the one enforcement point for disk access), never by following paths.
+
+* :func:`list_locks` / :func:`break_lock` — the library, used by the admin
+  face's ``GET``/``POST /CODEBASE/locks``, by ``brz janitor-store
+  break-lock`` and by the automatic policy;
+* :func:`break_stale_locks` — the optional automatic policy
+  (``--break-locks-older-than SECONDS``): before a write, locks at the
+  request's location older than that are broken.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from breezy import errors
+from breezy.lockdir import LockDir, LockHeldInfo
+from breezy.transport import NoSuchFile
+
+from . import layout
+from .filters import current_request_id
+from .http import HTTPError, Request
+from .storage import layout_names
+
+if TYPE_CHECKING:
+    from .app import StoreApp
+    from .storage import Storage
+
+__all__ = [
+    "BRANCH",
+    "REPOSITORY",
+    "HeldLock",
+    "LockChanged",
+    "before_write",
+    "break_lock",
+    "break_stale_locks",
+    "list_locks",
+    "routes",
+]
+
+logger = logging.getLogger(__name__)
+
+BRANCH = "branch"
+REPOSITORY = "repository"
+#: Largest accepted body of a ``POST /CODEBASE/locks``.
+MAX_BREAK_REQUEST = 4096
+_LOCK_DIRS = {
+    BRANCH: layout.CONTROL + "/branch/lock",
+    REPOSITORY: layout.CONTROL + "/repository/lock",
+}
+
+
+class LockChanged(Exception):
+    """The lock is now held by someone other than the one to break."""
+
+
+@dataclass(frozen=True)
+class HeldLock:
+    """A lock found held on disk."""
+
+    #: ``CODEBASE`` (the repository lock) or ``CODEBASE/CAMPAIGN[/ROLE]``.
+    location: str
+    #: :data:`BRANCH` or :data:`REPOSITORY`.
+    lock: str
+    #: Who took it (for locks taken through the store: the server process).
+    holder: str
+    #: Seconds since it was taken (None if the lock's record is unreadable).
+    age: float | None
+    #: breezy's lock nonce: identifies this holding of the lock.
+    nonce: str | None
+
+    def to_json(self) -> dict:
+        return {
+            "location": self.location,
+            "lock": self.lock,
+            "holder": self.holder,
+            "age": None if self.age is None else round(self.age, 1),
+            "nonce": self.nonce,
+        }
+
+    def describe(self) -> str:
+        age = "unknown age" if self.age is None else f"{self.age:.0f} s old"
+        return f"{self.lock} lock on {self.location}, held by {self.holder} ({age})"
+
+
+class _Found:
+    """A held lock and the LockDir to break it with."""
+
+    def __init__(self, held: HeldLock, lockdir: LockDir, info) -> None:
+        self.held = held
+        self.lockdir = lockdir
+        self.info = info  # LockHeldInfo, or the lines of a corrupt info file
+
+    def force_break(self) -> None:
+        if isinstance(self.info, LockHeldInfo):
+            self.lockdir.force_break(self.info)
+        else:
+            self.lockdir.force_break_corrupt(self.info)
+
+
+def _lock_transport(storage: Storage, codebase: str):
+    """The codebase's jailed, writable transport (locks are in any campaign)."""
+    return storage.transport(codebase, writable=True, is_campaign=layout.is_valid_name)
+
+
+def _peek(transport, location: layout.Location, kind: str, now: float) -> _Found | None:
+    """The lock of ``kind`` at ``location`` if it is held."""
+    base = transport.clone("/".join(location.segments) or ".")
+    lockdir = LockDir(base, _LOCK_DIRS[kind])
+    try:
+        info = lockdir.peek()
+    except errors.LockCorrupt as e:
+        return _Found(
+            HeldLock(str(location), kind, "unknown (corrupt lock record)", None, None),
+            lockdir,
+            e.file_data,
+        )
+    except (NoSuchFile, errors.PathError, errors.PermissionDenied):
+        return None
+    if info is None:
+        return None
+    return _Found(_held(location, kind, info, now), lockdir, info)
+
+
+def _held(location: layout.Location, kind: str, info, now: float) -> HeldLock:
+    get = info.get
+    start = get("start_time")
+    age = max(0.0, now - start) if isinstance(start, (int, float)) else None
+    holder = "{} on {} (process {})".format(
+        get("user") or "unknown", get("hostname") or "unknown", get("pid") or "?"
+    )
+    return HeldLock(str(location), kind, holder, age, get("nonce"))
+
+
+def _branch_locations(transport, codebase: str) -> Iterator[layout.Location]:
+    """Campaign and role locations with a directory on disk."""
+    for campaign in layout_names(transport, "."):
+        yield layout.Location(codebase, campaign)
+        for role in layout_names(transport, campaign):
+            if role != layout.MAIN_ROLE:
+                yield layout.Location(codebase, campaign, role)
+
+
+def _find(storage: Storage, location: layout.Location, now: float) -> _Found | None:
+    transport = _lock_transport(storage, location.codebase)
+    kind = REPOSITORY if location.campaign is None else BRANCH
+    return _peek(transport, location, kind, now)
+
+
+def list_locks(storage: Storage, codebase: str) -> list[HeldLock]:
+    """Every lock held in ``codebase``: its repository's, then its branches'."""
+    if not storage.has_repository(codebase):
+        return []
+    now = time.time()
+    transport = _lock_transport(storage, codebase)
+    found = [_peek(transport, layout.Location(codebase), REPOSITORY, now)]
+    for location in _branch_locations(transport, codebase):
+        found.append(_peek(transport, location, BRANCH, now))
+    return [f.held for f in found if f is not None]
+
+
+def break_lock(
+    storage: Storage,
+    location: layout.Location,
+    *,
+    nonce: str | None = None,
+    older_than: float | None = None,
+) -> HeldLock | None:
+    """Break the lock at ``location`` (repository lock for a bare codebase).
+
+    :param nonce: break it only if it is still this holding (as listed).
+    :param older_than: break it only if it is older than this many seconds.
+    :return: the lock broken, or None if none was held (or it was younger
+        than ``older_than``).
+    :raises LockChanged: it is held, but not with ``nonce``.
+    """
+    if not storage.has_repository(location.codebase):
+        return None
+    found = _find(storage, location, time.time())
+    if found is None:
+        return None
+    held = found.held
+    if nonce is not None and held.nonce != nonce:
+        raise LockChanged(f"the {held.lock} lock on {held.location} has changed hands")
+    if older_than is not None and (held.age is None or held.age < older_than):
+        return None
+    try:
+        found.force_break()
+    except errors.LockBreakMismatch:
+        raise LockChanged(
+            f"the {held.lock} lock on {held.location} changed hands while breaking it"
+        ) from None
+    return held
+
+
+def break_stale_locks(
+    storage: Storage,
+    location: layout.Location,
+    older_than: float,
+    kinds: tuple[str, ...] = (BRANCH, REPOSITORY),
+) -> list[HeldLock]:
+    """The automatic policy: break locks a write at ``location`` would wait for.
+
+    Those are the branch lock of ``location`` (if it names a branch) and its
+    codebase's repository lock (of ``kinds``), when older than ``older_than``
+    seconds.
+    """
+    broken = []
+    candidates = []
+    if REPOSITORY in kinds:
+        candidates.append(layout.Location(location.codebase))
+    if BRANCH in kinds and location.campaign is not None:
+        candidates.append(location)
+    for candidate in candidates:
+        try:
+            held = break_lock(storage, candidate, older_than=older_than)
+        except LockChanged:
+            continue
+        if held is not None:
+            logger.warning(
+                "broke stale %s (request %s)", held.describe(), current_request_id()
+            )
+            broken.append(held)
+    return broken
+
+
+#: Verbs that start taking a lock, and the locks a stale holder of which
+#: would make them wait: a new writer of the branch, or of the repository.
+#: (Verbs carrying a lock token continue a holding: never break theirs.)
+LOCK_TAKING_VERBS = {
+    b"Branch.lock_write": (BRANCH, REPOSITORY),
+    b"Repository.lock_write": (REPOSITORY,),
+    b"Repository.start_write_group": (REPOSITORY,),
+    b"Repository.insert_stream": (REPOSITORY,),
+    b"Repository.insert_stream_1.19": (REPOSITORY,),
+    b"Repository.insert_stream_locked": (REPOSITORY,),
+}
+
+
+def before_write(app: StoreApp, location: layout.Location, verb: bytes) -> None:
+    """The automatic policy's hook, run before each verb on a writable face.
+
+    Does nothing unless ``app.break_locks_older_than`` is set; otherwise,
+    when ``verb`` starts taking a lock, breaks the locks it would wait for
+    that are older than that.
+    """
+    older_than = app.break_locks_older_than
+    kinds = LOCK_TAKING_VERBS.get(verb)
+    if older_than is not None and kinds:
+        break_stale_locks(app.storage, location, older_than, kinds)
+
+
+# -- the admin face's routes --
+
+_CODEBASE = r"/(?P<codebase>[^/]+)/locks"
+
+
+def routes(app: StoreApp) -> dict:
+    """``GET``/``POST /CODEBASE/locks`` on the admin face."""
+    if app.face != "admin":
+        return {}
+
+    def codebase_of(name: str) -> str:
+        try:
+            layout.parse_location(name)
+        except layout.InvalidName as e:
+            raise HTTPError(400, str(e)) from None
+        if not app.storage.has_repository(name):
+            raise HTTPError(404, f"no such codebase: {name}")
+        return name
+
+    def get_locks(req: Request, codebase: str):
+        held = list_locks(app.storage, codebase_of(codebase))
+        return _json(req, 200, [h.to_json() for h in held])
+
+    def post_locks(req: Request, codebase: str):
+        """Break one lock: ``{"location": ..., "nonce": ..., "older_than": ...}``."""
+        codebase = codebase_of(codebase)
+        request = _read_json(req)
+        location = request.get("location", codebase)
+        nonce = request.get("nonce")
+        older_than = request.get("older_than")
+        if not isinstance(location, str) or (
+            nonce is not None and not isinstance(nonce, str)
+        ):
+            raise HTTPError(400, "location and nonce must be strings")
+        if older_than is not None and (
+            isinstance(older_than, bool) or not isinstance(older_than, (int, float))
+        ):
+            raise HTTPError(400, "older_than must be a number of seconds")
+        try:
+            loc = layout.parse_location(location)
+        except layout.InvalidName as e:
+            raise HTTPError(400, str(e)) from None
+        if loc.codebase != codebase:
+            raise HTTPError(400, f"{location} is not in codebase {codebase}")
+        try:
+            held = break_lock(app.storage, loc, nonce=nonce, older_than=older_than)
+        except LockChanged as e:
+            raise HTTPError(409, str(e)) from None
+        if held is None:
+            raise HTTPError(404, f"no lock to break at {location}")
+        logger.warning("broke %s (request %s)", held.describe(), current_request_id())
+        return _json(req, 200, {"broken": held.to_json()})
+
+    return {("GET", _CODEBASE): get_locks, ("POST", _CODEBASE): post_locks}
+
+
+def _json(req: Request, status: int, value) -> list[bytes]:
+    body = json.dumps(value, indent=1).encode("utf-8") + b"\n"
+    req.respond(status, "application/json", [("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _read_json(req: Request) -> dict:
+    try:
+        length = int(req.environ.get("CONTENT_LENGTH") or "0")
+    except ValueError:
+        raise HTTPError(400, "invalid Content-Length") from None
+    if length > MAX_BREAK_REQUEST:
+        raise HTTPError(413, f"request body over {MAX_BREAK_REQUEST} bytes")
+    raw = req.environ["wsgi.input"].read(length) if length > 0 else b""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPError(400, "the body must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise HTTPError(400, "the body must be a JSON object")
+    return value

@@ -1,0 +1,292 @@
+"""Prometheus metrics of the store, collected by a WSGI filter.
+
+Every request through either face is counted by the filter
+(:func:`metrics_filter`, installed by ``filters.wrap``): requests and their
+latency by endpoint and status, bytes received and sent, smart-protocol
+calls by verb, and errors (5xx answers and responses cut off by an
+exception).  ``GET /metrics`` on the admin face exposes them, with the
+number of codebases present counted at scrape time.
+
+Several worker processes: set ``PROMETHEUS_MULTIPROC_DIR`` to an empty
+directory, writable by every worker, *before* the processes start (it must
+be in the environment when ``prometheus_client`` is imported).  Each process
+then keeps its values in files there and ``/metrics``, in whichever process
+answers it, adds up all of them (``prometheus_client``'s multiprocess
+mode).  Empty the directory when the service (re)starts, and with gunicorn
+call ``prometheus_client.multiprocess.mark_process_dead(worker.pid)`` from
+its ``child_exit`` hook.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import GaugeMetricFamily
+
+from .smart import verb_category
+
+if TYPE_CHECKING:
+    from .app import StoreApp
+    from .http import Request
+    from .policies import Environ
+    from .storage import Storage
+
+__all__ = [
+    "ENDPOINT_KEY",
+    "MULTIPROC_ENV",
+    "REGISTRY",
+    "SMART_VERB_KEY",
+    "metrics_filter",
+    "scrape",
+]
+
+#: environ key where a handler names its endpoint (the metrics label).
+ENDPOINT_KEY = "breezy_janitor_store.endpoint"
+#: environ key where the smart handler leaves the verb it ran (bytes).
+SMART_VERB_KEY = "breezy_janitor_store.smart_verb"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+
+#: The store's own metrics (not prometheus_client's global registry, so an
+#: embedding application's registry is left alone).
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUESTS = Counter(
+    "bzr_store_http_requests",
+    "HTTP requests answered, by face, endpoint, method and status.",
+    ["face", "endpoint", "method", "status"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "bzr_store_http_request_duration_seconds",
+    "Time from receiving a request to the end of its response body.",
+    ["face", "endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)
+SMART_CALLS = Counter(
+    "bzr_store_smart_calls",
+    "bzr smart-protocol calls, by face and verb.",
+    ["face", "verb"],
+    registry=REGISTRY,
+)
+RECEIVED = Counter(
+    "bzr_store_http_received_bytes",
+    "Request body bytes read, by face.",
+    ["face"],
+    registry=REGISTRY,
+)
+SENT = Counter(
+    "bzr_store_http_sent_bytes",
+    "Response body bytes sent, by face.",
+    ["face"],
+    registry=REGISTRY,
+)
+ERRORS = Counter(
+    "bzr_store_errors",
+    "Server errors: 5xx answers ('status') and responses cut off by an "
+    "exception ('aborted').",
+    ["face", "endpoint", "kind"],
+    registry=REGISTRY,
+)
+
+
+class _CodebasesCollector:
+    """``bzr_store_codebases``: codebases on disk, counted at scrape time."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    def collect(self):
+        yield GaugeMetricFamily(
+            "bzr_store_codebases",
+            "Codebases with a repository in the storage directory.",
+            value=len(self._storage.codebases()),
+        )
+
+
+def multiprocess() -> bool:
+    """Whether prometheus_client runs in multiprocess mode."""
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def scrape(storage: Storage, accept: str | None) -> tuple[bytes, str]:
+    """The exposition of every metric: body and content type."""
+    registry = CollectorRegistry(auto_describe=False)
+    if multiprocess():
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        MultiProcessCollector(registry)
+    else:
+        registry.register(_Forward(REGISTRY))
+    registry.register(_CodebasesCollector(storage))
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
+
+
+class _Forward:
+    """Collector yielding another registry's metrics."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self):
+        return self._registry.collect()
+
+
+def handler(app: StoreApp, req: Request) -> list[bytes]:
+    """``GET /metrics``."""
+    body, content_type = scrape(app.storage, req.environ.get("HTTP_ACCEPT"))
+    req.respond(200, content_type, [("Content-Length", str(len(body)))])
+    return [body]
+
+
+# -- the filter --
+
+
+def _endpoint(environ: Environ) -> str:
+    name = environ.get(ENDPOINT_KEY)
+    if name:
+        return name
+    path = environ.get("PATH_INFO", "")
+    if path.endswith("/.bzr/smart"):
+        return "smart"
+    if path == "/health":
+        return "health"
+    return "other"
+
+
+def _verb(verb: bytes | None) -> str:
+    """The label of a verb: breezy's verbs only (bounded label values).
+
+    Anything else, and a request in an older protocol (a client's first
+    ``hello`` probe is in version 2, whose verb is not recorded), is
+    ``unknown``.
+    """
+    if verb is None or verb_category(verb) is None:
+        return "unknown"
+    return verb.decode("ascii", "replace")
+
+
+class _Observation:
+    """What the filter learns about one request until its body is done."""
+
+    __slots__ = ("environ", "error", "face", "received", "sent", "start", "status")
+
+    def __init__(self, face: str, environ: Environ) -> None:
+        self.face = face
+        self.environ = environ
+        self.start = time.perf_counter()
+        self.status = "500"
+        self.sent = 0
+        self.received = 0
+        self.error: str | None = None
+
+    def finish(self) -> None:
+        env = self.environ
+        endpoint = _endpoint(env)
+        method = env.get("REQUEST_METHOD", "")
+        method = method if method in _METHODS else "other"
+        LATENCY.labels(self.face, endpoint).observe(time.perf_counter() - self.start)
+        if self.received:
+            RECEIVED.labels(self.face).inc(self.received)
+        if self.sent:
+            SENT.labels(self.face).inc(self.sent)
+        if SMART_VERB_KEY in env:  # the request reached the smart protocol
+            SMART_CALLS.labels(self.face, _verb(env[SMART_VERB_KEY])).inc()
+        if self.status.startswith("5"):
+            ERRORS.labels(self.face, endpoint, "status").inc()
+        if self.error is not None:
+            ERRORS.labels(self.face, endpoint, "aborted").inc()
+        # last: once a request is counted, all its other metrics are in
+        REQUESTS.labels(self.face, endpoint, method, self.status).inc()
+
+
+class _CountingInput:
+    """``wsgi.input`` counting the bytes the application reads."""
+
+    def __init__(self, stream, observation: _Observation) -> None:
+        self._stream = stream
+        self._observation = observation
+
+    def _count(self, data):
+        self._observation.received += len(data)
+        return data
+
+    def read(self, *args):
+        return self._count(self._stream.read(*args))
+
+    def readline(self, *args):
+        return self._count(self._stream.readline(*args))
+
+    def readlines(self, *args):
+        lines = self._stream.readlines(*args)
+        self._observation.received += sum(len(line) for line in lines)
+        return lines
+
+    def __iter__(self):
+        return (self._count(line) for line in self._stream)
+
+
+class _ObservedBody:
+    """The response body, counted; the observation ends when it is closed."""
+
+    def __init__(self, body: Iterable[bytes], observation: _Observation) -> None:
+        self._body = body
+        self._observation = observation
+        self._done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._body:
+                self._observation.sent += len(chunk)
+                yield chunk
+        except BaseException as e:
+            self._observation.error = type(e).__name__
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            if not self._done:
+                self._done = True
+                self._observation.finish()
+
+
+def metrics_filter(wsgi: Callable, app: StoreApp) -> Callable:
+    """``wsgi`` with every request observed for the metrics."""
+    face = app.face
+
+    def observed(environ: Environ, start_response: Callable[..., Any]):
+        observation = _Observation(face, environ)
+        if "wsgi.input" in environ:
+            environ["wsgi.input"] = _CountingInput(environ["wsgi.input"], observation)
+
+        def counting_start_response(status, headers, exc_info=None):
+            observation.status = status.split(" ", 1)[0]
+            write = start_response(status, headers, exc_info)
+
+            def counting_write(data: bytes):
+                observation.sent += len(data)
+                return write(data)
+
+            return counting_write
+
+        try:
+            body = wsgi(environ, counting_start_response)
+        except BaseException as e:
+            observation.error = type(e).__name__
+            observation.finish()
+            raise
+        return _ObservedBody(body, observation)
+
+    return observed

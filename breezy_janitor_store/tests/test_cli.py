@@ -1,0 +1,154 @@
+"""``brz janitor-store``, the plugin's registration and its help."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+
+from .. import __version__
+from .fixtures import StoreTestCase, brz, http_request, plugin_env, start_serve
+
+
+class PluginTests(StoreTestCase):
+    def test_plugin_from_checkout_is_listed_with_version(self) -> None:
+        out = brz("plugins", env=plugin_env()).stdout.decode()
+        self.assertIn(f"janitor_store {__version__}", out)
+
+    def test_installed_plugin_is_listed(self) -> None:
+        if importlib.util.find_spec("breezy.plugins.janitor_store") is None:
+            self.skipTest("not installed (pip install .)")
+        out = brz("plugins").stdout.decode()
+        self.assertIn(f"janitor_store {__version__}", out)
+
+    def test_help(self) -> None:
+        out = brz("help", "janitor-store", env=plugin_env()).stdout.decode()
+        for text in [
+            "serve",
+            "--directory",
+            "BZR_STORE_PATH",
+            "--public-port",
+            "--campaign",
+            "--client-max-size",
+            "bzr+http://",
+        ]:
+            self.assertIn(text, out)
+
+
+class ServeCommandTests(StoreTestCase):
+    def serve(self, *args: str, **env: str) -> tuple[subprocess.Popen, str, str]:
+        return start_serve(self, *args, **env)
+
+    def test_serve_push_branch_and_interrupt(self) -> None:
+        proc, admin, public = self.serve(
+            "-d",
+            self.storage_dir,
+            "--port",
+            "0",
+            "--public-port",
+            "0",
+            "--campaign",
+            "lintian-fixes",
+        )
+        self.assertRegex(admin, r"^http://127\.0\.0\.1:\d+$")
+        self.assertRegex(public, r"^http://127\.0\.0\.1:\d+$")
+        self.assertNotEqual(admin, public)
+        work = self.make_branch(revisions=2)
+        brz("push", f"bzr+{admin}/hello/lintian-fixes", cwd=work)
+        brz("branch", f"bzr+{public}/bzr/hello/lintian-fixes", self.path("copy"))
+        self.assertEqual(
+            http_request(admin + "/hello/other/.bzr/smart", data=b"x")[0], 404
+        )
+        proc.send_signal(signal.SIGINT)
+        self.assertEqual(proc.wait(30), 0)
+        self.assertNotIn(b"Traceback", proc.stderr.read())
+
+    def test_environment_and_config_file(self) -> None:
+        config = self.path("janitor.conf")
+        with open(config, "w") as f:
+            f.write(
+                "# janitor config\n"
+                'campaign {\n  name: "from-config"\n  branch_name: "x"\n'
+                '  debian_build { base_distribution: "unstable" }\n}\n'
+                "campaign { name: 'second' }\n"
+            )
+        _, admin, _ = self.serve(
+            "--config",
+            config,
+            "--client-max-size",
+            "200000",
+            BZR_STORE_PATH=self.storage_dir,
+            BZR_STORE_ADMIN_PORT="0",
+            BZR_STORE_PUBLIC_PORT="0",
+            BZR_STORE_PUBLIC_URL="https://janitor.example.org/",
+        )
+        work = self.make_branch()
+        brz("push", f"bzr+{admin}/hello/from-config", cwd=work)
+        self.assertTrue(
+            os.path.isdir(os.path.join(self.storage_dir, "hello", "from-config"))
+        )
+        revid = brz("revision-info", "-d", work).stdout.split()[1].decode()
+        status, _, body = http_request(
+            f"{admin}/hello/revision-info?old=null:&new={revid}"
+        )
+        self.assertEqual(status, 200, body)
+        self.assertTrue(
+            json.loads(body)[0]["link"].startswith(
+                "https://janitor.example.org/bzr/hello/+revision/"
+            ),
+            body,
+        )
+        self.assertEqual(
+            http_request(admin + "/hello/lintian-fixes/.bzr/smart", data=b"x")[0], 404
+        )
+        status, _, body = http_request(
+            admin + "/hello/second/.bzr/smart", data=b"x" * 200001
+        )
+        self.assertEqual(status, 413)
+        self.assertIn(b"exceeds the limit of 200000", body)
+
+    def test_errors_are_one_line_with_status_3(self) -> None:
+        bad_config = self.path("bad.conf")
+        with open(bad_config, "w") as f:
+            f.write("campaign { name: \n")
+        cases = [
+            (["-d", self.path("missing")], "does not exist"),
+            (
+                ["-d", self.storage_dir, "--config", self.path("nope.conf")],
+                "cannot read",
+            ),
+            (["-d", self.storage_dir, "--config", bad_config], "cannot parse"),
+            (["-d", self.storage_dir, "--port", "70000"], "invalid port"),
+        ]
+        for args, message in cases:
+            with self.subTest(args=args):
+                proc = brz(
+                    "janitor-store", "serve", *args, env=plugin_env(), check=False
+                )
+                err = proc.stderr.decode()
+                self.assertEqual(proc.returncode, 3, err)
+                self.assertIn(message, err)
+                self.assertEqual(len(err.strip().splitlines()), 1, err)
+                self.assertNotIn("Traceback", err)
+
+    def test_port_in_use(self) -> None:
+        _, admin, _ = self.serve(
+            "-d", self.storage_dir, "--port", "0", "--public-port", "0"
+        )
+        port = admin.rsplit(":", 1)[1]
+        proc = brz(
+            "janitor-store",
+            "serve",
+            "-d",
+            self.storage_dir,
+            "--port",
+            port,
+            "--public-port",
+            "0",
+            env=plugin_env(),
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 3)
+        self.assertIn("cannot listen", proc.stderr.decode())

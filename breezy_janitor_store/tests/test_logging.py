@@ -1,0 +1,189 @@
+"""Errors and logs: request ids, no tracebacks or paths, the access log.
+
+Every response carries ``X-Request-Id``; every error the server logs names
+that id; no response shows a traceback or a server path; each request
+gives one access-log line in the common log format, with the worker's
+name when it authenticated.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+
+from ..auth import BasicAuth, CredentialsFile, add_worker
+from ..filters import REQUEST_ID_HEADER, RequestIdLogFilter, access_line
+from . import hostile
+from .fixtures import StoreTestCase, brz, http_request
+
+#: host ident user [time] "request" status bytes
+CLF = re.compile(
+    r"(?P<host>\S+) - (?P<user>\S+) \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "
+    r'"(?P<request>[^"\\]*(?:\\.[^"\\]*)*)" (?P<status>\d{3}) (?P<bytes>\d+|-)\Z'
+)
+RID = re.compile(r"[0-9a-f]{32}\Z")
+#: The package's logger (``breezy.plugins.janitor_store`` as a plugin).
+PACKAGE = __name__.rsplit(".tests.", 1)[0]
+
+
+class _Exploding:
+    """A codebase policy whose database is broken in an unexpected way."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def codebase_exists(self, name: str) -> bool:
+        raise RuntimeError(f"cannot read {self.where}/codebases.db")
+
+
+class RequestIdTests(StoreTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.store = self.start_store(campaigns=["lintian-fixes"])
+        self.work = self.make_branch(revisions=1)
+        brz(
+            "push",
+            "-q",
+            self.smart_url(self.store.admin, "hello/lintian-fixes"),
+            cwd=self.work,
+        )
+
+    def test_every_response_has_one(self) -> None:
+        admin, public = self.store.admin, self.store.public
+        requests = [
+            (admin + "/health", None, None),  # 200
+            (admin + "/nowhere", None, None),  # 404
+            (admin + "/hello/.bzr/smart", None, "GET"),  # 405
+            (admin + "/Hello/.bzr/smart", b"x", None),  # 400
+            (admin + "/a/%2e%2e/b", None, None),  # 400 before any route
+            (admin + "/hello/locks", None, None),  # 200 JSON
+            (public + "/hello/.bzr/smart", hostile.encode_request(b"hello"), None),
+            (public + "/nothing/.bzr/smart", b"x", None),  # 404
+            (
+                public + "/hello/lintian-fixes/.bzr/smart",
+                hostile.encode_request(b"Branch.lock_write", b".", b"", b""),
+                None,
+            ),  # refused verb
+        ]
+        seen = set()
+        for url, data, method in requests:
+            with self.subTest(url=url):
+                status, headers, body = http_request(url, data=data, method=method)
+                rid = headers.get(REQUEST_ID_HEADER)
+                self.assertIsNotNone(rid, (status, body))
+                self.assertRegex(rid, RID)
+                seen.add(rid)
+                self.assertEqual(hostile.leaks(body, self.tmp), [])
+        self.assertEqual(len(seen), len(requests))  # one id per request
+
+    def test_internal_error_is_logged_with_the_id(self) -> None:
+        store = self.start_store(codebase_policy=_Exploding(self.storage_dir))
+        with self.assertLogs(PACKAGE, logging.ERROR) as logs:
+            status, headers, body = http_request(
+                store.admin + "/hello/.bzr/smart", data=hostile.encode_request(b"hello")
+            )
+        self.assertEqual((status, body), (500, b"internal server error\n"))
+        rid = headers[REQUEST_ID_HEADER]
+        [record] = [r for r in logs.records if r.levelno >= logging.ERROR]
+        self.assertIn(f"(request {rid})", record.getMessage())
+        self.assertIn("codebases.db", logs.output[0])  # the traceback, for us
+        self.assertEqual(RequestIdLogFilter().filter(record), True)
+
+    def test_broken_stream_is_logged_with_the_id(self) -> None:
+        """A repository damaged on disk: the response is cut, the log says why."""
+        packs = os.path.join(self.storage_dir, "hello", ".bzr", "repository", "packs")
+        for name in os.listdir(packs):
+            path = os.path.join(packs, name)
+            with open(path, "r+b") as f:
+                f.truncate(os.path.getsize(path) // 2)
+        with self.assertLogs(PACKAGE, logging.INFO) as logs:
+            proc = brz(
+                "branch",
+                self.smart_url(self.store.public, "hello/lintian-fixes"),
+                self.path("copy"),
+                check=False,
+            )
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertNotIn(self.storage_dir.encode(), proc.stdout + proc.stderr)
+        errors = [r.getMessage() for r in logs.records if r.levelno >= logging.WARNING]
+        self.assertTrue(errors, logs.output)
+        ids = {
+            m.group(1)
+            for m in map(re.compile(r"\(request ([0-9a-f]{32})\)").search, errors)
+            if m
+        }
+        self.assertTrue(ids, errors)
+
+
+class AccessLogTests(StoreTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        credentials = self.path("workers")
+        add_worker(credentials, "worker-7", "s3cret")
+        self.store = self.start_store(
+            campaigns=["lintian-fixes"],
+            public={"write_policy": BasicAuth(CredentialsFile(credentials))},
+        )
+
+    def lines(self, logs) -> list[re.Match]:
+        out = []
+        for record in logs.records:
+            match = CLF.match(record.getMessage())
+            self.assertIsNotNone(match, record.getMessage())
+            out.append(match)
+        return out
+
+    def test_common_log_format(self) -> None:
+        with self.assertLogs("breezy_janitor_store.access", logging.INFO) as logs:
+            http_request(self.store.admin + "/health")
+            http_request(self.store.admin + "/nowhere?x=1")
+            http_request(self.store.public_root + "/bzr/a/%2e%2e/b")
+        health, nowhere, escape = self.lines(logs)
+        self.assertEqual(
+            (
+                health["host"],
+                health["user"],
+                health["request"],
+                health["status"],
+                health["bytes"],
+            ),
+            ("127.0.0.1", "-", "GET /health HTTP/1.1", "200", "3"),
+        )
+        self.assertEqual(nowhere["request"], "GET /nowhere?x=1 HTTP/1.1")
+        self.assertEqual(nowhere["status"], "404")
+        # the target as sent, not as the server normalised it
+        self.assertEqual(escape["request"], "GET /bzr/a/%2e%2e/b HTTP/1.1")
+        self.assertEqual(escape["status"], "400")
+
+    def test_authenticated_worker_is_named(self) -> None:
+        auth = "Basic " + base64.b64encode(b"worker-7:s3cret").decode()
+        body = hostile.encode_request(b"hello")
+        with self.assertLogs("breezy_janitor_store.access", logging.INFO) as logs:
+            http_request(
+                self.store.public + "/hello/.bzr/smart",
+                data=body,
+                headers={"Authorization": auth},
+            )
+            http_request(self.store.public_root + "/health")
+        worker, anonymous = self.lines(logs)
+        self.assertEqual(worker["user"], "worker-7")
+        self.assertEqual(worker["status"], "200")
+        self.assertEqual(anonymous["user"], "-")
+
+    def test_no_forged_lines(self) -> None:
+        """Quotes and control characters cannot start a new field or line."""
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "REQUEST_URI": '/x" 200 1\n127.0.0.1 - admin [01/Jan/2000:00:00:00 +0000] "GET /',
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "10.0.0.1",
+            "REMOTE_USER": "a b\nc",
+        }
+        line = access_line(environ, "400", 0, 0.0)
+        self.assertNotIn("\n", line)
+        match = CLF.match(line)
+        self.assertIsNotNone(match, line)
+        self.assertEqual(match["status"], "400")
+        self.assertEqual(match["user"], "a\\x20b\\nc")

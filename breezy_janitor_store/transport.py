@@ -1,0 +1,371 @@
+"""The store's transport decorator: the one enforcement point for disk access.
+
+Every smart request reaches the disk through a :class:`StoreTransport`.  It is
+rooted at one codebase directory and presents it as a *virtual* tree:
+
+* it is a jail: ``..`` stops at the codebase root and absolute paths start
+  there, so nothing outside the codebase can be named;
+* it maps the role ``main`` onto the campaign directory (see
+  :func:`breezy_janitor_store.layout.to_disk`);
+* on a read-only face every write raises breezy's ``readonly transport``
+  error; on a writable face each write is checked against the layout rules
+  and refused with ``PermissionDenied`` naming the reason;
+* its URLs (``janitor-store:///CODEBASE/...``) and the paths in the errors it
+  raises are virtual, so no server filesystem path ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import os
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from breezy import errors, urlutils
+from breezy.transport import FileExists, NoSuchFile, Transport
+from breezy.transport.decorator import TransportDecorator
+
+from . import layout
+
+__all__ = ["READONLY_MESSAGE", "StoreTransport"]
+
+#: Disk errors a client is told about plainly (as ``PermissionDenied``).
+DISK_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+)
+#: breezy's smart server turns exactly this message into ``ReadOnlyError``.
+READONLY_MESSAGE = "readonly transport"
+URL_SCHEME = "janitor-store:"
+
+
+class _Jail:
+    """State shared by a StoreTransport and all its clones."""
+
+    __slots__ = (
+        "codebase",
+        "disk_root",
+        "is_campaign",
+        "real_root",
+        "root",
+        "rooted",
+        "url",
+        "writable",
+    )
+
+    def __init__(
+        self,
+        root: Transport,
+        codebase: str,
+        writable: bool,
+        is_campaign: Callable[[str], bool],
+    ) -> None:
+        self.root = root
+        self.codebase = codebase
+        self.writable = writable
+        self.is_campaign = is_campaign
+        self.disk_root = urlutils.local_path_from_url(root.base).rstrip("/")
+        # Where the codebase really is: the storage directory's real path
+        # and the codebase's own name (a codebase that is a symlink is out).
+        parent, name = os.path.split(self.disk_root)
+        self.real_root = os.path.join(os.path.realpath(parent), name)
+        self.rooted = not os.path.islink(self.real_root)
+        self.url = f"{URL_SCHEME}///{urlutils.escape(codebase)}/"
+
+    def scrub(self, text: object) -> str:
+        """``text`` with the codebase's disk location replaced by its name."""
+        text = str(text or "")
+        for where in (self.root.base.rstrip("/"), self.disk_root):
+            text = text.replace(where, "/" + self.codebase)
+        return text
+
+
+class StoreTransport(TransportDecorator):
+    """A jailed, layout-enforcing view of one codebase directory."""
+
+    def __init__(self, jail: _Jail, segments: tuple[str, ...] = ()) -> None:
+        # TransportDecorator.__init__ would derive ``base`` from the decorated
+        # transport's (disk) URL; ours is virtual, so set things up directly.
+        self._jail = jail
+        self._decorated = jail.root
+        self._segments = segments
+        # What Transport.__init__ does, without parsing the URL for segment
+        # parameters: a virtual URL has none (its segments are escaped).
+        self.base = self._raw_base = jail.url + _join(segments, trailing=True)
+        self._segment_parameters = {}
+
+    @classmethod
+    def for_codebase(
+        cls,
+        codebase_transport: Transport,
+        codebase: str,
+        *,
+        writable: bool,
+        is_campaign: Callable[[str], bool],
+    ) -> StoreTransport:
+        """The virtual root of ``codebase``, stored at ``codebase_transport``."""
+        return cls(_Jail(codebase_transport, codebase, writable, is_campaign))
+
+    @classmethod
+    def _get_url_prefix(cls) -> str:
+        return URL_SCHEME
+
+    # -- path translation: the only place client paths become disk paths --
+
+    def _resolve(self, relpath: str) -> tuple[str, ...]:
+        """Virtual segments of ``relpath`` (URL-escaped) below the jail root."""
+        segments = [] if relpath.startswith("/") else list(self._segments)
+        for part in relpath.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if segments:
+                    segments.pop()
+                continue
+            try:
+                name = urlutils.unescape(part)
+            except (urlutils.InvalidURL, UnicodeError) as e:
+                raise errors.PermissionDenied(_display(segments), "invalid path") from e
+            if name in (".", "..") or "/" in name or "\x00" in name:
+                raise errors.PermissionDenied(
+                    _display(segments), "path escapes are not allowed"
+                )
+            segments.append(name)
+        return tuple(segments)
+
+    def _read_path(self, relpath: str) -> tuple[tuple[str, ...], str]:
+        segments = self._resolve(relpath)
+        disk = layout.to_disk(segments)
+        self._confine(segments, disk)
+        return segments, _join(disk)
+
+    def _confine(self, segments: tuple[str, ...], disk: tuple[str, ...]) -> None:
+        """Refuse a path that symlinks (planted on disk) lead out of the codebase.
+
+        Cheap when there are none: one ``lstat`` per existing component.
+        """
+        root = path = self._jail.real_root
+        if self._jail.rooted:
+            for name in disk:
+                path += os.sep + name
+                try:
+                    if stat.S_ISLNK(os.lstat(path).st_mode):
+                        break
+                except OSError:
+                    return  # nothing exists below a missing component
+            else:
+                return
+            real = os.path.realpath(os.path.join(root, *disk))
+            if real.startswith(root + os.sep):
+                return
+        raise errors.PermissionDenied(
+            self._display(segments), "symbolic links out of the codebase"
+        )
+
+    def _write_path(
+        self, relpath: str, layout_dir_op: bool = False
+    ) -> tuple[tuple[str, ...], str]:
+        """Check a write at ``relpath``; return its virtual and disk paths."""
+        segments = self._resolve(relpath)
+        if not self._jail.writable:
+            raise errors.TransportNotPossible(READONLY_MESSAGE)
+        disk = layout.to_disk(segments)
+        reason = layout.write_refusal(disk, self._jail.is_campaign, layout_dir_op)
+        if reason is not None:
+            raise errors.PermissionDenied(self._display(segments), reason)
+        self._confine(segments, disk)
+        return segments, _join(disk)
+
+    def _display(self, segments: tuple[str, ...]) -> str:
+        return "/" + self._jail.codebase + _display(segments)
+
+    @contextmanager
+    def _errors_for(self, segments: tuple[str, ...]) -> Iterator[None]:
+        """Rewrite errors of the disk transport to name virtual paths only."""
+        try:
+            yield
+        except errors.PathError as e:
+            e.path = self._display(segments)
+            e.extra = self._jail.scrub(e.extra)
+            raise
+        except (errors.TransportError, OSError) as e:
+            if getattr(e, "errno", None) in DISK_ERRNOS:  # full, read-only...
+                raise errors.PermissionDenied(
+                    self._display(segments), e.strerror
+                ) from None
+            raise errors.TransportError(self._jail.scrub(e)) from None
+
+    def _call(self, method: str, segments: tuple[str, ...], disk: str, *args, **kwargs):
+        with self._errors_for(segments):
+            return getattr(self._jail.root, method)(disk, *args, **kwargs)
+
+    # -- Transport API --
+
+    def clone(self, offset: str | None = None) -> StoreTransport:
+        if offset is None:
+            return StoreTransport(self._jail, self._segments)
+        return StoreTransport(self._jail, self._resolve(offset))
+
+    def abspath(self, relpath: str) -> str:
+        return self._jail.url + _join(self._resolve(relpath))
+
+    def external_url(self) -> str:
+        # Usable in this process only; it also stops breezy's foreign-format
+        # probers (git, ...) from probing the store's tree.
+        raise errors.InProcessTransport(self)
+
+    def is_readonly(self) -> bool:
+        return not self._jail.writable
+
+    def get_smart_client(self):
+        raise errors.NoSmartMedium(self)
+
+    def get_smart_medium(self):
+        raise errors.NoSmartMedium(self)
+
+    def _redirected_to(self, source, target):
+        return None
+
+    # reads
+    def get(self, relpath):
+        return self._call("get", *self._read_path(relpath))
+
+    def has(self, relpath):
+        return self._call("has", *self._read_path(relpath))
+
+    def stat(self, relpath):
+        segments, disk = self._read_path(relpath)
+        try:
+            return self._call("stat", segments, disk)
+        except NoSuchFile:
+            if self._implicit_dir(segments):
+                return self._call("stat", (), ".")  # a directory like its codebase's
+            raise
+
+    def list_dir(self, relpath):
+        segments, disk = self._read_path(relpath)
+        try:
+            return self._call("list_dir", segments, disk)
+        except NoSuchFile:
+            if self._implicit_dir(segments):
+                return []
+            raise
+
+    def _implicit_dir(self, segments: tuple[str, ...]) -> bool:
+        """Whether a missing path is a layout directory this face may create.
+
+        Where writes are allowed, ``stat`` and ``list_dir`` see campaign and
+        role directories as existing, empty directories until something is
+        written in them (the worker's ``initialize_on_transport`` stats its
+        directory first).  ``has`` does not, so format probers never mistake
+        a missing branch for anything.
+        """
+        disk = layout.to_disk(segments)
+        return (
+            self._jail.writable
+            and layout.is_layout_dir(disk)
+            and layout.write_refusal(disk, self._jail.is_campaign, True) is None
+        )
+
+    def _readv(self, relpath, offsets):
+        return self._call("_readv", *self._read_path(relpath), offsets)
+
+    def lock_read(self, relpath):
+        return self._call("lock_read", *self._read_path(relpath))
+
+    def iter_files_recursive(self):
+        return Transport.iter_files_recursive(self)
+
+    # writes
+    def put_file(self, relpath, f, mode=None):
+        return self._call("put_file", *self._write_path(relpath), f, mode)
+
+    def put_bytes(self, relpath, raw_bytes, mode=None):
+        return self._call("put_bytes", *self._write_path(relpath), raw_bytes, mode)
+
+    def append_file(self, relpath, f, mode=None):
+        return self._call("append_file", *self._write_path(relpath), f, mode=mode)
+
+    def append_bytes(self, relpath, data, mode=None):
+        return self._call("append_bytes", *self._write_path(relpath), data, mode=mode)
+
+    def open_write_stream(self, relpath, mode=None):
+        return self._call("open_write_stream", *self._write_path(relpath), mode=mode)
+
+    def delete(self, relpath):
+        return self._call("delete", *self._write_path(relpath))
+
+    def delete_tree(self, relpath):
+        return self._call("delete_tree", *self._write_path(relpath))
+
+    def rmdir(self, relpath):
+        return self._call("rmdir", *self._write_path(relpath, layout_dir_op=True))
+
+    def lock_write(self, relpath):
+        return self._call("lock_write", *self._write_path(relpath))
+
+    def rename(self, rel_from, rel_to):
+        _, disk_from = self._write_path(rel_from)
+        segments, disk_to = self._write_path(rel_to)
+        with self._errors_for(segments):
+            return self._jail.root.rename(disk_from, disk_to)
+
+    def move(self, rel_from, rel_to):
+        # Transport.move would copy and delete: a new pack, moved from
+        # upload/ to packs/ by every push, would be written twice.
+        _, disk_from = self._write_path(rel_from)
+        segments, disk_to = self._write_path(rel_to)
+        with self._errors_for(segments):
+            return self._jail.root.move(disk_from, disk_to)
+
+    def mkdir(self, relpath, mode=None):
+        segments, disk = self._write_path(relpath, layout_dir_op=True)
+        disk_segments = layout.to_disk(segments)
+        self._make_layout_parents(disk_segments)
+        try:
+            return self._call("mkdir", segments, disk, mode)
+        except FileExists:
+            # An empty campaign or role directory (say, left by a failed
+            # push) counts as absent, so a plain ``brz push`` can use it.
+            if layout.is_layout_dir(disk_segments) and not self._jail.root.has(
+                disk + "/" + layout.CONTROL
+            ):
+                return None
+            raise
+
+    def _make_layout_parents(self, disk: tuple[str, ...]) -> None:
+        """Create the campaign and role directories ``disk`` lies in.
+
+        Layout directories are implicit: creating a branch at
+        ``CAMPAIGN/ROLE`` or ``CAMPAIGN/.bzr`` needs no ``--create-prefix``.
+        """
+        for depth in range(1, min(len(disk), 3)):
+            if not layout.is_layout_dir(disk[:depth]):
+                break
+            with contextlib.suppress(FileExists):
+                self._jail.root.mkdir(_join(disk[:depth]))
+
+    # Linking could point outside the jail: never.
+    def symlink(self, source, link_name):
+        raise errors.TransportNotPossible("links are not allowed in the store")
+
+    def hardlink(self, source, link_name):
+        raise errors.TransportNotPossible("links are not allowed in the store")
+
+
+#: A segment's URL escape, remembered (the same names recur in every request).
+_escape = functools.lru_cache(maxsize=4096)(urlutils.escape)
+
+
+def _join(segments: tuple[str, ...], trailing: bool = False) -> str:
+    """URL-escaped relative path of ``segments``."""
+    path = "/".join(map(_escape, segments))
+    if not path:
+        return "" if trailing else "."
+    return path + "/" if trailing else path
+
+
+def _display(segments) -> str:
+    return "".join("/" + s for s in segments) or "/"
