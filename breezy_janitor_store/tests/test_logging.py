@@ -16,7 +16,7 @@ import re
 from ..auth import BasicAuth, CredentialsFile, add_worker
 from ..filters import REQUEST_ID_HEADER, RequestIdLogFilter, access_line
 from . import hostile
-from .fixtures import StoreTestCase, brz, http_request
+from .fixtures import StoreTestCase, brz, http_request, wait_for
 
 #: host ident user [time] "request" status bytes
 CLF = re.compile(
@@ -127,20 +127,32 @@ class AccessLogTests(StoreTestCase):
             public={"write_policy": BasicAuth(CredentialsFile(credentials))},
         )
 
-    def lines(self, logs) -> list[re.Match]:
-        out = []
+    def lines(self, logs, *targets: str) -> list[re.Match]:
+        """The access lines of ``targets``, in that order, once all are written.
+
+        Call it inside the ``assertLogs`` block, which stops recording on exit.
+
+        A line is written when the server closes the response, which can
+        be after the client has read the whole body (and after the next
+        request's line): wait for them and match them up by target.
+        """
+        wait_for(lambda: len(logs.records) >= len(targets), "the access-log lines")
+        by_target = {}
         for record in logs.records:
             match = CLF.match(record.getMessage())
             self.assertIsNotNone(match, record.getMessage())
-            out.append(match)
-        return out
+            by_target[match["request"].split(" ")[1]] = match
+        self.assertEqual(sorted(by_target), sorted(targets))
+        return [by_target[target] for target in targets]
 
     def test_common_log_format(self) -> None:
         with self.assertLogs("breezy_janitor_store.access", logging.INFO) as logs:
             http_request(self.store.admin + "/health")
             http_request(self.store.admin + "/nowhere?x=1")
             http_request(self.store.public_root + "/bzr/a/%2e%2e/b")
-        health, nowhere, escape = self.lines(logs)
+            health, nowhere, escape = self.lines(
+                logs, "/health", "/nowhere?x=1", "/bzr/a/%2e%2e/b"
+            )
         self.assertEqual(
             (
                 health["host"],
@@ -167,7 +179,7 @@ class AccessLogTests(StoreTestCase):
                 headers={"Authorization": auth},
             )
             http_request(self.store.public_root + "/health")
-        worker, anonymous = self.lines(logs)
+            worker, anonymous = self.lines(logs, "/bzr/hello/.bzr/smart", "/health")
         self.assertEqual(worker["user"], "worker-7")
         self.assertEqual(worker["status"], "200")
         self.assertEqual(anonymous["user"], "-")
