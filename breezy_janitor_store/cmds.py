@@ -18,7 +18,7 @@ class cmd_janitor_store(Command):
 
     Actions:
 
-      serve   Serve the store's two faces over HTTP until interrupted:
+      serve   Serve the store's two faces over HTTP until SIGINT or SIGTERM:
               the admin face (trusted network; workers push to
               bzr+http://HOST:PORT/CODEBASE/CAMPAIGN[/ROLE]) and the
               public face (read-only; branches under /bzr/).  Prints the

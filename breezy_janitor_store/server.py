@@ -25,6 +25,7 @@ Hostile clients (see the README's security section):
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -118,21 +119,38 @@ def server_url(server) -> str:
 
 
 def serve_forever(servers: list, ready: Callable[[], None] | None = None) -> None:
-    """Serve until interrupted (Ctrl-C), then shut every server down."""
+    """Serve until SIGINT (Ctrl-C) or SIGTERM, then shut every server down.
+
+    Both signals are handled even when the parent left SIGINT ignored (as a
+    shell does for a background job), so ``kill -INT`` and a service
+    manager's ``SIGTERM`` always stop the store cleanly.
+    """
+    stop = threading.Event()
     threads = [
         threading.Thread(target=s.serve_forever, name=f"serve-{i}", daemon=True)
         for i, s in enumerate(servers)
     ]
     for t in threads:
         t.start()
-    if ready is not None:
-        ready()
+    previous = _on_signals((signal.SIGINT, signal.SIGTERM), lambda *_: stop.set())
     try:
-        while all(t.is_alive() for t in threads):
-            threads[0].join(0.5)
-    except KeyboardInterrupt:
+        if ready is not None:
+            ready()
+        while not stop.wait(0.5) and all(t.is_alive() for t in threads):
+            pass
+    except KeyboardInterrupt:  # not the main thread: no handlers of ours
         pass
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         for s in servers:
             s.shutdown()
             s.server_close()
+
+
+def _on_signals(signums: tuple, handler: Callable) -> dict:
+    """Install ``handler`` for ``signums`` if this is the main thread;
+    return the handlers it replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, handler) for signum in signums}

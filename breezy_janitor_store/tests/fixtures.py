@@ -79,15 +79,19 @@ def reap(proc: subprocess.Popen) -> None:
 
 
 def start_serve(
-    test: unittest.TestCase, *args: str, **env: str
+    test: unittest.TestCase, *args: str, ignore_sigint: bool = False, **env: str
 ) -> tuple[subprocess.Popen, str, str]:
     """Start ``brz janitor-store serve ARGS`` with this checkout's plugin.
 
     Returns the process (reaped at cleanup) and its admin and public URLs,
-    without trailing slashes.
+    without trailing slashes.  With ``ignore_sigint`` it starts with
+    SIGINT ignored, as a shell starts a background job.
     """
+    command = [*brz_command(), "janitor-store", "serve", *args]
+    if ignore_sigint:
+        command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
     proc = subprocess.Popen(
-        [*brz_command(), "janitor-store", "serve", *args],
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=plugin_env(**env),

@@ -65,6 +65,25 @@ class ServeCommandTests(StoreTestCase):
         self.assertEqual(proc.wait(30), 0)
         self.assertNotIn(b"Traceback", proc.stderr.read())
 
+    def test_sigterm_and_an_inherited_ignored_sigint_stop_it_cleanly(self) -> None:
+        """A service manager's SIGTERM, and SIGINT even where the parent
+        ignored it (a shell's background job), stop it with status 0."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with self.subTest(signal=sig.name):
+                proc, admin, _ = self.serve(
+                    "-d",
+                    self.storage_dir,
+                    "--port",
+                    "0",
+                    "--public-port",
+                    "0",
+                    ignore_sigint=True,
+                )
+                self.assertEqual(http_request(admin + "/health")[2], b"ok\n")
+                proc.send_signal(sig)
+                self.assertEqual(proc.wait(30), 0)
+                self.assertNotIn(b"Traceback", proc.stderr.read())
+
     def test_environment_and_config_file(self) -> None:
         config = self.path("janitor.conf")
         with open(config, "w") as f:
