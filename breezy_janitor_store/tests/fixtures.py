@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -247,6 +248,27 @@ class RunningStore:
     @property
     def public_root(self) -> str:
         return f"http://127.0.0.1:{self._servers[1].server_address[1]}"
+
+    def wait_idle(self) -> None:
+        """Wait until every request a (killed) client sent is finished.
+
+        No connection thread runs (``socketserver`` names them after
+        ``process_request_thread``; its own list of them leaves out daemon
+        threads) and no connection waits to be accepted, checked twice
+        around the accept check so one being accepted meanwhile is seen.
+        """
+
+        def serving() -> bool:
+            return any("process_request" in t.name for t in threading.enumerate())
+
+        def idle() -> bool:
+            if serving():
+                return False
+            if select.select(self._servers, [], [], 0)[0]:
+                return False
+            return not serving()
+
+        wait_for(idle, "the server to finish its requests")
 
     def stop(self) -> None:
         for s in self._servers:

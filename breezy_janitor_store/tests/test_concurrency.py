@@ -15,7 +15,6 @@ import os
 import random
 import signal
 import subprocess
-import threading
 import time
 
 from breezy.commit import NullCommitReporter
@@ -27,15 +26,6 @@ from .fixtures import StoreTestCase, brz, brz_command
 
 CLIENTS = 10
 CONTENTION = ("Could not acquire lock", "LockContention")
-
-
-def server_settled(timeout: float = 60.0) -> None:
-    """Wait until the server threads have finished every request."""
-    deadline = time.monotonic() + timeout
-    while any("process_request" in t.name for t in threading.enumerate()):
-        if time.monotonic() > deadline:
-            raise AssertionError("the server is still busy")
-        threading.Event().wait(0.01)
 
 
 class ConcurrencyTestCase(StoreTestCase):
@@ -108,7 +98,7 @@ class ConcurrentPushTests(ConcurrencyTestCase):
                     f"neither success nor lock contention: {self.out(r)}",
                 )
         self.assertTrue(succeeded)
-        server_settled()
+        self.store.wait_idle()
         # the branch is at one of the tips pushed successfully
         self.assertIn(self.tip("hello/lintian-fixes"), succeeded)
         self.assertEqual(list_locks(self.store.admin_app.storage, "hello"), [])
@@ -124,7 +114,7 @@ class ConcurrentPushTests(ConcurrencyTestCase):
         )
         for r in results:
             self.assertEqual(r.returncode, 0, self.out(r))
-        server_settled()
+        self.store.wait_idle()
         for i, (_, tip) in enumerate(variants):
             self.assertEqual(self.tip(f"hello/campaign{i}"), tip)
         # one shared repository holds them all
@@ -183,7 +173,7 @@ class CrashTests(ConcurrencyTestCase):
                 outcomes["killed"] += 1
             finally:
                 proc.stderr.close()
-            server_settled()
+            self.store.wait_idle()
             what = f"trial {trial} (seed {self.seed}, killed after {delay:.2f} s)"
             tip = self.tip("hello/lintian-fixes")
             self.assertIn(tip, (old, new), what)

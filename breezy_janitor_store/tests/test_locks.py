@@ -70,7 +70,10 @@ class StaleLockTests(StoreTestCase):
             proc.send_signal(signal.SIGKILL)
         finally:
             proc.wait()
-        # the server notices the client is gone and aborts the insert
+        # the server finishes what the client had sent (a request in flight
+        # may still hold the repository's names lock), notices the client is
+        # gone and aborts the insert
+        self.store.wait_idle()
         wait_for(lambda: not os.listdir(self.upload_dir()), "the aborted upload to go")
 
     def upload_dir(self) -> str:
