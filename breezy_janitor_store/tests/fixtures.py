@@ -226,6 +226,10 @@ class RunningStore:
             make_server(self.admin_app, "127.0.0.1", 0),
             make_server(self.public_app, "127.0.0.1", 0),
         ]
+        self._lock = threading.Lock()
+        self._connections = 0
+        for server in self._servers:
+            self._count_connections(server)
         self._threads = [
             threading.Thread(
                 target=s.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
@@ -249,26 +253,43 @@ class RunningStore:
     def public_root(self) -> str:
         return f"http://127.0.0.1:{self._servers[1].server_address[1]}"
 
+    def _count_connections(self, server) -> None:
+        """Count ``server``'s open connections, from accept to close."""
+        accept, serve = server.process_request, server.process_request_thread
+
+        def change(by: int) -> None:
+            with self._lock:
+                self._connections += by
+
+        def accepted(request, client_address) -> None:
+            change(1)
+            try:
+                accept(request, client_address)  # starts a thread: served()
+            except BaseException:
+                change(-1)
+                raise
+
+        def served(request, client_address) -> None:
+            try:
+                serve(request, client_address)
+            finally:
+                change(-1)
+
+        server.process_request = accepted
+        server.process_request_thread = served
+
     def wait_idle(self) -> None:
-        """Wait until every request a (killed) client sent is finished.
-
-        No connection thread runs (``socketserver`` names them after
-        ``process_request_thread``; its own list of them leaves out daemon
-        threads) and no connection waits to be accepted, checked twice
-        around the accept check so one being accepted meanwhile is seen.
-        """
-
-        def serving() -> bool:
-            return any("process_request" in t.name for t in threading.enumerate())
+        """Wait until every request a (killed) client sent is finished: no
+        connection is open or waits to be accepted, twice in a row (a
+        connection being accepted meanwhile is counted by then)."""
+        checks = []
 
         def idle() -> bool:
-            if serving():
-                return False
-            if select.select(self._servers, [], [], 0)[0]:
-                return False
-            return not serving()
+            waiting = select.select(self._servers, [], [], 0)[0]
+            checks.append(not waiting and self._connections == 0)
+            return checks[-2:] == [True, True]
 
-        wait_for(idle, "the server to finish its requests")
+        wait_for(idle, "the store's connections to close")
 
     def stop(self) -> None:
         for s in self._servers:
