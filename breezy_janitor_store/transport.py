@@ -21,8 +21,7 @@ import errno
 import functools
 import os
 import stat
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from breezy import errors, urlutils
 from breezy.transport import FileExists, NoSuchFile, Transport
@@ -181,11 +180,10 @@ class StoreTransport(TransportDecorator):
     def _display(self, segments: tuple[str, ...]) -> str:
         return "/" + self._jail.codebase + _display(segments)
 
-    @contextmanager
-    def _errors_for(self, segments: tuple[str, ...]) -> Iterator[None]:
-        """Rewrite errors of the disk transport to name virtual paths only."""
+    def _call(self, method: str, segments: tuple[str, ...], disk: str, *args, **kwargs):
+        """Call ``method`` of the disk transport; its errors name virtual paths only."""
         try:
-            yield
+            return getattr(self._jail.root, method)(disk, *args, **kwargs)
         except errors.PathError as e:
             e.path = self._display(segments)
             e.extra = self._jail.scrub(e.extra)
@@ -196,10 +194,6 @@ class StoreTransport(TransportDecorator):
                     self._display(segments), e.strerror
                 ) from None
             raise errors.TransportError(self._jail.scrub(e)) from None
-
-    def _call(self, method: str, segments: tuple[str, ...], disk: str, *args, **kwargs):
-        with self._errors_for(segments):
-            return getattr(self._jail.root, method)(disk, *args, **kwargs)
 
     # -- Transport API --
 
@@ -309,16 +303,14 @@ class StoreTransport(TransportDecorator):
     def rename(self, rel_from, rel_to):
         _, disk_from = self._write_path(rel_from)
         segments, disk_to = self._write_path(rel_to)
-        with self._errors_for(segments):
-            return self._jail.root.rename(disk_from, disk_to)
+        return self._call("rename", segments, disk_from, disk_to)
 
     def move(self, rel_from, rel_to):
         # Transport.move would copy and delete: a new pack, moved from
         # upload/ to packs/ by every push, would be written twice.
         _, disk_from = self._write_path(rel_from)
         segments, disk_to = self._write_path(rel_to)
-        with self._errors_for(segments):
-            return self._jail.root.move(disk_from, disk_to)
+        return self._call("move", segments, disk_from, disk_to)
 
     def mkdir(self, relpath, mode=None):
         segments, disk = self._write_path(relpath, layout_dir_op=True)
