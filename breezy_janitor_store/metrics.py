@@ -19,6 +19,7 @@ its ``child_exit`` hook.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -174,6 +175,14 @@ def _verb(verb: bytes | None) -> str:
     return verb.decode("ascii", "replace")
 
 
+@functools.lru_cache(maxsize=4096)
+def _child(metric, *labels: str):
+    """``metric.labels(*labels)``, kept: ``labels()`` validates and locks on
+    every call, and label values come from small fixed sets (faces,
+    endpoints, methods, status codes, breezy's verbs)."""
+    return metric.labels(*labels)
+
+
 class _Observation:
     """What the filter learns about one request until its body is done."""
 
@@ -193,19 +202,20 @@ class _Observation:
         endpoint = _endpoint(env)
         method = env.get("REQUEST_METHOD", "")
         method = method if method in _METHODS else "other"
-        LATENCY.labels(self.face, endpoint).observe(time.perf_counter() - self.start)
+        face = self.face
+        _child(LATENCY, face, endpoint).observe(time.perf_counter() - self.start)
         if self.received:
-            RECEIVED.labels(self.face).inc(self.received)
+            _child(RECEIVED, face).inc(self.received)
         if self.sent:
-            SENT.labels(self.face).inc(self.sent)
+            _child(SENT, face).inc(self.sent)
         if SMART_VERB_KEY in env:  # the request reached the smart protocol
-            SMART_CALLS.labels(self.face, _verb(env[SMART_VERB_KEY])).inc()
+            _child(SMART_CALLS, face, _verb(env[SMART_VERB_KEY])).inc()
         if self.status.startswith("5"):
-            ERRORS.labels(self.face, endpoint, "status").inc()
+            _child(ERRORS, face, endpoint, "status").inc()
         if self.error is not None:
-            ERRORS.labels(self.face, endpoint, "aborted").inc()
+            _child(ERRORS, face, endpoint, "aborted").inc()
         # last: once a request is counted, all its other metrics are in
-        REQUESTS.labels(self.face, endpoint, method, self.status).inc()
+        _child(REQUESTS, face, endpoint, method, self.status).inc()
 
 
 class _CountingInput:

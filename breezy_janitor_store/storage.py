@@ -63,9 +63,10 @@ class Storage:
     ) -> StoreTransport:
         """The jailed virtual root of ``codebase`` for one request.
 
-        Roots are immutable and shared between requests: one is reused while
-        the codebase directory is the same one on disk (one ``lstat``), so
-        a directory replaced, moved or turned into a symlink gets a new jail.
+        Jails are shared between requests: one is reused while the codebase
+        directory is the same one on disk (one ``lstat``), so a directory
+        replaced, moved or turned into a symlink gets a new jail.  Each call
+        returns a view of its own (see :meth:`StoreTransport.for_request`).
         """
         key = (codebase, writable, is_campaign)
         try:
@@ -79,7 +80,7 @@ class Storage:
                 cached = self._roots.get(key)
                 if cached is not None and cached[0] == identity:
                     self._roots.move_to_end(key)
-                    return cached[1]
+                    return cached[1].for_request()
         root = StoreTransport.for_codebase(
             self._codebase_transport(codebase),
             codebase,
@@ -91,7 +92,7 @@ class Storage:
                 self._roots[key] = (identity, root)
                 if len(self._roots) > ROOT_CACHE_SIZE:
                     self._roots.popitem(last=False)
-        return root
+        return root.for_request()
 
     def ensure_repository(self, codebase: str) -> bool:
         """Create the codebase's shared repository unless it exists.

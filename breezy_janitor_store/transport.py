@@ -84,15 +84,21 @@ class _Jail:
 class StoreTransport(TransportDecorator):
     """A jailed, layout-enforcing view of one codebase directory."""
 
-    def __init__(self, jail: _Jail, segments: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        jail: _Jail,
+        segments: tuple[str, ...] = (),
+        verified: set[str] | None = None,
+    ) -> None:
         # TransportDecorator.__init__ would derive ``base`` from the decorated
         # transport's (disk) URL; ours is virtual, so set things up directly.
         self._jail = jail
         self._decorated = jail.root
         self._segments = segments
+        self._verified = verified
         # What Transport.__init__ does, without parsing the URL for segment
         # parameters: a virtual URL has none (its segments are escaped).
-        self.base = self._raw_base = jail.url + _join(segments, trailing=True)
+        self.base = self._raw_base = jail.url + _directory_url(segments)
         self._segment_parameters = {}
 
     @classmethod
@@ -107,6 +113,11 @@ class StoreTransport(TransportDecorator):
         """The virtual root of ``codebase``, stored at ``codebase_transport``."""
         return cls(_Jail(codebase_transport, codebase, writable, is_campaign))
 
+    def for_request(self) -> StoreTransport:
+        """This transport for one request: it and its clones remember the
+        disk paths found not to be symbolic links while the request lasts."""
+        return StoreTransport(self._jail, self._segments, set())
+
     @classmethod
     def _get_url_prefix(cls) -> str:
         return URL_SCHEME
@@ -115,24 +126,7 @@ class StoreTransport(TransportDecorator):
 
     def _resolve(self, relpath: str) -> tuple[str, ...]:
         """Virtual segments of ``relpath`` (URL-escaped) below the jail root."""
-        segments = [] if relpath.startswith("/") else list(self._segments)
-        for part in relpath.split("/"):
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if segments:
-                    segments.pop()
-                continue
-            try:
-                name = urlutils.unescape(part)
-            except (urlutils.InvalidURL, UnicodeError) as e:
-                raise errors.PermissionDenied(_display(segments), "invalid path") from e
-            if name in (".", "..") or "/" in name or "\x00" in name:
-                raise errors.PermissionDenied(
-                    _display(segments), "path escapes are not allowed"
-                )
-            segments.append(name)
-        return tuple(segments)
+        return _resolve(self._segments, relpath)
 
     def _read_path(self, relpath: str) -> tuple[tuple[str, ...], str]:
         segments = self._resolve(relpath)
@@ -143,17 +137,25 @@ class StoreTransport(TransportDecorator):
     def _confine(self, segments: tuple[str, ...], disk: tuple[str, ...]) -> None:
         """Refuse a path that symlinks (planted on disk) lead out of the codebase.
 
-        Cheap when there are none: one ``lstat`` per existing component.
+        Cheap when there are none: one ``lstat`` per existing component, once
+        per request (a request's transports share the components found real;
+        checking again would not close the race of a symlink planted between
+        the check and the use any better).
         """
         root = path = self._jail.real_root
+        verified = self._verified
         if self._jail.rooted:
             for name in disk:
                 path += os.sep + name
+                if verified is not None and path in verified:
+                    continue
                 try:
                     if stat.S_ISLNK(os.lstat(path).st_mode):
                         break
                 except OSError:
                     return  # nothing exists below a missing component
+                if verified is not None:
+                    verified.add(path)
             else:
                 return
             real = os.path.realpath(os.path.join(root, *disk))
@@ -199,8 +201,8 @@ class StoreTransport(TransportDecorator):
 
     def clone(self, offset: str | None = None) -> StoreTransport:
         if offset is None:
-            return StoreTransport(self._jail, self._segments)
-        return StoreTransport(self._jail, self._resolve(offset))
+            return StoreTransport(self._jail, self._segments, self._verified)
+        return StoreTransport(self._jail, self._resolve(offset), self._verified)
 
     def abspath(self, relpath: str) -> str:
         return self._jail.url + _join(self._resolve(relpath))
@@ -348,15 +350,63 @@ class StoreTransport(TransportDecorator):
 
 
 #: A segment's URL escape, remembered (the same names recur in every request).
-_escape = functools.lru_cache(maxsize=4096)(urlutils.escape)
+#: Longest arguments (in characters) a memoised path function keeps.
+MEMO_LIMIT = 512
 
 
-def _join(segments: tuple[str, ...], trailing: bool = False) -> str:
+def _memoised(fn: Callable) -> Callable:
+    """``fn``, a pure function of strings and tuples of strings, memoised:
+    breezy asks for the same few paths again and again.  Calls with long
+    arguments (hostile, say) are computed, not kept."""
+    cached = functools.lru_cache(maxsize=4096)(fn)
+
+    @functools.wraps(fn)
+    def call(*args):
+        size = 0
+        for arg in args:
+            size += len(arg) if isinstance(arg, str) else sum(map(len, arg))
+        return cached(*args) if size <= MEMO_LIMIT else fn(*args)
+
+    call.cache_info = cached.cache_info
+    return call
+
+
+_escape = _memoised(urlutils.escape)
+
+
+@_memoised
+def _resolve(base: tuple[str, ...], relpath: str) -> tuple[str, ...]:
+    """Segments of ``relpath`` (URL-escaped) from ``base``, clamped at the
+    root (pure, so kept: breezy asks for the same few paths again and again)."""
+    segments = [] if relpath.startswith("/") else list(base)
+    for part in relpath.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if segments:
+                segments.pop()
+            continue
+        try:
+            name = urlutils.unescape(part)
+        except (urlutils.InvalidURL, UnicodeError) as e:
+            raise errors.PermissionDenied(_display(segments), "invalid path") from e
+        if name in (".", "..") or "/" in name or "\x00" in name:
+            raise errors.PermissionDenied(
+                _display(segments), "path escapes are not allowed"
+            )
+        segments.append(name)
+    return tuple(segments)
+
+
+@_memoised
+def _join(segments: tuple[str, ...]) -> str:
     """URL-escaped relative path of ``segments``."""
-    path = "/".join(map(_escape, segments))
-    if not path:
-        return "" if trailing else "."
-    return path + "/" if trailing else path
+    return "/".join(map(_escape, segments)) or "."
+
+
+def _directory_url(segments: tuple[str, ...]) -> str:
+    """:func:`_join` as a directory: with a trailing slash, empty at the root."""
+    return _join(segments) + "/" if segments else ""
 
 
 def _display(segments) -> str:

@@ -67,6 +67,32 @@ class StoreTransportTests(StoreTestCase):
             with self.subTest(path=path), self.assertRaises(NoSuchFile):
                 t.get(path)
 
+    def test_a_symlink_planted_between_requests_is_refused(self) -> None:
+        """A request remembers the directories it found real; the next
+        request looks again."""
+        first = self.transport(writable=False)
+        branch = os.path.join(self.disk, "lintian-fixes")
+        os.makedirs(os.path.join(branch, "sub"))
+        with open(os.path.join(branch, "sub", "file"), "w") as f:
+            f.write("inside")
+        self.assertEqual(first.get_bytes("lintian-fixes/sub/file"), b"inside")
+        os.rename(os.path.join(branch, "sub"), os.path.join(branch, "old"))
+        os.symlink(self.tmp, os.path.join(branch, "sub"))
+        os.rename(self.path("secret"), os.path.join(self.tmp, "file"))
+        with self.assertRaises(errors.PermissionDenied):
+            self.transport(writable=False).get_bytes("lintian-fixes/sub/file")
+
+    def test_long_paths_are_resolved_and_not_kept(self) -> None:
+        from .. import transport
+
+        t = self.transport()
+        long = "/".join(["d" * 100] * 8)  # over MEMO_LIMIT
+        kept = transport._resolve.cache_info().currsize
+        self.assertEqual(t.clone(long).base, "janitor-store:///cb/" + long + "/")
+        self.assertEqual(transport._resolve.cache_info().currsize, kept)
+        t.clone("lintian-fixes/.bzr")
+        self.assertEqual(transport._resolve.cache_info().currsize, kept + 1)
+
     def test_reads_and_urls(self) -> None:
         t = self.transport(writable=False)
         self.assertTrue(t.is_readonly())
