@@ -23,8 +23,8 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -109,7 +109,7 @@ def _with_request_id(wsgi: Callable) -> Callable:
     """Request id and access log around ``wsgi`` (the outermost filter)."""
 
     def filtered(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        rid = uuid.uuid4().hex
+        rid = secrets.token_hex(16)
         environ[REQUEST_ID_KEY] = rid
         record = _Exchange(environ)
 

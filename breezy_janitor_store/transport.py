@@ -22,6 +22,7 @@ import functools
 import os
 import stat
 from collections.abc import Callable
+from typing import Any
 
 from breezy import errors, urlutils
 from breezy.transport import FileExists, NoSuchFile, Transport
@@ -144,6 +145,8 @@ class StoreTransport(TransportDecorator):
         """
         root = path = self._jail.real_root
         verified = self._verified
+        if verified and os.sep.join((root, *disk)) in verified:
+            return  # every component was found real in this request
         if self._jail.rooted:
             for name in disk:
                 path += os.sep + name
@@ -350,24 +353,33 @@ class StoreTransport(TransportDecorator):
 
 
 #: A segment's URL escape, remembered (the same names recur in every request).
-#: Longest arguments (in characters) a memoised path function keeps.
+#: Longest arguments (in characters) a memoised path function keeps, and
+#: how many calls it keeps.
 MEMO_LIMIT = 512
+MEMO_SIZE = 4096
 
 
 def _memoised(fn: Callable) -> Callable:
     """``fn``, a pure function of strings and tuples of strings, memoised:
     breezy asks for the same few paths again and again.  Calls with long
-    arguments (hostile, say) are computed, not kept."""
-    cached = functools.lru_cache(maxsize=4096)(fn)
+    arguments (hostile, say) are computed, not kept; a full memo starts over."""
+    memo: dict[tuple, Any] = {}
 
     @functools.wraps(fn)
     def call(*args):
-        size = 0
-        for arg in args:
-            size += len(arg) if isinstance(arg, str) else sum(map(len, arg))
-        return cached(*args) if size <= MEMO_LIMIT else fn(*args)
+        try:
+            return memo[args]
+        except KeyError:
+            pass
+        value = fn(*args)
+        size = sum(len(a) if isinstance(a, str) else sum(map(len, a)) for a in args)
+        if size <= MEMO_LIMIT:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[args] = value
+        return value
 
-    call.cache_info = cached.cache_info
+    call.memo = memo
     return call
 
 

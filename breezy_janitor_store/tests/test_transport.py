@@ -87,11 +87,15 @@ class StoreTransportTests(StoreTestCase):
 
         t = self.transport()
         long = "/".join(["d" * 100] * 8)  # over MEMO_LIMIT
-        kept = transport._resolve.cache_info().currsize
+        kept = transport._resolve.memo
+        kept.clear()
         self.assertEqual(t.clone(long).base, "janitor-store:///cb/" + long + "/")
-        self.assertEqual(transport._resolve.cache_info().currsize, kept)
+        self.assertEqual(kept, {})
         t.clone("lintian-fixes/.bzr")
-        self.assertEqual(transport._resolve.cache_info().currsize, kept + 1)
+        self.assertEqual(list(kept.values()), [("lintian-fixes", ".bzr")])
+        for i in range(2 * transport.MEMO_SIZE):  # a full memo starts over
+            t.clone(f"x{i}")
+        self.assertLessEqual(len(kept), transport.MEMO_SIZE)
 
     def test_reads_and_urls(self) -> None:
         t = self.transport(writable=False)
