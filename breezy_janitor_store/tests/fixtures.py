@@ -11,6 +11,7 @@ import importlib.util
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -103,6 +104,19 @@ def start_serve(
     if not admin:
         test.fail(proc.stderr.read().decode())
     return proc, admin.rstrip("/"), public.rstrip("/")
+
+
+#: ``serve`` arguments for free ports on both faces.
+FREE_PORTS = ("--port", "0", "--public-port", "0")
+
+
+def assert_stops_cleanly(
+    test: unittest.TestCase, proc: subprocess.Popen, sig: int = signal.SIGINT
+) -> None:
+    """Send ``sig`` to a ``serve`` process: it exits 0 without a traceback."""
+    proc.send_signal(sig)
+    test.assertEqual(proc.wait(30), 0)
+    test.assertNotIn(b"Traceback", proc.stderr.read())
 
 
 # Serve with every plugin loaded, as ``brz janitor-store serve`` does: the

@@ -9,7 +9,15 @@ import signal
 import subprocess
 
 from .. import __version__
-from .fixtures import StoreTestCase, brz, http_request, plugin_env, start_serve
+from .fixtures import (
+    FREE_PORTS,
+    StoreTestCase,
+    assert_stops_cleanly,
+    brz,
+    http_request,
+    plugin_env,
+    start_serve,
+)
 
 
 class PluginTests(StoreTestCase):
@@ -43,14 +51,7 @@ class ServeCommandTests(StoreTestCase):
 
     def test_serve_push_branch_and_interrupt(self) -> None:
         proc, admin, public = self.serve(
-            "-d",
-            self.storage_dir,
-            "--port",
-            "0",
-            "--public-port",
-            "0",
-            "--campaign",
-            "lintian-fixes",
+            "-d", self.storage_dir, *FREE_PORTS, "--campaign", "lintian-fixes"
         )
         self.assertRegex(admin, r"^http://127\.0\.0\.1:\d+$")
         self.assertRegex(public, r"^http://127\.0\.0\.1:\d+$")
@@ -61,9 +62,7 @@ class ServeCommandTests(StoreTestCase):
         self.assertEqual(
             http_request(admin + "/hello/other/.bzr/smart", data=b"x")[0], 404
         )
-        proc.send_signal(signal.SIGINT)
-        self.assertEqual(proc.wait(30), 0)
-        self.assertNotIn(b"Traceback", proc.stderr.read())
+        assert_stops_cleanly(self, proc)
 
     def test_sigterm_and_an_inherited_ignored_sigint_stop_it_cleanly(self) -> None:
         """A service manager's SIGTERM, and SIGINT even where the parent
@@ -71,18 +70,10 @@ class ServeCommandTests(StoreTestCase):
         for sig in (signal.SIGTERM, signal.SIGINT):
             with self.subTest(signal=sig.name):
                 proc, admin, _ = self.serve(
-                    "-d",
-                    self.storage_dir,
-                    "--port",
-                    "0",
-                    "--public-port",
-                    "0",
-                    ignore_sigint=True,
+                    "-d", self.storage_dir, *FREE_PORTS, ignore_sigint=True
                 )
                 self.assertEqual(http_request(admin + "/health")[2], b"ok\n")
-                proc.send_signal(sig)
-                self.assertEqual(proc.wait(30), 0)
-                self.assertNotIn(b"Traceback", proc.stderr.read())
+                assert_stops_cleanly(self, proc, sig)
 
     def test_environment_and_config_file(self) -> None:
         config = self.path("janitor.conf")
@@ -153,9 +144,7 @@ class ServeCommandTests(StoreTestCase):
                 self.assertNotIn("Traceback", err)
 
     def test_port_in_use(self) -> None:
-        _, admin, _ = self.serve(
-            "-d", self.storage_dir, "--port", "0", "--public-port", "0"
-        )
+        _, admin, _ = self.serve("-d", self.storage_dir, *FREE_PORTS)
         port = admin.rsplit(":", 1)[1]
         proc = brz(
             "janitor-store",

@@ -18,7 +18,9 @@ from ..db import Database, PostgresCodebases, PostgresWorkers
 from ..policies import PolicyUnavailable
 from ..serve import ServeSettings, build_apps
 from .fixtures import (
+    FREE_PORTS,
     StoreTestCase,
+    assert_stops_cleanly,
     brz,
     http_request,
     start_serve,
@@ -371,7 +373,7 @@ class ServeWithDatabaseTests(DatabaseTestCase):
         self.add_worker("worker-1", "correct horse")
         proc, admin, public = start_serve(
             self,
-            *("-d", self.storage_dir, "--port", "0", "--public-port", "0"),
+            *("-d", self.storage_dir, *FREE_PORTS),
             *("--listen", "127.0.0.1"),
             DATABASE_URL=self.url,
         )
@@ -382,9 +384,7 @@ class ServeWithDatabaseTests(DatabaseTestCase):
         brz("branch", f"bzr+{admin}/hello/main-campaign", self.path("copy"))
         status, _, body = http_request(admin + "/other/.bzr/smart", data=b"x")
         self.assertEqual((status, body), (404, b"no such codebase: other\n"))
-        proc.send_signal(signal.SIGINT)
-        self.assertEqual(proc.wait(30), 0)
-        self.assertNotIn(b"Traceback", proc.stderr.read())
+        assert_stops_cleanly(self, proc)
 
 
 def _setenv(name: str, value: str | None) -> None:
