@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import re
 import secrets
@@ -153,8 +154,13 @@ class _Exchange:
             self.logged = True
             if not access_logger.isEnabledFor(logging.INFO):
                 return
-            access_logger.info(
-                "%s", access_line(self.environ, self.status, self.sent, self.started)
+            # makeRecord and handle: what info() does, without its walk up
+            # the stack for a caller nobody formats (one line per request).
+            line = access_line(self.environ, self.status, self.sent, self.started)
+            access_logger.handle(
+                access_logger.makeRecord(
+                    access_logger.name, logging.INFO, __file__, 0, line, None, None
+                )
             )
 
 
@@ -247,6 +253,13 @@ _MONTHS = (
 )
 
 
+@functools.lru_cache(maxsize=4)
+def _stamp(second: int) -> str:
+    """The log's local time of ``second`` (a few kept: many lines share one)."""
+    local = time.localtime(second)
+    return time.strftime(f"%d/{_MONTHS[local.tm_mon - 1]}/%Y:%H:%M:%S %z", local)
+
+
 def access_line(environ: dict, status: str, sent: int, when: float) -> str:
     """A common-log-format line for one request."""
     user = environ.get("REMOTE_USER") or "-"
@@ -257,8 +270,7 @@ def access_line(environ: dict, status: str, sent: int, when: float) -> str:
             environ.get("SERVER_PROTOCOL", "HTTP/1.0"),
         )
     )
-    local = time.localtime(when)
-    stamp = time.strftime(f"%d/{_MONTHS[local.tm_mon - 1]}/%Y:%H:%M:%S %z", local)
+    stamp = _stamp(int(when))
     return '{} - {} [{}] "{}" {} {}'.format(
         _escape(environ.get("REMOTE_ADDR") or "-"),
         _escape(user).replace(" ", "\\x20") or "-",
