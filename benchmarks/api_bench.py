@@ -2,7 +2,7 @@
 
     python -m benchmarks.api_bench [--cache DIR] [--runs N]
 
-Targets (issue 3): listing 10,000 codebases under 200 ms; revision-info
+Targets: listing 10,000 codebases under 200 ms; revision-info
 over 2,000 revisions under 150 ms; a diff over a 2,000-revision range
 starts streaming (first body byte) within 200 ms.
 

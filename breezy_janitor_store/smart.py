@@ -34,7 +34,7 @@ MAX_CHUNK = 64 * 1024
 QUEUE_DEPTH = 8
 READ_CATEGORY = "read"
 _MARKER = protocol.MESSAGE_VERSION_THREE
-# >>> hostile-input protections (issue 6)
+# Verbs refused outright and the early end of a streamed body.
 _BREAK_LOCK = (
     b"locks are broken through the store: GET/POST /CODEBASE/locks on the "
     b"admin face or 'brz janitor-store break-lock'"
@@ -166,10 +166,8 @@ class _AbortChunk:
 
 _ABORT = _AbortChunk()
 
-# <<< hostile-input protections
 
-
-# >>> request-body backpressure (issue 5)
+# Request-body backpressure for streamed inserts.
 #: Request-body bytes a streamed insert may have queued and not yet consumed.
 MAX_BACKLOG = 4 * 1024 * 1024
 _BACKLOG_ITEMS = 64
@@ -196,9 +194,6 @@ def _backlog(q: queue.Queue) -> int:
     if len(q.queue) > _BACKLOG_ITEMS:
         return MAX_BACKLOG + 1
     return sum(len(c) for c in q.queue if isinstance(c, bytes))
-
-
-# <<< request-body backpressure
 
 
 def verb_category(verb: bytes) -> str | None:
