@@ -21,12 +21,23 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
+#: The commands of the ``cmds`` module: ``janitor-store`` and one per action.
+COMMANDS = (
+    "janitor-store",
+    "janitor-store-serve",
+    "janitor-store-add-worker",
+    "janitor-store-break-lock",
+)
+
+
 def register_commands(package: str) -> None:
-    """Register ``brz janitor-store`` from the ``cmds`` module of ``package``."""
+    """Register the ``brz janitor-store`` commands from ``package``'s ``cmds``."""
     from breezy.commands import plugin_cmds
 
-    if "janitor-store" not in plugin_cmds:
-        plugin_cmds.register_lazy("cmd_janitor_store", [], package + ".cmds")
+    for name in COMMANDS:
+        if name not in plugin_cmds:
+            class_name = "cmd_" + name.replace("-", "_")
+            plugin_cmds.register_lazy(class_name, [], package + ".cmds")
 
 
 if __name__.startswith("breezy.plugins."):

@@ -1,42 +1,122 @@
-"""``brz janitor-store``: a thin command-line shell over the library."""
+"""``brz janitor-store ACTION``: a thin command-line shell over the library.
+
+Each action is a breezy command of its own (``janitor-store-serve``,
+``janitor-store-add-worker``, ``janitor-store-break-lock``) with only its own
+options, so breezy's option parser refuses an option of another action.
+``brz janitor-store ACTION ARGS...`` hands ``ARGS`` to the command of
+``ACTION`` unchanged.
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from breezy import errors
-from breezy.commands import Command
+from breezy.commands import Command, get_cmd_object, plugin_cmds
 from breezy.option import ListOption, Option
 
 from .config import ConfigError
 
-__all__ = ["cmd_janitor_store"]
+__all__ = [
+    "cmd_janitor_store",
+    "cmd_janitor_store_add_worker",
+    "cmd_janitor_store_break_lock",
+    "cmd_janitor_store_serve",
+]
+
+#: Prefix of the command of each action.
+PREFIX = "janitor-store-"
+
+
+def actions() -> list[str]:
+    """The registered actions of ``brz janitor-store``."""
+    return sorted(
+        name[len(PREFIX) :] for name in plugin_cmds if name.startswith(PREFIX)
+    )
 
 
 class cmd_janitor_store(Command):
     __doc__ = """Run the Debian Janitor's bzr store.
 
+    ``brz janitor-store ACTION [ARGS...]`` runs ``brz janitor-store-ACTION
+    [ARGS...]``; each action takes only its own options.
+
     Actions:
 
-      serve   Serve the store's two faces over HTTP until SIGINT or SIGTERM:
-              the admin face (trusted network; workers push to
-              bzr+http://HOST:PORT/CODEBASE/CAMPAIGN[/ROLE]) and the
-              public face (read-only; branches under /bzr/).  Prints the
-              two URLs it listens on, admin first.
+      serve       Serve the store's admin and public faces over HTTP.
+      add-worker  Set a worker's password in a credentials file.
+      break-lock  Break a write lock a killed client left behind.
 
-      add-worker NAME
-              Set the password of worker NAME in the --credentials file
-              (created if missing; an existing line for NAME is replaced).
-              Asks for the password twice, without echo; reads one line
-              from standard input when it is not a terminal.
+    Layout of the storage directory: CODEBASE/ is a shared repository,
+    CODEBASE/CAMPAIGN/ the campaign's main branch and
+    CODEBASE/CAMPAIGN/ROLE/ any other role.  Names follow
+    [a-z0-9][a-z0-9+.-]+.
 
-      break-lock CODEBASE[/CAMPAIGN[/ROLE]]
-              Break the write lock a killed client left behind: the
-              branch lock of CAMPAIGN[/ROLE], or for a bare CODEBASE its
-              shared repository's lock.  With --older-than, only if it is
-              older than that many seconds.  Only break a lock whose
-              holder is gone: the admin face lists held locks at
-              GET /CODEBASE/locks.
+    :Examples:
+        Serve the current directory on localhost:9929 and :9930::
+
+            brz janitor-store serve
+
+        Options of one action::
+
+            brz janitor-store serve --help
+    """
+
+    takes_args: ClassVar[list[str]] = ["action", "args*"]
+    encoding_type = "replace"
+
+    def run_argv_aliases(self, argv: list[str], alias_argv: list[str] | None = None):
+        """Run the command of the action named by the first argument."""
+        argv = list(alias_argv or []) + list(argv)
+        if argv and argv[0] in ("--help", "-h", "--usage"):
+            return super().run_argv_aliases(argv[:1])
+        if not argv or argv[0].startswith("-"):
+            before = f" before {argv[0]}" if argv else ""
+            raise errors.CommandError(
+                f"janitor-store needs an ACTION ({', '.join(actions())}){before}"
+            )
+        action, rest = argv[0], argv[1:]
+        if action not in actions():
+            raise errors.CommandError(
+                f"unknown action {action!r}; actions: {', '.join(actions())}"
+            )
+        return get_cmd_object(PREFIX + action).run_argv_aliases(rest)
+
+    def get_help_text(self, additional_see_also=None, plain=True, **kwargs) -> str:
+        """This command's help followed by each action's."""
+        text = super().get_help_text(additional_see_also, plain, **kwargs)
+        if not kwargs.get("verbose", True):
+            return text
+        for action in actions():
+            sub = get_cmd_object(PREFIX + action)
+            text += "\n" + sub.get_help_text(plain=plain, **kwargs)
+        return text
+
+    def run(self, action: str, args: list[str] | None = None) -> int:
+        # Only reached through ``--help``/``--usage``, handled by breezy.
+        raise errors.CommandError(f"unknown action {action!r}")
+
+
+_directory = Option(
+    "directory",
+    short_name="d",
+    type=str,
+    help="Storage directory (default: .; BZR_STORE_PATH).",
+)
+_credentials = Option(
+    "credentials",
+    type=str,
+    help="File of worker credentials, name:hash lines (BZR_STORE_CREDENTIALS).",
+)
+
+
+class cmd_janitor_store_serve(Command):
+    __doc__ = """Serve the store's two faces over HTTP until SIGINT or SIGTERM.
+
+    The admin face (trusted network; workers push to
+    bzr+http://HOST:PORT/CODEBASE/CAMPAIGN[/ROLE]) and the public face
+    (read-only for anonymous clients; branches under /bzr/).  Prints the
+    two URLs it listens on, admin first.
 
     Who may write on the public face: with --database-url (the janitor's
     PostgreSQL database), the workers of its worker table, and only the
@@ -44,11 +124,6 @@ class cmd_janitor_store(Command):
     the --credentials file, if given; otherwise nobody.  A worker gives
     its name and password over HTTP Basic authentication (brz takes them
     from authentication.conf).
-
-    Layout of the storage directory: CODEBASE/ is a shared repository,
-    CODEBASE/CAMPAIGN/ the campaign's main branch and
-    CODEBASE/CAMPAIGN/ROLE/ any other role.  Names follow
-    [a-z0-9][a-z0-9+.-]+.
 
     Each option also reads an environment variable: --directory
     BZR_STORE_PATH, --listen BZR_STORE_HOST, --port BZR_STORE_ADMIN_PORT,
@@ -73,14 +148,8 @@ class cmd_janitor_store(Command):
                 --campaign lintian-fixes --campaign fresh-releases
     """
 
-    takes_args: ClassVar[list[str]] = ["action", "name?"]
     takes_options: ClassVar[list] = [
-        Option(
-            "directory",
-            short_name="d",
-            type=str,
-            help="Storage directory (default: .).",
-        ),
+        _directory,
         Option("listen", type=str, help="Address to listen on (default: localhost)."),
         Option(
             "port", type=int, help="Admin face port (default: 9929; 0: any free port)."
@@ -120,28 +189,17 @@ class cmd_janitor_store(Command):
             type=str,
             help="The janitor's PostgreSQL database: codebases and workers.",
         ),
-        Option(
-            "credentials",
-            type=str,
-            help="File of worker credentials (name:hash lines), without a database.",
-        ),
+        _credentials,
         Option(
             "break-locks-older-than",
             type=int,
-            help="serve: break locks older than SECONDS before writes (default: never).",
-        ),
-        Option(
-            "older-than",
-            type=int,
-            help="break-lock: only a lock older than SECONDS.",
+            help="Break locks older than SECONDS before writes (default: never).",
         ),
     ]
     encoding_type = "replace"
 
     def run(
         self,
-        action: str,
-        name: str | None = None,
         directory: str | None = None,
         listen: str | None = None,
         port: int | None = None,
@@ -152,18 +210,9 @@ class cmd_janitor_store(Command):
         database_url: str | None = None,
         credentials: str | None = None,
         break_locks_older_than: int | None = None,
-        older_than: int | None = None,
         public_url: str | None = None,
         diff_timeout: float | None = None,
     ) -> int:
-        if action == "add-worker":
-            return self._add_worker(name, credentials)
-        if action == "break-lock":
-            return self._break_lock(name, directory, older_than)
-        if action != "serve" or name is not None:
-            raise errors.CommandError(
-                f"unknown action {action!r}; try 'brz help janitor-store'"
-            )
         from .serve import ServeSettings, run_serve
 
         try:
@@ -186,15 +235,27 @@ class cmd_janitor_store(Command):
             raise errors.CommandError(str(e)) from None
         return 0
 
-    def _add_worker(self, name: str | None, credentials: str | None) -> int:
+
+class cmd_janitor_store_add_worker(Command):
+    __doc__ = """Set the password of worker NAME in a credentials file.
+
+    The --credentials file is created if missing; an existing line for NAME
+    is replaced.  Asks for the password twice, without echo; reads one line
+    from standard input when it is not a terminal.  The file holds a salted
+    scrypt hash per worker, for ``serve --credentials``.
+    """
+
+    takes_args: ClassVar[list[str]] = ["name"]
+    takes_options: ClassVar[list] = [_credentials]
+    encoding_type = "replace"
+
+    def run(self, name: str, credentials: str | None = None) -> int:
         import getpass
         import sys
 
         from .auth import add_worker
         from .config import env_default
 
-        if name is None:
-            raise errors.CommandError("add-worker needs a worker NAME")
         path = env_default(credentials, "BZR_STORE_CREDENTIALS")
         if path is None:
             raise errors.CommandError("add-worker needs --credentials FILE")
@@ -213,8 +274,28 @@ class cmd_janitor_store(Command):
         self.outf.write(f"{'Added' if new else 'Updated'} worker {name} in {path}\n")
         return 0
 
-    def _break_lock(
-        self, location: str | None, directory: str | None, older_than: int | None
+
+class cmd_janitor_store_break_lock(Command):
+    __doc__ = """Break the write lock a killed client left behind.
+
+    The branch lock of CODEBASE/CAMPAIGN[/ROLE], or for a bare CODEBASE its
+    shared repository's lock.  With --older-than, only if it is older than
+    that many seconds.  Only break a lock whose holder is gone: the admin
+    face lists held locks at GET /CODEBASE/locks.
+    """
+
+    takes_args: ClassVar[list[str]] = ["location"]
+    takes_options: ClassVar[list] = [
+        _directory,
+        Option("older-than", type=int, help="Only a lock older than SECONDS."),
+    ]
+    encoding_type = "replace"
+
+    def run(
+        self,
+        location: str,
+        directory: str | None = None,
+        older_than: int | None = None,
     ) -> int:
         import os
 
@@ -222,8 +303,6 @@ class cmd_janitor_store(Command):
         from .config import env_default
         from .storage import Storage
 
-        if location is None:
-            raise errors.CommandError("break-lock needs CODEBASE[/CAMPAIGN[/ROLE]]")
         try:
             where = layout.parse_location(location.strip("/"))
         except layout.InvalidName as e:

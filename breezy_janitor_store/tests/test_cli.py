@@ -44,6 +44,74 @@ class PluginTests(StoreTestCase):
         ]:
             self.assertIn(text, out)
 
+    def test_each_action_has_its_own_help(self) -> None:
+        env = plugin_env()
+        for args in (
+            ["help", "janitor-store-serve"],
+            ["janitor-store", "serve", "--help"],
+        ):
+            with self.subTest(args=args):
+                out = brz(*args, env=env).stdout.decode()
+                self.assertIn("--public-port", out)
+                self.assertNotIn("--older-than", out)
+        out = brz("janitor-store", "break-lock", "--help", env=env).stdout.decode()
+        self.assertIn("--older-than", out)
+        self.assertNotIn("--public-port", out)
+
+
+class ActionOptionTests(StoreTestCase):
+    """Each action takes its own options only: another action's is an error."""
+
+    def assertRefused(self, message: str, *args: str) -> None:
+        proc = brz("janitor-store", *args, env=plugin_env(), check=False)
+        err = proc.stderr.decode()
+        self.assertEqual(proc.returncode, 3, err)
+        self.assertEqual(err.strip(), f"brz: ERROR: {message}")
+
+    def test_option_of_another_action(self) -> None:
+        self.assertRefused(
+            "no such option: --older-than",
+            "serve",
+            "-d",
+            self.storage_dir,
+            "--older-than",
+            "5",
+            *FREE_PORTS,
+        )
+        self.assertRefused(
+            "no such option: --port", "break-lock", "--port", "1", "hello"
+        )
+        self.assertRefused("no such option: -d", "add-worker", "-d", ".", "w1")
+
+    def test_missing_or_unknown_action(self) -> None:
+        self.assertRefused(
+            "janitor-store needs an ACTION (add-worker, break-lock, serve)"
+        )
+        self.assertRefused(
+            "janitor-store needs an ACTION (add-worker, break-lock, serve) before -d",
+            "-d",
+            ".",
+            "serve",
+        )
+        self.assertRefused(
+            "unknown action 'frob'; actions: add-worker, break-lock, serve", "frob"
+        )
+        self.assertRefused(
+            "extra argument to command janitor-store-serve: extra", "serve", "extra"
+        )
+
+    def test_action_command_runs_directly(self) -> None:
+        proc = brz(
+            "janitor-store-break-lock",
+            "-d",
+            self.storage_dir,
+            "hello",
+            env=plugin_env(),
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 3)
+        self.assertIn(b"no codebase hello", proc.stderr)
+
 
 class ServeCommandTests(StoreTestCase):
     def serve(self, *args: str, **env: str) -> tuple[subprocess.Popen, str, str]:
