@@ -6,7 +6,7 @@ Usage (from the repository root)::
     python -m benchmarks --quick         # 2 repetitions, no scaling run
     python -m benchmarks --big           # also the 300 MB memory run
 
-See ``python -m benchmarks --help`` and the README's Performance section.
+See ``python -m benchmarks --help`` and benchmarks/results/HISTORY.md.
 """
 
 from __future__ import annotations
@@ -322,7 +322,7 @@ def _ratio(row: dict, kind: str, key: str) -> str:
 
 
 def markdown(result: dict) -> str:
-    """The result as the README's markdown table(s)."""
+    """The result as markdown tables (as in benchmarks/results/HISTORY.md)."""
     m = result["machine"]
     c = result["corpus"]
     lines = [
