@@ -64,7 +64,10 @@ class ServeSettings:
         """
         directory = env_default(directory, "BZR_STORE_PATH", os.getcwd())
         if not os.path.isdir(directory):
-            raise ConfigError(f"storage directory {directory} does not exist")
+            problem = (
+                "is not a directory" if os.path.exists(directory) else "does not exist"
+            )
+            raise ConfigError(f"storage directory {directory} {problem}")
         campaigns = env_default(campaigns, "BZR_STORE_CAMPAIGNS", None, _campaign_list)
         config = env_default(config, "BZR_STORE_CONFIG")
         database_url = env_default(database_url, "DATABASE_URL")
@@ -151,15 +154,20 @@ def run_serve(settings: ServeSettings, out) -> None:
 
     admin, public = build_apps(settings)
     _log_to_stderr()
-    try:
-        servers = [
-            make_server(admin, settings.listen, settings.port),
-            make_server(public, settings.listen, settings.public_port),
-        ]
-    except OSError as e:
-        raise ConfigError(
-            f"cannot listen on {settings.listen}: {e.strerror or e}"
-        ) from None
+    servers = []
+    for face, app, port in (
+        (ADMIN, admin, settings.port),
+        (PUBLIC, public, settings.public_port),
+    ):
+        try:
+            servers.append(make_server(app, settings.listen, port))
+        except OSError as e:
+            for server in servers:
+                server.server_close()
+            raise ConfigError(
+                f"cannot listen on {settings.listen} port {port} for the {face} "
+                f"face: {e.strerror or e}"
+            ) from None
 
     def ready() -> None:
         for s in servers:
