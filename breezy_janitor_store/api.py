@@ -1,10 +1,11 @@
-"""The janitor's HTTP API and the browse pages (routes added to StoreApp).
+"""Handlers of the janitor's HTTP API (routed by ``app.ROUTES``).
 
-Admin face: ``/`` and ``/repositories`` (codebase lists), ``/ready``,
-``/metrics``, ``/CODEBASE/diff``, ``/CODEBASE/revision-info`` and
-``POST /CODEBASE/remotes/REMOTE``.  Public face: ``/`` (home page),
-``/bzr/`` and ``/bzr/repositories`` (codebase lists) and the HTML browse
-pages below ``/bzr/`` (see :mod:`breezy_janitor_store.browse`).
+Admin face: codebase lists, readiness, ``/CODEBASE/diff``,
+``/CODEBASE/revision-info``, ``POST /CODEBASE/remotes/REMOTE`` and
+``GET``/``POST /CODEBASE/locks`` (held locks, breaking one).  Public face:
+codebase lists and the revision page's path decoding; the HTML pages
+themselves are in :mod:`breezy_janitor_store.browse`.  Each handler is
+``handler(app, req, **groups)``.
 """
 
 from __future__ import annotations
@@ -12,28 +13,45 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+import logging
 import os
 import posixpath
 import tempfile
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
-from functools import partial
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from breezy import errors, urlutils
 from breezy.controldir import ControlDir
 
-from . import browse, diff, history, layout, metrics
+from . import browse, diff, history, layout, locks
+from .filters import current_request_id
 from .http import HTTPError, Request
 from .policies import PolicyUnavailable
 
 if TYPE_CHECKING:
     from .app import StoreApp
 
-__all__ = ["EAGER_REVISIONS", "LIST_TYPES", "negotiate", "routes"]
+__all__ = [
+    "CODEBASE",
+    "EAGER_REVISIONS",
+    "LIST_TYPES",
+    "NAME",
+    "break_lock",
+    "diff_view",
+    "list_codebases",
+    "list_locks",
+    "negotiate",
+    "ready",
+    "repositories",
+    "revision_info",
+    "revision_page",
+    "set_remote",
+]
 
-_NAME = layout.NAME_RE.pattern.removesuffix(r"\Z")
-_CODEBASE = rf"(?P<codebase>{_NAME})"
+#: Regex of a codebase, campaign or role name, and of a codebase route group.
+NAME = layout.NAME_RE.pattern.removesuffix(r"\Z")
+CODEBASE = rf"(?P<codebase>{NAME})"
 #: What a codebase list can be answered with, the preferred first on a tie
 #: (so ``curl`` gets plain text and a browser HTML).
 LIST_TYPES = ("text/plain", "application/json", "text/html")
@@ -41,62 +59,10 @@ JSON_TYPE = "application/json"
 DIFF_TYPE = "text/x-diff"
 #: Revisions answered at once (with a Content-Length); longer lists stream.
 EAGER_REVISIONS = 1000
+logger = logging.getLogger(__name__)
+
 #: Largest accepted form body (``POST .../remotes/...``).
 _MAX_FORM = 64 * 1024
-
-
-def routes(app: StoreApp) -> dict:
-    """Extra ``{(method, regex): handler}`` routes for ``app``'s face."""
-    if app.face == "public":
-        table = {
-            ("GET", "/"): ("home", browse.home_page),
-            ("GET", "/bzr/"): ("list", list_codebases),
-            ("GET", "/bzr/repositories"): ("repositories", repositories),
-            ("GET", f"/bzr/{_CODEBASE}/"): ("browse-codebase", browse.codebase_page),
-            ("GET", rf"/bzr/{_CODEBASE}/(?P<campaign>{_NAME})/"): (
-                "browse-branch",
-                partial(browse.branch_page, role=None),
-            ),
-            ("GET", rf"/bzr/{_CODEBASE}/(?P<campaign>{_NAME})/(?P<role>{_NAME})/"): (
-                "browse-branch",
-                browse.branch_page,
-            ),
-            ("GET", rf"/bzr/{_CODEBASE}/\+revision/(?P<revid>.+)"): (
-                "browse-revision",
-                _revision_page,
-            ),
-        }
-    else:
-        table = {
-            ("GET", "/"): ("list", list_codebases),
-            ("GET", "/repositories"): ("repositories", repositories),
-            ("GET", "/ready"): ("ready", ready),
-            ("GET", "/metrics"): ("metrics", metrics.handler),
-            ("GET", f"/{_CODEBASE}/diff"): ("diff", diff_view),
-            ("GET", f"/{_CODEBASE}/revision-info"): ("revision-info", revision_info),
-            ("POST", rf"/{_CODEBASE}/remotes/(?P<remote>{_NAME})"): (
-                "remote",
-                set_remote,
-            ),
-        }
-    return {key: _endpoint(app, name, h) for key, (name, h) in table.items()}
-
-
-def _endpoint(app: StoreApp, name: str, handler: Callable) -> Callable:
-    """``handler(app, req, **groups)`` as a route: labelled for the metrics,
-    and without a body for ``HEAD``."""
-
-    def handle(req: Request, **groups: str) -> Iterable[bytes]:
-        req.environ[metrics.ENDPOINT_KEY] = name
-        body = handler(app, req, **groups)
-        if req.method == "HEAD":
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
-            return []
-        return body
-
-    return handle
 
 
 # -- codebase lists --
@@ -159,8 +125,11 @@ def repositories(app: StoreApp, req: Request) -> list[bytes]:
     return _json(req, app.storage.codebases())
 
 
-def _json(req: Request, value: object) -> list[bytes]:
-    body = json.dumps(value).encode("utf-8")
+def _json(req: Request, value: object, indent: int | None = None) -> list[bytes]:
+    """``value`` as JSON; indented (and ending in a newline) for ``indent``."""
+    body = json.dumps(value, indent=indent).encode("utf-8")
+    if indent is not None:
+        body += b"\n"
     req.respond(200, JSON_TYPE, [("Content-Length", str(len(body)))])
     return [body]
 
@@ -357,11 +326,85 @@ def _form(req: Request) -> dict[str, str]:
 # -- browse pages --
 
 
-def _revision_page(
+def revision_page(
     app: StoreApp, req: Request, codebase: str, revid: str
 ) -> Iterable[bytes]:
+    """The revision page; ``revid`` as the server decoded it from the path."""
     try:
         raw = revid.encode("latin-1")  # PEP 3333: PATH_INFO bytes as latin-1
     except UnicodeEncodeError:
         raw = revid.encode("utf-8")  # servers that decode it as UTF-8
     return browse.revision_page(app, req, codebase, raw)
+
+
+# -- held locks (admin face) --
+
+#: Largest accepted body of a ``POST /CODEBASE/locks``.
+MAX_BREAK_REQUEST = 4096
+
+
+def _lock_codebase(app: StoreApp, name: str) -> str:
+    try:
+        layout.parse_location(name)
+    except layout.InvalidName as e:
+        raise HTTPError(400, str(e)) from None
+    if not app.storage.has_repository(name):
+        raise HTTPError(404, f"no such codebase: {name}")
+    return name
+
+
+def list_locks(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
+    """``GET /CODEBASE/locks``: the locks held in the codebase."""
+    held = locks.list_locks(app.storage, _lock_codebase(app, codebase))
+    return _json(req, [h.to_json() for h in held], indent=1)
+
+
+def break_lock(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
+    """``POST /CODEBASE/locks``: break one lock,
+    ``{"location": ..., "nonce": ..., "older_than": ...}``."""
+    codebase = _lock_codebase(app, codebase)
+    request = _read_json(req)
+    location = request.get("location", codebase)
+    nonce = request.get("nonce")
+    older_than = request.get("older_than")
+    if not isinstance(location, str) or (
+        nonce is not None and not isinstance(nonce, str)
+    ):
+        raise HTTPError(400, "location and nonce must be strings")
+    if older_than is not None and (
+        isinstance(older_than, bool) or not isinstance(older_than, (int, float))
+    ):
+        raise HTTPError(400, "older_than must be a number of seconds")
+    try:
+        loc = layout.parse_location(location)
+    except layout.InvalidName as e:
+        raise HTTPError(400, str(e)) from None
+    if loc.codebase != codebase:
+        raise HTTPError(400, f"{location} is not in codebase {codebase}")
+    try:
+        held = locks.break_lock(app.storage, loc, nonce=nonce, older_than=older_than)
+    except locks.LockChanged as e:
+        raise HTTPError(409, str(e)) from None
+    if held is None:
+        raise HTTPError(404, f"no lock to break at {location}")
+    logger.warning("broke %s (request %s)", held.describe(), current_request_id())
+    return _json(req, {"broken": held.to_json()}, indent=1)
+
+
+def _read_json(req: Request) -> dict:
+    try:
+        length = int(req.environ.get("CONTENT_LENGTH") or "0")
+    except ValueError:
+        raise HTTPError(400, "invalid Content-Length") from None
+    if length > MAX_BREAK_REQUEST:
+        raise HTTPError(413, f"request body over {MAX_BREAK_REQUEST} bytes")
+    raw = req.environ["wsgi.input"].read(length) if length > 0 else b""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPError(400, "the body must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise HTTPError(400, "the body must be a JSON object")
+    return value

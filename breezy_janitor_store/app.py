@@ -1,12 +1,20 @@
-"""``StoreApp``: the store as a PEP 3333 WSGI application."""
+"""``StoreApp``: the store as a PEP 3333 WSGI application, and its routes.
+
+:data:`ROUTES` is every URL of both faces: each route names its faces, its
+method, its path regex, its endpoint (the metrics label) and its handler,
+``handler(app, req, **groups)``.  ``HEAD`` takes the ``GET`` route and is
+answered without a body (:func:`breezy_janitor_store.filters.head`).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from . import api, filters, layout, locks
+from . import api, browse, filters, layout, locks, metrics
 from .diff import DEFAULT_TIMEOUT as DEFAULT_DIFF_TIMEOUT
 from .http import HTTPError, Request, Router
 from .metrics import SMART_VERB_KEY
@@ -24,7 +32,7 @@ from .policies import (
 from .smart import MAX_CHUNK, READ_CATEGORY, SmartExchange, verb_category
 from .storage import Storage
 
-__all__ = ["ADMIN", "DEFAULT_CLIENT_MAX_SIZE", "PUBLIC", "StoreApp"]
+__all__ = ["ADMIN", "DEFAULT_CLIENT_MAX_SIZE", "PUBLIC", "ROUTES", "Route", "StoreApp"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +42,7 @@ PUBLIC = "public"
 PUBLIC_PREFIX = "/bzr"
 DEFAULT_CLIENT_MAX_SIZE = 1024**3
 _SMART_PATH = r"/(?P<path>.+)/\.bzr/smart"
+_BOTH = (ADMIN, PUBLIC)
 
 
 class StoreApp:
@@ -95,13 +104,11 @@ class StoreApp:
         self.diff_timeout = diff_timeout
         self.break_locks_older_than = break_locks_older_than
         self.prefix = PUBLIC_PREFIX if face == PUBLIC else ""
-        routes = {
-            ("GET", "/health"): self.health,
-            ("POST", self.prefix + _SMART_PATH): self.smart,
-        }
-        for module in (api, locks):
-            routes.update(module.routes(self))
-        self.router = Router(routes)
+        self.router = Router(
+            (r.method, r.pattern, r.endpoint, partial(r.handler, self))
+            for r in ROUTES
+            if face in r.faces
+        )
         self._wsgi = filters.wrap(self._dispatch, self)
 
     def __call__(
@@ -132,9 +139,6 @@ class StoreApp:
         return req.text(status, reason, _closing(req, headers))
 
     # -- handlers --
-
-    def health(self, req: Request) -> Iterable[bytes]:
-        return req.text(200, "ok")
 
     def smart(self, req: Request, path: str) -> Iterable[bytes]:
         """A bzr smart-protocol request for a branch location."""
@@ -246,3 +250,73 @@ def _closing(req: Request, headers: list[tuple[str, str]]) -> list[tuple[str, st
 
 def _relpath(location: layout.Location) -> str:
     return "/".join(location.segments) or "."
+
+
+def health(app: StoreApp, req: Request) -> Iterable[bytes]:
+    """``ok`` while the process serves requests."""
+    return req.text(200, "ok")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One URL of the store: ``handler(app, req, **groups)`` for ``method``
+    on a path matching ``pattern`` (whole), on the ``faces`` listed."""
+
+    faces: tuple[str, ...]
+    method: str
+    pattern: str
+    endpoint: str
+    handler: Callable[..., Iterable[bytes]]
+
+
+_CB = api.CODEBASE
+_NAME = api.NAME
+
+#: Every route of both faces, tried in order.
+ROUTES: tuple[Route, ...] = (
+    Route(_BOTH, "GET", "/health", "health", health),
+    # admin face
+    Route((ADMIN,), "POST", _SMART_PATH, "smart", StoreApp.smart),
+    Route((ADMIN,), "GET", "/", "list", api.list_codebases),
+    Route((ADMIN,), "GET", "/repositories", "repositories", api.repositories),
+    Route((ADMIN,), "GET", "/ready", "ready", api.ready),
+    Route((ADMIN,), "GET", "/metrics", "metrics", metrics.handler),
+    Route((ADMIN,), "GET", f"/{_CB}/diff", "diff", api.diff_view),
+    Route((ADMIN,), "GET", f"/{_CB}/revision-info", "revision-info", api.revision_info),
+    Route(
+        (ADMIN,),
+        "POST",
+        rf"/{_CB}/remotes/(?P<remote>{_NAME})",
+        "remote",
+        api.set_remote,
+    ),
+    Route((ADMIN,), "GET", r"/(?P<codebase>[^/]+)/locks", "locks", api.list_locks),
+    Route((ADMIN,), "POST", r"/(?P<codebase>[^/]+)/locks", "locks", api.break_lock),
+    # public face
+    Route((PUBLIC,), "POST", PUBLIC_PREFIX + _SMART_PATH, "smart", StoreApp.smart),
+    Route((PUBLIC,), "GET", "/", "home", browse.home_page),
+    Route((PUBLIC,), "GET", "/bzr/", "list", api.list_codebases),
+    Route((PUBLIC,), "GET", "/bzr/repositories", "repositories", api.repositories),
+    Route((PUBLIC,), "GET", f"/bzr/{_CB}/", "browse-codebase", browse.codebase_page),
+    Route(
+        (PUBLIC,),
+        "GET",
+        rf"/bzr/{_CB}/(?P<campaign>{_NAME})/",
+        "browse-branch",
+        partial(browse.branch_page, role=None),
+    ),
+    Route(
+        (PUBLIC,),
+        "GET",
+        rf"/bzr/{_CB}/(?P<campaign>{_NAME})/(?P<role>{_NAME})/",
+        "browse-branch",
+        browse.branch_page,
+    ),
+    Route(
+        (PUBLIC,),
+        "GET",
+        rf"/bzr/{_CB}/\+revision/(?P<revid>.+)",
+        "browse-revision",
+        api.revision_page,
+    ),
+)

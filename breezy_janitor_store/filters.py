@@ -12,6 +12,8 @@
   or a control character is refused with ``400`` before any route sees it:
   servers decode and normalise paths (``/a/%2e%2e/b`` reaches the
   application as ``/b``), and no store URL needs any of these.
+* **HEAD.**  A ``HEAD`` request is answered as its ``GET`` would be, with
+  the same headers and no body (the body is closed unread).
 * **Access log.**  One line per request in the common log format
   (``host ident user [time] "request" status bytes``) on the
   ``breezy_janitor_store.access`` logger at INFO, ``user`` being
@@ -41,6 +43,7 @@ __all__ = [
     "RequestIdLogFilter",
     "access_line",
     "current_request_id",
+    "head",
     "request_id_var",
     "wrap",
 ]
@@ -75,7 +78,43 @@ class RequestIdLogFilter(logging.Filter):
 
 def wrap(wsgi: Callable, app: StoreApp) -> Callable:
     """``wsgi`` wrapped in the store's filters (outermost last)."""
-    return _with_request_id(_refuse_path_escapes(metrics_filter(wsgi, app)))
+    return _with_request_id(head(_refuse_path_escapes(metrics_filter(wsgi, app))))
+
+
+def head(wsgi: Callable) -> Callable:
+    """``wsgi`` answering ``HEAD`` requests with headers only.
+
+    The application answers ``HEAD`` as ``GET``; its body is closed unread
+    (iterated only as far as needed for it to start the response).
+    """
+
+    def filtered(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "HEAD":
+            return wsgi(environ, start_response)
+        started = []
+
+        def start(status: str, headers: list, exc_info: Any = None) -> Callable:
+            started.append(True)
+            start_response(status, headers, exc_info)
+            return _discard
+
+        body = wsgi(environ, start)
+        try:
+            if not started:
+                for _ in body:
+                    if started:
+                        break
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        return []
+
+    return filtered
+
+
+def _discard(data: bytes) -> None:
+    """The ``write`` of a HEAD response: its body is not sent."""
 
 
 #: What no store URL has: dot segments, encoded "." "/" "\" NUL, "\",

@@ -1,4 +1,4 @@
-"""A small request wrapper and route table, in the style of ``dulwich.web``."""
+"""A small request wrapper and router, in the style of ``dulwich.web``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from typing import Any
 
 from .policies import Environ
 
-__all__ = ["STATUS", "HTTPError", "Request", "Router"]
+__all__ = ["ENDPOINT_KEY", "STATUS", "HTTPError", "Request", "Router"]
+
+#: environ key where the router names the endpoint it chose (the metrics label).
+ENDPOINT_KEY = "breezy_janitor_store.endpoint"
 
 STATUS = {
     200: "OK",
@@ -78,23 +81,35 @@ class Request:
 
 
 Handler = Callable[..., Iterable[bytes]]
+#: ``(method, regex, endpoint name, handler)``.
+RouteEntry = tuple[str, str, str, Handler]
 
 
 class Router:
-    """``{(method, regex): handler}``; handlers get the request and the groups."""
+    """Routes ``(method, regex, endpoint, handler)``, tried in order.
 
-    def __init__(self, routes: dict[tuple[str, str], Handler]) -> None:
-        self._routes = [(m, re.compile(p + r"\Z"), h) for (m, p), h in routes.items()]
+    A match calls ``handler(req, **groups)`` after naming ``endpoint`` in
+    ``environ[ENDPOINT_KEY]``; ``HEAD`` takes the ``GET`` route (the body is
+    dropped by the HEAD filter, :func:`breezy_janitor_store.filters.head`).
+    """
+
+    def __init__(self, routes: Iterable[RouteEntry]) -> None:
+        self._routes = [
+            (method, re.compile(pattern + r"\Z"), endpoint, handler)
+            for method, pattern, endpoint, handler in routes
+        ]
 
     def dispatch(self, req: Request) -> Iterable[bytes]:
         allowed = []
-        for method, regex, handler in self._routes:
+        method = "GET" if req.method == "HEAD" else req.method
+        for route_method, regex, endpoint, handler in self._routes:
             match = regex.match(req.path)
             if match is None:
                 continue
-            if method == req.method or (method == "GET" and req.method == "HEAD"):
+            if route_method == method:
+                req.environ[ENDPOINT_KEY] = endpoint
                 return handler(req, **match.groupdict())
-            allowed.append(method)
+            allowed.append(route_method)
         if allowed:
             allow = ", ".join(
                 sorted(set(allowed + (["HEAD"] if "GET" in allowed else [])))
@@ -109,7 +124,7 @@ class Router:
         raise HTTPError(404, "not found")
 
     def _matches(self, path: str) -> bool:
-        return any(regex.match(path) for _, regex, _ in self._routes)
+        return any(regex.match(path) for _, regex, _, _ in self._routes)
 
 
 def _location(req: Request, suffix: str) -> str:

@@ -19,7 +19,6 @@ the codebase's :class:`~breezy_janitor_store.transport.StoreTransport`
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -32,7 +31,6 @@ from breezy.transport import NoSuchFile
 
 from . import layout
 from .filters import current_request_id
-from .http import HTTPError, Request
 from .storage import layout_names
 
 if TYPE_CHECKING:
@@ -48,15 +46,12 @@ __all__ = [
     "break_lock",
     "break_stale_locks",
     "list_locks",
-    "routes",
 ]
 
 logger = logging.getLogger(__name__)
 
 BRANCH = "branch"
 REPOSITORY = "repository"
-#: Largest accepted body of a ``POST /CODEBASE/locks``.
-MAX_BREAK_REQUEST = 4096
 _LOCK_DIRS = {
     BRANCH: layout.CONTROL + "/branch/lock",
     REPOSITORY: layout.CONTROL + "/repository/lock",
@@ -261,84 +256,3 @@ def before_write(app: StoreApp, location: layout.Location, verb: bytes) -> None:
     kinds = LOCK_TAKING_VERBS.get(verb)
     if older_than is not None and kinds:
         break_stale_locks(app.storage, location, older_than, kinds)
-
-
-# -- the admin face's routes --
-
-_CODEBASE = r"/(?P<codebase>[^/]+)/locks"
-
-
-def routes(app: StoreApp) -> dict:
-    """``GET``/``POST /CODEBASE/locks`` on the admin face."""
-    if app.face != "admin":
-        return {}
-
-    def codebase_of(name: str) -> str:
-        try:
-            layout.parse_location(name)
-        except layout.InvalidName as e:
-            raise HTTPError(400, str(e)) from None
-        if not app.storage.has_repository(name):
-            raise HTTPError(404, f"no such codebase: {name}")
-        return name
-
-    def get_locks(req: Request, codebase: str):
-        held = list_locks(app.storage, codebase_of(codebase))
-        return _json(req, 200, [h.to_json() for h in held])
-
-    def post_locks(req: Request, codebase: str):
-        """Break one lock: ``{"location": ..., "nonce": ..., "older_than": ...}``."""
-        codebase = codebase_of(codebase)
-        request = _read_json(req)
-        location = request.get("location", codebase)
-        nonce = request.get("nonce")
-        older_than = request.get("older_than")
-        if not isinstance(location, str) or (
-            nonce is not None and not isinstance(nonce, str)
-        ):
-            raise HTTPError(400, "location and nonce must be strings")
-        if older_than is not None and (
-            isinstance(older_than, bool) or not isinstance(older_than, (int, float))
-        ):
-            raise HTTPError(400, "older_than must be a number of seconds")
-        try:
-            loc = layout.parse_location(location)
-        except layout.InvalidName as e:
-            raise HTTPError(400, str(e)) from None
-        if loc.codebase != codebase:
-            raise HTTPError(400, f"{location} is not in codebase {codebase}")
-        try:
-            held = break_lock(app.storage, loc, nonce=nonce, older_than=older_than)
-        except LockChanged as e:
-            raise HTTPError(409, str(e)) from None
-        if held is None:
-            raise HTTPError(404, f"no lock to break at {location}")
-        logger.warning("broke %s (request %s)", held.describe(), current_request_id())
-        return _json(req, 200, {"broken": held.to_json()})
-
-    return {("GET", _CODEBASE): get_locks, ("POST", _CODEBASE): post_locks}
-
-
-def _json(req: Request, status: int, value) -> list[bytes]:
-    body = json.dumps(value, indent=1).encode("utf-8") + b"\n"
-    req.respond(status, "application/json", [("Content-Length", str(len(body)))])
-    return [body]
-
-
-def _read_json(req: Request) -> dict:
-    try:
-        length = int(req.environ.get("CONTENT_LENGTH") or "0")
-    except ValueError:
-        raise HTTPError(400, "invalid Content-Length") from None
-    if length > MAX_BREAK_REQUEST:
-        raise HTTPError(413, f"request body over {MAX_BREAK_REQUEST} bytes")
-    raw = req.environ["wsgi.input"].read(length) if length > 0 else b""
-    if not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise HTTPError(400, "the body must be a JSON object") from None
-    if not isinstance(value, dict):
-        raise HTTPError(400, "the body must be a JSON object")
-    return value

@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily
 
+from .http import ENDPOINT_KEY
 from .smart import verb_category
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ __all__ = [
     "scrape",
 ]
 
-#: environ key where a handler names its endpoint (the metrics label).
-ENDPOINT_KEY = "breezy_janitor_store.endpoint"
 #: environ key where the smart handler leaves the verb it ran (bytes).
 SMART_VERB_KEY = "breezy_janitor_store.smart_verb"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
