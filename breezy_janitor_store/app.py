@@ -126,6 +126,8 @@ class StoreApp:
             status, reason, headers = e.status, e.reason, e.headers
         except PolicyUnavailable as e:
             status, reason, headers = 503, f"temporarily unavailable: {e}", []
+            if e.retry_after is not None:
+                headers.append(("Retry-After", str(e.retry_after)))
         except Unauthorized as e:
             status, reason, headers = 401, str(e), self._challenge()
         except Exception:

@@ -12,6 +12,14 @@ A credentials file has one ``NAME:HASH`` line per worker (``#`` comments and
 blank lines are ignored), where ``HASH`` is
 ``scrypt$N$R$P$SALT$KEY`` (SALT and KEY in base64) as written by
 :func:`hash_password`; ``pbkdf2_sha256$ITERATIONS$SALT$KEY`` is accepted too.
+
+Anonymous clients choose how many passwords the store checks, so checking
+is bounded: a scrypt check costs 16 MiB and ~50 ms of CPU, and
+:class:`CredentialsFile` runs at most :data:`HASH_WORKERS` of them at once
+on its own threads (:class:`BoundedWork`; a request waits at most
+:data:`HASH_WAIT` seconds for one, else ``503`` with ``Retry-After``), and
+:class:`BasicAuth` remembers a rejected user name and password for
+:data:`FAILURE_TTL` seconds, so repeating them costs nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from concurrent import futures
 from typing import Any, Protocol
 
 from .config import ConfigError
@@ -38,6 +47,7 @@ __all__ = [
     "DEFAULT_REALM",
     "WORKER_TTL",
     "BasicAuth",
+    "BoundedWork",
     "CredentialCheck",
     "CredentialsFile",
     "TTLCache",
@@ -51,8 +61,18 @@ logger = logging.getLogger(__name__)
 DEFAULT_REALM = "breezy janitor store"
 #: Seconds a successful credential check is remembered (failures never are).
 WORKER_TTL = 30.0
+#: Seconds a rejected user name and password are remembered as wrong.
+FAILURE_TTL = 60.0
 #: Longest user name or password considered; longer ones are simply wrong.
 MAX_CREDENTIAL_LENGTH = 1024
+#: Characters of a user name shown in logs.
+LOGGED_NAME_LENGTH = 64
+#: Password hashes computed at once (each scrypt check holds 16 MiB).
+HASH_WORKERS = 2
+#: Seconds a request waits for a hashing thread before ``503``.
+HASH_WAIT = 1.0
+#: Requests waiting for a hashing thread beyond which ``503`` comes at once.
+HASH_QUEUE = 64
 
 _SCRYPT = "scrypt"
 _PBKDF2 = "pbkdf2_sha256"
@@ -107,14 +127,16 @@ class TTLCache:
 
 
 class SuccessCache:
-    """Remembers successful ``(username, password)`` checks for ``ttl`` seconds.
+    """Remembers ``(username, password)`` checks for ``ttl`` seconds (by
+    default successful ones; :class:`BasicAuth` keeps its failures in one).
 
-    Passwords are kept only as a keyed digest (the key lives in memory).
+    Passwords are kept only as a keyed digest (the key lives in memory);
+    at most ``max_entries`` pairs are kept.
     """
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, max_entries: int = 10000) -> None:
         self.ttl = ttl
-        self._cache = TTLCache()
+        self._cache = TTLCache(max_entries)
         self._key = secrets.token_bytes(32)
 
     def _entry(self, username: str, password: str) -> tuple[str, bytes]:
@@ -131,6 +153,56 @@ class SuccessCache:
 
     def clear(self) -> None:
         self._cache.clear()
+
+
+class BoundedWork:
+    """Runs costly calls on at most ``workers`` threads of its own.
+
+    A caller waits at most ``wait`` seconds for a thread, and no more than
+    ``queue`` callers wait at once; otherwise the call is not made and
+    :class:`PolicyUnavailable` (``503`` with ``Retry-After``) is raised.
+    Memory the calls allocate stays with those few threads.
+    """
+
+    def __init__(
+        self,
+        workers: int = HASH_WORKERS,
+        wait: float = HASH_WAIT,
+        queue: int = HASH_QUEUE,
+        what: str = "password checks",
+    ) -> None:
+        self.wait = wait
+        self._what = what
+        self._executor = futures.ThreadPoolExecutor(
+            workers, thread_name_prefix="bounded-work"
+        )
+        self._places = threading.BoundedSemaphore(workers + queue)
+
+    def _busy(self) -> PolicyUnavailable:
+        return PolicyUnavailable(
+            f"too many {self._what} at once", retry_after=max(1, round(self.wait))
+        )
+
+    def __call__(self, function: Callable[..., Any], *args: Any) -> Any:
+        if not self._places.acquire(blocking=False):
+            raise self._busy()
+        try:
+            future = self._executor.submit(function, *args)
+            try:
+                return future.result(timeout=self.wait)
+            except futures.TimeoutError:
+                if future.cancel():
+                    raise self._busy() from None
+                return future.result()  # running already: it ends soon
+        finally:
+            self._places.release()
+
+
+def shown_name(username: str) -> str:
+    """``username`` for a log line: quoted, cut at :data:`LOGGED_NAME_LENGTH`."""
+    if len(username) <= LOGGED_NAME_LENGTH:
+        return repr(username)
+    return f"{username[:LOGGED_NAME_LENGTH]!r}... ({len(username)} characters)"
 
 
 def plausible(username: str, password: str) -> bool:
@@ -246,13 +318,17 @@ class CredentialsFile:
     take effect while serving); a successful check is remembered for ``ttl``
     seconds or until the file changes.  A file that cannot be read or parsed
     any more makes checks raise :class:`PolicyUnavailable` (503) rather than
-    keep stale workers.
+    keep stale workers.  Hashes are computed by ``hashing`` (default: a
+    :class:`BoundedWork` of :data:`HASH_WORKERS` threads).
 
     :raises ConfigError: the file cannot be read or parsed at start.
     """
 
-    def __init__(self, path: str, *, ttl: float = WORKER_TTL) -> None:
+    def __init__(
+        self, path: str, *, ttl: float = WORKER_TTL, hashing: BoundedWork | None = None
+    ) -> None:
         self.path = path
+        self._hashing = hashing or BoundedWork()
         self._lock = threading.Lock()
         self._stamp: tuple | None = None
         self._entries: dict[str, str] = {}
@@ -300,10 +376,15 @@ class CredentialsFile:
             return True
         encoded = self._entries.get(username)
         # an unknown name costs a hash check too, so it takes as long
-        ok = verify_password(password, encoded or _dummy_hash()) and bool(encoded)
+        ok = self._hashing(_verify_or_pretend, password, encoded)
         if ok:
             self._successes.remember(username, password)
         return ok
+
+
+def _verify_or_pretend(password: str, encoded: str | None) -> bool:
+    """:func:`verify_password`, or as costly a check that fails (no hash)."""
+    return verify_password(password, encoded or _dummy_hash()) and bool(encoded)
 
 
 @functools.lru_cache(maxsize=1)
@@ -360,17 +441,24 @@ class BasicAuth:
     answer a write attempt with a ``401`` challenge, so ``brz`` retries with
     the credentials from ``authentication.conf``.  Wrong or malformed
     credentials raise :class:`Unauthorized` (``401``) and are logged with the
-    user name and client address, never the password.  On success
-    ``environ["REMOTE_USER"]`` is the worker's name.
+    user name (cut to :data:`LOGGED_NAME_LENGTH` characters) and client
+    address, never the password; they are remembered as wrong for
+    ``failure_ttl`` seconds, so a client repeating them costs no new check.
+    On success ``environ["REMOTE_USER"]`` is the worker's name.
     """
 
     def __init__(
-        self, credentials: CredentialCheck, realm: str = DEFAULT_REALM
+        self,
+        credentials: CredentialCheck,
+        realm: str = DEFAULT_REALM,
+        *,
+        failure_ttl: float = FAILURE_TTL,
     ) -> None:
         if '"' in realm or "\\" in realm or not realm.isprintable():
             raise ValueError("realm must be printable, without quotes or backslashes")
         self.credentials = credentials
         self.realm = realm
+        self._failures = SuccessCache(failure_ttl)
 
     def __call__(self, environ: Environ) -> bool:
         header = environ.get("HTTP_AUTHORIZATION")
@@ -382,8 +470,19 @@ class BasicAuth:
             logger.warning("malformed credentials from %s", client)
             raise Unauthorized("malformed credentials")
         username, password = parsed
-        if not self.credentials.check(username, password):
-            logger.warning("rejected credentials of %r from %s", username, client)
+        known = plausible(username, password) and not self._failures.known(
+            username, password
+        )
+        if not known:
+            ok = False
+        else:
+            ok = self.credentials.check(username, password)
+            if not ok:
+                self._failures.remember(username, password)
+        if not ok:
+            logger.warning(
+                "rejected credentials of %s from %s", shown_name(username), client
+            )
             raise Unauthorized("invalid credentials")
         environ["REMOTE_USER"] = username
         return True

@@ -26,7 +26,15 @@ WritePolicy = Callable[[Environ], bool]
 
 
 class PolicyUnavailable(Exception):
-    """The source a policy consults cannot answer right now (HTTP 503)."""
+    """The source a policy consults cannot answer right now (HTTP 503).
+
+    :param retry_after: seconds after which the client may try again
+        (sent as ``Retry-After``), if known.
+    """
+
+    def __init__(self, reason: str, retry_after: int | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class Unauthorized(Exception):

@@ -7,11 +7,15 @@ breezy's own protocol code or byte by byte where the test needs a lie.
 
 from __future__ import annotations
 
+import http.client
 import inspect
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Self
 
 import fastbencode as bencode
 from breezy import controldir
@@ -20,12 +24,16 @@ from breezy.bzr.smart.request import SmartServerRequest
 from breezy.transport import get_transport_from_url
 
 __all__ = [
+    "HealthProbe",
     "SmartCall",
+    "cpu_seconds",
     "decode_response",
     "encode_request",
     "leaks",
+    "memory_kib",
     "raw_http",
     "registry_calls",
+    "reset_peak_memory",
     "smart_client",
     "split_response",
 ]
@@ -265,3 +273,76 @@ def decode_response(data: bytes) -> tuple[bool, tuple]:
         raise AssertionError(f"not a v1 response: {data[:200]!r}")
     args = tuple(line.split(b"\x01"))
     return args[0] != b"error", args
+
+
+# -- watching a server process from outside --
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """``VmRSS`` and ``VmHWM`` (peak) of process ``pid``, in KiB."""
+    found = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0])
+    return found
+
+
+def reset_peak_memory(pid: int) -> None:
+    """Start ``pid``'s ``VmHWM`` afresh from its current resident size."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time process ``pid`` has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class HealthProbe:
+    """Asks ``GET /health`` of a face again and again on fresh connections,
+    in a thread, and records each answer's status and latency."""
+
+    def __init__(self, base: str, interval: float = 0.1, timeout: float = 60) -> None:
+        self.base = base
+        self.interval = interval
+        self.timeout = timeout
+        #: ``(status or None, seconds)`` of each probe, in order.
+        self.results: list[tuple[int | None, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(self.timeout + 5)
+
+    def probe(self) -> tuple[int | None, float]:
+        host, port = self.base.split("//", 1)[1].split("/", 1)[0].split(":")
+        start = time.monotonic()
+        try:
+            conn = http.client.HTTPConnection(host, int(port), timeout=self.timeout)
+            try:
+                conn.request("GET", "/health")
+                response = conn.getresponse()
+                status = response.status if response.read() == b"ok\n" else None
+            finally:
+                conn.close()
+        except OSError:
+            status = None
+        return status, time.monotonic() - start
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.results.append(self.probe())
+            self._stop.wait(self.interval)
+
+    @property
+    def latencies(self) -> list[float]:
+        return [seconds for _, seconds in self.results]

@@ -1,0 +1,196 @@
+"""Adversarial tests: anonymous clients trying to exhaust a real ``serve``.
+
+Each test starts ``brz janitor-store serve`` as a subprocess and watches it
+from outside (``/proc/PID``): resident memory (``VmRSS``, peak ``VmHWM``),
+CPU time, and whether the admin face's ``/health`` still answers while the
+public face is flooded.  Figures are printed with ``BJS_REPORT_COUNTS=1``;
+the assertions are on memory and on answers, never on wall time.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import os
+import threading
+
+from .. import auth
+from ..auth import BasicAuth, BoundedWork, CredentialsFile, add_worker
+from ..policies import PolicyUnavailable, Unauthorized
+from . import hostile
+from .fixtures import FREE_PORTS, StoreTestCase, start_serve
+
+#: Figures measured by the tests (printed at the end with BJS_REPORT_COUNTS=1).
+MEASURED: dict[str, object] = {}
+MIB = 1024
+
+
+def _host_port(base: str) -> tuple[str, int]:
+    host, port = base.split("//", 1)[1].split("/", 1)[0].split(":")
+    return host, int(port)
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class PasswordFloodTests(StoreTestCase):
+    """Wrong Basic-auth passwords from many anonymous clients at once."""
+
+    CLIENTS = 60
+    REQUESTS = 3
+
+    def setUp(self) -> None:
+        super().setUp()
+        creds = self.path("credentials")
+        add_worker(creds, "worker-1", "correct horse")
+        self.proc, self.admin, self.public = start_serve(
+            self, "-d", self.storage_dir, *FREE_PORTS, "--credentials", creds
+        )
+
+    def attempt(self, user: str, password: str) -> tuple[int, dict[str, str]]:
+        """A smart POST on the public face with Basic credentials."""
+        conn = http.client.HTTPConnection(*_host_port(self.public), timeout=120)
+        try:
+            conn.request(
+                "POST",
+                "/bzr/hello/lintian-fixes/.bzr/smart",
+                body=b"bzr",
+                headers={"Authorization": _basic(user, password)},
+            )
+            response = conn.getresponse()
+            response.read()
+            return response.status, dict(response.getheaders())
+        finally:
+            conn.close()
+
+    def test_wrong_passwords_are_bounded(self) -> None:
+        pid = self.proc.pid
+        self.assertEqual(self.attempt("worker-1", "warm-up")[0], 401)
+        before = hostile.memory_kib(pid)["VmRSS"]
+        hostile.reset_peak_memory(pid)
+        answers: list[tuple[int, dict[str, str]]] = []
+        lock = threading.Lock()
+
+        def client(n: int) -> None:
+            for i in range(self.REQUESTS):
+                # a different wrong password every time: nothing to remember
+                got = self.attempt(f"worker-{n % 3}", f"guess-{n}-{i}-{os.getpid()}")
+                with lock:
+                    answers.append(got)
+
+        clients = [
+            threading.Thread(target=client, args=(n,)) for n in range(self.CLIENTS)
+        ]
+        with hostile.HealthProbe(self.admin) as probe:
+            for t in clients:
+                t.start()
+            for t in clients:
+                t.join(300)
+        peak = hostile.memory_kib(pid)["VmHWM"]
+        growth = (peak - before) / MIB
+        statuses = sorted({status for status, _ in answers})
+        MEASURED["password flood"] = {
+            "growth MiB": round(growth, 1),
+            "statuses": {s: sum(1 for a, _ in answers if a == s) for s in statuses},
+            "health probes": len(probe.results),
+            "health max s": round(max(probe.latencies), 3),
+            "health median s": round(
+                sorted(probe.latencies)[len(probe.latencies) // 2], 3
+            ),
+        }
+        self.assertEqual(len(answers), self.CLIENTS * self.REQUESTS)
+        # every answer is a refusal: wrong credentials, or "busy, retry"
+        self.assertLessEqual(set(statuses), {401, 503}, MEASURED["password flood"])
+        for status, headers in answers:
+            if status == 503:
+                self.assertIn("Retry-After", headers)
+        self.assertTrue(probe.results)
+        self.assertEqual(
+            [s for s, _ in probe.results if s != 200], [], "admin /health failed"
+        )
+        self.assertLessEqual(growth, 256, MEASURED["password flood"])
+        # the right password still works once the flood is over
+        self.assertNotEqual(self.attempt("worker-1", "correct horse")[0], 401)
+        # the same wrong password again is refused without a new hash
+        self.assertEqual(self.attempt("worker-1", "warm-up")[0], 401)
+
+
+class CountingCheck:
+    """A real credentials file, counting the checks that reach it."""
+
+    def __init__(self, path: str) -> None:
+        self.inner = CredentialsFile(path)
+        self.calls = 0
+
+    def check(self, username: str, password: str) -> bool:
+        self.calls += 1
+        return self.inner.check(username, password)
+
+
+class PasswordCheckTests(StoreTestCase):
+    """What one wrong password may cost, and what the log keeps of it."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        add_worker(self.path("creds"), "w1", "right")
+        self.check = CountingCheck(self.path("creds"))
+        self.policy = BasicAuth(self.check)
+
+    def attempt(self, user: str, password: str) -> bool:
+        environ = {
+            "REMOTE_ADDR": "192.0.2.7",
+            "HTTP_AUTHORIZATION": _basic(user, password),
+        }
+        return self.policy(environ)
+
+    def test_a_repeated_wrong_password_is_not_checked_again(self) -> None:
+        for _ in range(3):
+            with (
+                self.assertLogs(auth.logger, "WARNING"),
+                self.assertRaises(Unauthorized),
+            ):
+                self.attempt("w1", "wrong")
+        self.assertEqual(self.check.calls, 1)
+        self.assertTrue(self.attempt("w1", "right"))
+        self.assertEqual(self.check.calls, 2)
+
+    def test_long_user_names_are_cut_in_the_log(self) -> None:
+        name = "n" * 5000
+        with (
+            self.assertLogs(auth.logger, "WARNING") as logs,
+            self.assertRaises(Unauthorized),
+        ):
+            self.attempt(name, "pw")
+        text = "\n".join(logs.output)
+        self.assertNotIn("n" * (auth.LOGGED_NAME_LENGTH + 1), text)
+        self.assertIn("n" * auth.LOGGED_NAME_LENGTH, text)
+        self.assertIn("5000 characters", text)
+
+    def test_bounded_work_refuses_beyond_its_threads_and_queue(self) -> None:
+        work = BoundedWork(workers=1, wait=0.05, queue=1)
+        release = threading.Event()
+        self.addCleanup(release.set)
+        started = threading.Event()
+
+        def blocked() -> str:
+            started.set()
+            release.wait(60)
+            return "done"
+
+        holder = threading.Thread(target=work, args=(blocked,))
+        holder.start()
+        self.addCleanup(holder.join, 60)
+        started.wait(60)
+        # one waits its 0.05 s in the queue, then gives up
+        with self.assertRaises(PolicyUnavailable) as refused:
+            work(str, "queued")
+        self.assertEqual(refused.exception.retry_after, 1)
+        release.set()
+        holder.join(60)
+        self.assertEqual(work(str, "free"), "free")
+
+
+def tearDownModule() -> None:
+    if MEASURED and os.environ.get("BJS_REPORT_COUNTS"):
+        print("\nexhaustion figures:", MEASURED)
