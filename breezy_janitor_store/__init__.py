@@ -2,6 +2,26 @@
 
 ``from breezy_janitor_store import StoreApp`` gives the store as a PEP 3333
 WSGI callable; ``brz janitor-store serve`` runs it on an embedded server.
+
+Modules, lower layers first; a module imports only from its own layer or
+the layers above it in this list:
+
+* bzr side (no HTTP): ``layout`` (naming and layout rules), ``transport``
+  (``StoreTransport``, the one enforcement point for disk access),
+  ``packing`` (autopacks), ``storage`` (the storage directory: codebases,
+  shared repositories, their transports), ``history`` and ``diff``
+  (reading revisions), ``locks`` (held locks: listing, breaking),
+  ``smart`` (the smart protocol over one POST), ``context`` (the current
+  request's id, for log lines);
+* policies: ``policies`` (which codebases and campaigns exist, who
+  writes), ``config`` (settings), ``auth`` and ``db`` (workers' Basic
+  credentials, the janitor's database);
+* web side (WSGI): ``http`` (request, router), ``metrics``, ``filters``
+  (request ids, path checks, HEAD, access log), ``browse`` (HTML pages),
+  ``api`` (HTTP API handlers), ``app`` (``StoreApp`` and its route table),
+  ``server`` (the embedded HTTP server);
+* entry points: ``serve`` and ``cmds`` (``brz janitor-store``), ``wsgi``
+  (for gunicorn), ``plugin`` (the installed breezy plugin).
 """
 
 from __future__ import annotations

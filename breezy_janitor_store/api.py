@@ -25,7 +25,7 @@ from breezy import errors, urlutils
 from breezy.controldir import ControlDir
 
 from . import browse, diff, history, layout, locks
-from .filters import current_request_id
+from .context import current_request_id
 from .http import HTTPError, Request
 from .policies import PolicyUnavailable
 

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from . import api, browse, filters, layout, locks, metrics
+from .context import current_request_id
 from .diff import DEFAULT_TIMEOUT as DEFAULT_DIFF_TIMEOUT
 from .http import HTTPError, Request, Router
 from .metrics import SMART_VERB_KEY
@@ -109,7 +110,7 @@ class StoreApp:
             for r in ROUTES
             if face in r.faces
         )
-        self._wsgi = filters.wrap(self._dispatch, self)
+        self._wsgi = filters.wrap(self._dispatch, face)
 
     def __call__(
         self, environ: Environ, start_response: Callable[..., Any]
@@ -135,7 +136,7 @@ class StoreApp:
                 "error serving %s %s (request %s)",
                 req.method,
                 req.path,
-                filters.current_request_id(),
+                current_request_id(),
             )
             status, reason, headers = 500, "internal server error", []
         return req.text(status, reason, _closing(req, headers))
@@ -165,7 +166,9 @@ class StoreApp:
         def gate(verb: bytes) -> bool:
             """Whether the verb may run; refused ones get the 401 challenge."""
             if writable:
-                locks.before_write(self, location, verb)
+                locks.before_write(
+                    self.storage, location, verb, self.break_locks_older_than
+                )
             if writable or challenge is None:
                 return True  # a read-only transport refuses writes itself
             return verb_category(verb) in (READ_CATEGORY, None)

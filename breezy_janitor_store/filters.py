@@ -22,20 +22,18 @@
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import logging
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
+from .context import RequestIdLogFilter, current_request_id, request_id_var
+from .http import Request
 from .metrics import metrics_filter
-
-if TYPE_CHECKING:
-    from .app import StoreApp
 
 __all__ = [
     "REQUEST_ID_HEADER",
@@ -53,32 +51,11 @@ access_logger = logging.getLogger("breezy_janitor_store.access")
 
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID_KEY = "breezy_janitor_store.request_id"
-#: The id of the request being served by the current thread (or task).
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
-    "breezy_janitor_store_request_id", default="-"
-)
 
 
-def current_request_id() -> str:
-    """Id of the request being served here, or ``-`` outside requests."""
-    return request_id_var.get()
-
-
-class RequestIdLogFilter(logging.Filter):
-    """Give each record a ``request_id`` attribute (for ``%(request_id)s``).
-
-    Attach it to a handler: ``handler.addFilter(RequestIdLogFilter())``.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "request_id"):
-            record.request_id = current_request_id()
-        return True
-
-
-def wrap(wsgi: Callable, app: StoreApp) -> Callable:
-    """``wsgi`` wrapped in the store's filters (outermost last)."""
-    return _with_request_id(head(_refuse_path_escapes(metrics_filter(wsgi, app))))
+def wrap(wsgi: Callable, face: str) -> Callable:
+    """``wsgi``, serving ``face``, wrapped in the store's filters."""
+    return _with_request_id(head(_refuse_path_escapes(metrics_filter(wsgi, face))))
 
 
 def head(wsgi: Callable) -> Callable:
@@ -135,8 +112,6 @@ def _refuse_path_escapes(wsgi: Callable) -> Callable:
         if _PATH_ESCAPE.search(raw) or _PATH_ESCAPE.search(
             environ.get("PATH_INFO", "")
         ):
-            from .http import Request
-
             return Request(environ, start_response).text(
                 400, "path escapes are not allowed"
             )

@@ -30,11 +30,10 @@ from breezy.lockdir import LockDir, LockHeldInfo
 from breezy.transport import NoSuchFile
 
 from . import layout
-from .filters import current_request_id
+from .context import current_request_id
 from .storage import layout_names
 
 if TYPE_CHECKING:
-    from .app import StoreApp
     from .storage import Storage
 
 __all__ = [
@@ -245,14 +244,18 @@ LOCK_TAKING_VERBS = {
 }
 
 
-def before_write(app: StoreApp, location: layout.Location, verb: bytes) -> None:
+def before_write(
+    storage: Storage,
+    location: layout.Location,
+    verb: bytes,
+    older_than: float | None,
+) -> None:
     """The automatic policy's hook, run before each verb on a writable face.
 
-    Does nothing unless ``app.break_locks_older_than`` is set; otherwise,
-    when ``verb`` starts taking a lock, breaks the locks it would wait for
-    that are older than that.
+    Does nothing unless ``older_than`` (seconds) is set; otherwise, when
+    ``verb`` starts taking a lock, breaks the locks it would wait for that
+    are older than that.
     """
-    older_than = app.break_locks_older_than
     kinds = LOCK_TAKING_VERBS.get(verb)
     if older_than is not None and kinds:
-        break_stale_locks(app.storage, location, older_than, kinds)
+        break_stale_locks(storage, location, older_than, kinds)

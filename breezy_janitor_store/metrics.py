@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from .http import ENDPOINT_KEY
 from .smart import verb_category
@@ -120,8 +121,6 @@ def scrape(storage: Storage, accept: str | None) -> tuple[bytes, str]:
     """The exposition of every metric: body and content type."""
     registry = CollectorRegistry(auto_describe=False)
     if multiprocess():
-        from prometheus_client.multiprocess import MultiProcessCollector
-
         MultiProcessCollector(registry)
     else:
         registry.register(_Forward(REGISTRY))
@@ -271,9 +270,8 @@ class _ObservedBody:
                 self._observation.finish()
 
 
-def metrics_filter(wsgi: Callable, app: StoreApp) -> Callable:
-    """``wsgi`` with every request observed for the metrics."""
-    face = app.face
+def metrics_filter(wsgi: Callable, face: str) -> Callable:
+    """``wsgi``, serving ``face``, with every request observed for the metrics."""
 
     def observed(environ: Environ, start_response: Callable[..., Any]):
         observation = _Observation(face, environ)

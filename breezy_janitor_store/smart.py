@@ -21,6 +21,7 @@ from breezy.bzr.smart import medium, message, protocol, request
 from breezy.transport import Transport
 from fastbencode import bencode
 
+from .context import current_request_id
 from .transport import DISK_ERRNOS
 
 __all__ = ["MAX_CHUNK", "READ_CATEGORY", "SmartExchange", "verb_category"]
@@ -142,8 +143,6 @@ def _logged(chunks: Iterator[bytes], responder: _Responder) -> Iterator[bytes]:
 
 
 def _log_failure(verb: bytes | None, e: Exception) -> None:
-    from .filters import current_request_id  # (import cycle)
-
     logger.warning(
         "smart verb %s failed: %s: %s (request %s)",
         (verb or b"?").decode("ascii", "replace"),
@@ -394,8 +393,6 @@ class SmartExchange:
                 pass
             except Exception:  # the client sees a cut stream; we log
                 trace.log_exception_quietly()
-                from .filters import current_request_id  # (import cycle)
-
                 logger.exception(
                     "error streaming a smart response (request %s)",
                     current_request_id(),
