@@ -30,6 +30,7 @@ setup(
     ],
     extras_require={
         "gunicorn": ["gunicorn"],
+        "gcp": ["google-cloud-logging"],
         "test": ["pytest", "testtools", "hypothesis", "html5lib", "gunicorn"],
     },
 )

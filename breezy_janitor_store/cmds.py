@@ -125,8 +125,16 @@ class cmd_janitor_store_serve(Command):
     its name and password over HTTP Basic authentication (brz takes them
     from authentication.conf).
 
+    The options of the janitor's own store (janitor.bzr_store) work too:
+    --vcs-path is --directory, --listen-address is --listen, and
+    --port, --public-port, --config, --client-max-size (0: no limit),
+    --debug and --gcp-logging mean the same, so the janitor image's
+    entrypoint runs unchanged.  At start the store logs the storage
+    directory, the campaigns in effect and where codebases and worker
+    credentials come from.
+
     Each option also reads an environment variable: --directory
-    BZR_STORE_PATH, --listen BZR_STORE_HOST, --port BZR_STORE_ADMIN_PORT,
+    (--vcs-path) BZR_STORE_PATH, --listen (--listen-address) BZR_STORE_HOST, --port BZR_STORE_ADMIN_PORT,
     --public-port BZR_STORE_PUBLIC_PORT, --campaign BZR_STORE_CAMPAIGNS
     (comma-separated), --config BZR_STORE_CONFIG, --client-max-size
     BZR_STORE_CLIENT_MAX_SIZE, --public-url BZR_STORE_PUBLIC_URL,
@@ -150,7 +158,13 @@ class cmd_janitor_store_serve(Command):
 
     takes_options: ClassVar[list] = [
         _directory,
+        Option("vcs-path", type=str, help="Storage directory (as janitor.bzr_store)."),
         Option("listen", type=str, help="Address to listen on (default: localhost)."),
+        Option(
+            "listen-address",
+            type=str,
+            help="Address to listen on (as janitor.bzr_store).",
+        ),
         Option(
             "port", type=int, help="Admin face port (default: 9929; 0: any free port)."
         ),
@@ -172,7 +186,7 @@ class cmd_janitor_store_serve(Command):
         Option(
             "client-max-size",
             type=int,
-            help="Largest request body in bytes (default: 1 GiB).",
+            help="Largest request body in bytes (default: 1 GiB; 0: no limit).",
         ),
         Option(
             "public-url",
@@ -195,6 +209,11 @@ class cmd_janitor_store_serve(Command):
             type=int,
             help="Break locks older than SECONDS before writes (default: never).",
         ),
+        Option("debug", help="Log debug messages too."),
+        Option(
+            "gcp-logging",
+            help="Log to Google Cloud Logging (needs google-cloud-logging).",
+        ),
     ]
     encoding_type = "replace"
 
@@ -212,13 +231,17 @@ class cmd_janitor_store_serve(Command):
         break_locks_older_than: int | None = None,
         public_url: str | None = None,
         diff_timeout: float | None = None,
+        vcs_path: str | None = None,
+        listen_address: str | None = None,
+        debug: bool = False,
+        gcp_logging: bool = False,
     ) -> int:
         from .serve import ServeSettings, run_serve
 
         try:
             settings = ServeSettings.resolve(
-                directory=directory,
-                listen=listen,
+                directory=_same("--directory", directory, "--vcs-path", vcs_path),
+                listen=_same("--listen", listen, "--listen-address", listen_address),
                 port=port,
                 public_port=public_port,
                 campaigns=campaign or None,
@@ -229,11 +252,21 @@ class cmd_janitor_store_serve(Command):
                 break_locks_older_than=break_locks_older_than,
                 public_url=public_url,
                 diff_timeout=diff_timeout,
+                debug=debug,
+                gcp_logging=gcp_logging,
             )
             run_serve(settings, self.outf)
         except ConfigError as e:
             raise errors.CommandError(str(e)) from None
         return 0
+
+
+def _same(name: str, value: str | None, alias: str, alias_value: str | None):
+    """The value of an option given under its name or its ``janitor.bzr_store``
+    alias; both is an error unless they agree."""
+    if value is not None and alias_value is not None and value != alias_value:
+        raise errors.CommandError(f"{name} and {alias} differ; give one of them")
+    return value if value is not None else alias_value
 
 
 class cmd_janitor_store_add_worker(Command):

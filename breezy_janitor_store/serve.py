@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
+import sys
+import urllib.parse
+from dataclasses import dataclass, field
 
 from .app import ADMIN, DEFAULT_CLIENT_MAX_SIZE, DEFAULT_DIFF_TIMEOUT, PUBLIC, StoreApp
-from .config import ConfigError, env_default, read_janitor_config
+from .config import (
+    DEFAULT_VENDOR,
+    ConfigError,
+    check_campaign_names,
+    env_default,
+    read_janitor_config,
+)
+from .filters import RequestIdLogFilter, access_logger
 from .policies import Campaigns
 from .storage import Storage
 
-__all__ = ["ServeSettings", "build_apps", "run_serve"]
+__all__ = ["ServeSettings", "build_apps", "run_serve", "setup_logging"]
+
+logger = logging.getLogger(__name__)
 
 
 def _campaign_list(raw: str) -> list[str]:
     return [c.strip() for c in raw.split(",") if c.strip()]
+
+
+#: ``client_max_size`` of the faces for ``--client-max-size 0`` (no limit).
+NO_LIMIT = sys.maxsize
 
 
 @dataclass
@@ -25,7 +41,12 @@ class ServeSettings:
     listen: str = "localhost"
     port: int = 9929
     public_port: int = 9930
+    #: Known campaigns; ``None``: every valid name.
     campaigns: list[str] | None = None
+    #: Namespaces admitted besides the campaigns: the config's vendors,
+    #: whose role ``latest`` is a codebase's cache branch.
+    namespaces: list[str] = field(default_factory=list)
+    #: Largest request body in bytes; ``0``: no limit.
     client_max_size: int = DEFAULT_CLIENT_MAX_SIZE
     #: The janitor's PostgreSQL database (codebases and workers), if any.
     database_url: str | None = None
@@ -37,6 +58,10 @@ class ServeSettings:
     diff_timeout: float = DEFAULT_DIFF_TIMEOUT
     #: Break branch/repository locks older than this before writes (seconds).
     break_locks_older_than: float | None = None
+    #: Log debug messages too.
+    debug: bool = False
+    #: Send the log to Google Cloud Logging instead of standard error.
+    gcp_logging: bool = False
 
     @classmethod
     def resolve(
@@ -54,6 +79,8 @@ class ServeSettings:
         break_locks_older_than: float | None = None,
         public_url: str | None = None,
         diff_timeout: float | None = None,
+        debug: bool = False,
+        gcp_logging: bool = False,
     ) -> ServeSettings:
         """Options first, then ``BZR_STORE_*`` variables, then defaults.
 
@@ -68,13 +95,20 @@ class ServeSettings:
                 "is not a directory" if os.path.exists(directory) else "does not exist"
             )
             raise ConfigError(f"storage directory {directory} {problem}")
-        campaigns = env_default(campaigns, "BZR_STORE_CAMPAIGNS", None, _campaign_list)
+        if campaigns is not None:
+            check_campaign_names(campaigns, "--campaign")
+        else:
+            campaigns = env_default(None, "BZR_STORE_CAMPAIGNS", None, _campaign_list)
+            check_campaign_names(campaigns or [], "BZR_STORE_CAMPAIGNS")
         config = env_default(config, "BZR_STORE_CONFIG")
         database_url = env_default(database_url, "DATABASE_URL")
         credentials = env_default(credentials, "BZR_STORE_CREDENTIALS")
+        namespaces: list[str] = []
         if config is not None:
             janitor = read_janitor_config(config)
             campaigns = (campaigns or []) + janitor.campaigns or None
+            if janitor.campaigns:
+                namespaces = janitor.vendors or [DEFAULT_VENDOR]
             database_url = database_url or janitor.database_location
         if database_url and credentials:
             raise ConfigError(
@@ -87,6 +121,7 @@ class ServeSettings:
             port=env_default(port, "BZR_STORE_ADMIN_PORT", 9929, int),
             public_port=env_default(public_port, "BZR_STORE_PUBLIC_PORT", 9930, int),
             campaigns=campaigns,
+            namespaces=[n for n in namespaces if n not in (campaigns or ())],
             client_max_size=env_default(
                 client_max_size,
                 "BZR_STORE_CLIENT_MAX_SIZE",
@@ -102,20 +137,62 @@ class ServeSettings:
             diff_timeout=env_default(
                 diff_timeout, "BZR_STORE_DIFF_TIMEOUT", DEFAULT_DIFF_TIMEOUT, float
             ),
+            debug=debug,
+            gcp_logging=gcp_logging,
         )
         for name in ("port", "public_port"):
             if not 0 <= getattr(settings, name) <= 65535:
                 raise ConfigError(
                     f"invalid {name.replace('_', '-')}: {getattr(settings, name)}"
                 )
-        if settings.client_max_size <= 0:
-            raise ConfigError("client-max-size must be positive")
+        if settings.client_max_size < 0:
+            raise ConfigError("client-max-size must be positive, or 0 for no limit")
         if settings.diff_timeout <= 0:
             raise ConfigError("diff-timeout must be positive")
         older_than = settings.break_locks_older_than
         if older_than is not None and older_than <= 0:
             raise ConfigError("break-locks-older-than must be positive")
         return settings
+
+    def describe(self) -> list[str]:
+        """What the store serves and where its policies come from, one
+        line each, for the log at start (no password is shown)."""
+        if self.campaigns:
+            campaigns = "campaigns: " + ", ".join(self.campaigns)
+            if self.namespaces:
+                campaigns += "; cache branches under: " + ", ".join(
+                    f"{n}/latest" for n in self.namespaces
+                )
+        else:
+            campaigns = "campaigns: any campaign"
+        if self.database_url:
+            database = _redacted(self.database_url)
+            codebases = f"codebases: the codebase table of {database}"
+            workers = f"public-face writers: the worker table of {database}"
+        else:
+            codebases = "codebases: any valid name (created on the first write)"
+            workers = (
+                f"public-face writers: the workers in {self.credentials}"
+                if self.credentials
+                else "public-face writers: none (read-only)"
+            )
+        limit = f"{self.client_max_size} bytes" if self.client_max_size else "no limit"
+        return [
+            f"storage directory: {self.directory}",
+            campaigns,
+            codebases,
+            workers,
+            f"largest request body: {limit}",
+        ]
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def build_apps(settings: ServeSettings) -> tuple[StoreApp, StoreApp]:
@@ -124,11 +201,11 @@ def build_apps(settings: ServeSettings) -> tuple[StoreApp, StoreApp]:
     :raises ConfigError: bad database URL or credentials file.
     """
     storage = Storage(settings.directory)
-    campaigns = Campaigns(settings.campaigns)
+    names = settings.campaigns and settings.campaigns + settings.namespaces
     common = {
         "storage": storage,
-        "campaigns": campaigns,
-        "client_max_size": settings.client_max_size,
+        "campaigns": Campaigns(names),
+        "client_max_size": settings.client_max_size or NO_LIMIT,
         "break_locks_older_than": settings.break_locks_older_than,
         "public_url": settings.public_url,
         "diff_timeout": settings.diff_timeout,
@@ -153,7 +230,7 @@ def run_serve(settings: ServeSettings, out) -> None:
     from .server import make_server, serve_forever, server_url
 
     admin, public = build_apps(settings)
-    _log_to_stderr()
+    setup_logging(debug=settings.debug, gcp=settings.gcp_logging)
     servers = []
     for face, app, port in (
         (ADMIN, admin, settings.port),
@@ -165,9 +242,12 @@ def run_serve(settings: ServeSettings, out) -> None:
             for server in servers:
                 server.server_close()
             raise ConfigError(
-                f"cannot listen on {settings.listen} port {port} for the {face} "
-                f"face: {e.strerror or e}"
+                f"cannot listen on {settings.listen}:{port} ({face} face): "
+                f"{e.strerror or e}"
             ) from None
+
+    for line in settings.describe():
+        logger.info("%s", line)
 
     def ready() -> None:
         for s in servers:
@@ -177,29 +257,51 @@ def run_serve(settings: ServeSettings, out) -> None:
     serve_forever(servers, ready)
 
 
-def _log_to_stderr() -> None:
-    """Access lines (common log format) and the store's warnings and errors
-    (with request ids) on standard error, unless logging is set up already."""
-    import logging
-    import sys
+#: Log format of the store's own messages (access lines are bare).
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 
-    from .filters import RequestIdLogFilter
 
-    access = logging.getLogger("breezy_janitor_store.access")
+def setup_logging(*, debug: bool = False, gcp: bool = False) -> None:
+    """Access lines (common log format) and the store's messages (with
+    request ids): on standard error, or with ``gcp`` to Google Cloud
+    Logging.  Informational messages and up, debug ones too with ``debug``.
+    Does nothing when the store's loggers have handlers already.
+
+    :raises ConfigError: ``gcp`` without its library or credentials.
+    """
+    access = access_logger
     package = logging.getLogger(__name__.rpartition(".")[0])  # or as a plugin
     if access.handlers or package.handlers:
         return
+    level = logging.DEBUG if debug else logging.INFO
+    package.setLevel(level)
+    access.setLevel(logging.INFO)
+    if gcp:
+        _setup_gcp_logging(level)
+        return  # both loggers propagate to the root logger's cloud handler
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     access.addHandler(handler)
-    access.setLevel(logging.INFO)
     access.propagate = False
-    errors = logging.StreamHandler(sys.stderr)
-    errors.addFilter(RequestIdLogFilter())
-    errors.setFormatter(
-        logging.Formatter(
-            "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
-        )
-    )
-    errors.setLevel(logging.WARNING)
-    package.addHandler(errors)
+    messages = logging.StreamHandler(sys.stderr)
+    messages.addFilter(RequestIdLogFilter())
+    messages.setFormatter(logging.Formatter(LOG_FORMAT))
+    package.addHandler(messages)
+
+
+def _setup_gcp_logging(level: int) -> None:
+    try:
+        import google.auth.exceptions
+        import google.cloud.logging
+    except ImportError:
+        raise ConfigError(
+            "--gcp-logging needs the google-cloud-logging library "
+            "(pip install 'breezy-janitor-store[gcp]')"
+        ) from None
+    try:
+        client = google.cloud.logging.Client()
+        client.setup_logging(log_level=level)
+    except (google.auth.exceptions.GoogleAuthError, OSError, ValueError) as e:
+        # no credentials, no project, ...
+        first = str(e).strip().splitlines()[:1] or [type(e).__name__]
+        raise ConfigError(f"--gcp-logging: {first[0]}") from None

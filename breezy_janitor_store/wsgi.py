@@ -45,7 +45,7 @@ def make_application(face: str | None = None) -> StoreApp:
     import breezy
     from breezy.plugin import load_plugins
 
-    from .serve import ServeSettings, _log_to_stderr, build_apps
+    from .serve import ServeSettings, build_apps, logger, setup_logging
 
     face = face or os.environ.get(FACE_VARIABLE) or ADMIN
     if face not in (ADMIN, PUBLIC):
@@ -57,8 +57,11 @@ def make_application(face: str | None = None) -> StoreApp:
         breezy.initialize(setup_ui=False)
     # Every plugin, as under ``brz janitor-store serve`` (does nothing twice).
     load_plugins()
-    admin, public = build_apps(ServeSettings.resolve())
-    _log_to_stderr()  # access and error lines, as ``serve`` writes them
+    settings = ServeSettings.resolve()
+    admin, public = build_apps(settings)
+    setup_logging()  # access lines and messages, as ``serve`` writes them
+    for line in [f"face: {face}", *settings.describe()]:
+        logger.info("%s", line)
     return admin if face == ADMIN else public
 
 

@@ -55,6 +55,6 @@ class StartupErrorTests(StoreTestCase):
                         self.serve_fails(
                             "-d", self.storage_dir, "--listen", "127.0.0.1", *ports
                         ),
-                        f"brz: ERROR: cannot listen on 127.0.0.1 port {port} "
-                        f"for the {face} face: Address already in use",
+                        f"brz: ERROR: cannot listen on 127.0.0.1:{port} "
+                        f"({face} face): Address already in use",
                     )
