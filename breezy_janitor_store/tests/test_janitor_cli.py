@@ -141,7 +141,6 @@ class JanitorCommandLineTests(StoreTestCase):
         self.assertFails(
             f"storage directory {a_file} is not a directory", "--vcs-path", a_file
         )
-        self.assertFails(f"storage directory {missing} does not exist", "-d", missing)
         self.assertFails(
             "--directory and --vcs-path differ; give one of them",
             "-d",
