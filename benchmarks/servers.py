@@ -75,7 +75,7 @@ class Server:
             env = brz_env(
                 self.home,
                 BRZ_PLUGINS_AT="janitor_store@"
-                + os.path.join(REPO, "breezy_janitor_store"),
+                + os.path.join(REPO, "breezy_janitor_store", "plugin"),
             )
             args = ["-m", "breezy", "janitor-store", "serve", "-d", self.directory]
             args += ["--listen", "127.0.0.1", "--port", "0", "--public-port", "0"]

@@ -58,15 +58,3 @@ def register_commands(package: str) -> None:
         if name not in plugin_cmds:
             class_name = "cmd_" + name.replace("-", "_")
             plugin_cmds.register_lazy(class_name, [], package + ".cmds")
-
-
-if __name__.startswith("breezy.plugins."):
-    # Loaded by breezy from a checkout (BRZ_PLUGINS_AT=janitor_store@DIR).
-    register_commands(__name__)
-
-
-def test_suite():
-    """The plugin's tests, for ``brz selftest -s bp.janitor_store``."""
-    from .tests import test_suite as suite
-
-    return suite()

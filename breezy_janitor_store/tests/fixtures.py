@@ -50,13 +50,15 @@ def python_env(**extra: str) -> dict[str, str]:
     return env
 
 
-#: This checkout's plugin directory (the package itself).
+#: This checkout's package directory.
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: This checkout's plugin directory (breezy's entry point to the package).
+PLUGIN_DIR = os.path.join(PACKAGE_DIR, "plugin")
 
 
 def plugin_env(**extra: str) -> dict[str, str]:
     """Environment in which ``brz`` loads this checkout's plugin."""
-    return python_env(BRZ_PLUGINS_AT=f"janitor_store@{PACKAGE_DIR}", **extra)
+    return python_env(BRZ_PLUGINS_AT=f"janitor_store@{PLUGIN_DIR}", **extra)
 
 
 def stop_process(proc: subprocess.Popen, sig: int, timeout: float) -> None:

@@ -24,7 +24,7 @@ CLF = re.compile(
     r'"(?P<request>[^"\\]*(?:\\.[^"\\]*)*)" (?P<status>\d{3}) (?P<bytes>\d+|-)\Z'
 )
 RID = re.compile(r"[0-9a-f]{32}\Z")
-#: The package's logger (``breezy.plugins.janitor_store`` as a plugin).
+#: The package's logger.
 PACKAGE = __name__.rsplit(".tests.", 1)[0]
 
 
