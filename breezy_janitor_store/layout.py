@@ -46,11 +46,12 @@ _FORBIDDEN_IN_BRANCH = {
 _NOT_A_FILE = "files outside .bzr are not allowed (campaigns and roles are directories)"
 
 
-#: What breezy writes inside a (2a, pack) repository's control directory;
+#: What breezy writes inside a (2a, pack) repository's control directory,
+#: and the store's pack lock (see :mod:`breezy_janitor_store.packing`);
 #: the rest (format, shared-storage, no-working-trees) and the directory
 #: itself are set up by the store and never change.
 _REPOSITORY_DATA = frozenset(
-    {"pack-names", "packs", "indices", "upload", "obsolete_packs", "lock"}
+    {"pack-names", "packs", "indices", "upload", "obsolete_packs", "lock", "pack-lock"}
 )
 
 
