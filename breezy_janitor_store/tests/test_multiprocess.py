@@ -50,9 +50,7 @@ def targets(count: int) -> list[str]:
     for i in range(count):
         campaign = f"campaign{i % 4}"
         out.append(
-            f"{CODEBASE}/{campaign}"
-            if i < 4
-            else f"{CODEBASE}/{campaign}/role{i // 4}"
+            f"{CODEBASE}/{campaign}" if i < 4 else f"{CODEBASE}/{campaign}/role{i // 4}"
         )
     return out
 
@@ -129,8 +127,7 @@ def _autopacks_logged() -> int:
     try:
         with open(os.environ["BRZ_LOG"], errors="replace") as f:
             return sum(
-                "Auto-packing repository" in line and "completed" in line
-                for line in f
+                "Auto-packing repository" in line and "completed" in line for line in f
             )
     except (KeyError, OSError):
         return 0
@@ -142,8 +139,7 @@ class ManyProcessesTests(StoreTestCase):
 
     def test_concurrent_pushes_through_three_processes(self) -> None:
         servers = [
-            start_serve(self, "-d", self.storage_dir, *FREE_PORTS)[1]
-            for _ in range(3)
+            start_serve(self, "-d", self.storage_dir, *FREE_PORTS)[1] for _ in range(3)
         ]
         work = self.make_branch(revisions=8)
         brz("push", "-q", f"bzr+{servers[0]}/{CODEBASE}/campaign0", cwd=work)
