@@ -318,6 +318,9 @@ class StoreTransport(TransportDecorator):
         return self._call("move", segments, disk_from, disk_to)
 
     def mkdir(self, relpath, mode=None):
+        if not self._resolve(relpath) and self._jail.writable:
+            # The codebase directory exists: ``ensure_base`` there is a no-op.
+            return None
         segments, disk = self._write_path(relpath, layout_dir_op=True)
         disk_segments = layout.to_disk(segments)
         self._make_layout_parents(disk_segments)
