@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 from breezy import errors, trace, urlutils
-from breezy.bzr.smart import medium, message, protocol, request
+from breezy.bzr.smart import bzrdir, medium, message, protocol, request
 from breezy.transport import Transport
 from fastbencode import bencode
 
@@ -293,6 +293,40 @@ class _Sink:
         raise ConnectionAbortedError("client went away")
 
 
+class _InitializeBzrDir(bzrdir.SmartServerRequestInitializeBzrDir):
+    """``BzrDirFormat.initialize``, answered ``ok`` at a codebase root.
+
+    The store makes each codebase's control directory (with its shared
+    repository) itself; a writer's ``ControlDir.create`` of the codebase URL
+    (the janitor worker's first step for a new codebase) finds it there.
+    """
+
+    def do(self, path):
+        target = self.transport_from_client_path(path)
+        if (
+            not target.is_readonly()
+            and target.abspath(".") == target.abspath("/")
+            and target.has(".bzr")
+        ):
+            return request.SuccessfulSmartServerResponse((b"ok",))
+        return super().do(path)
+
+
+class _Commands:
+    """breezy's smart verbs (``request.request_handlers``), with the store's
+    own handler for the verbs in ``overrides``; passed to the request handler."""
+
+    def __init__(self, overrides: dict[bytes, type]) -> None:
+        self._overrides = overrides
+
+    def get(self, verb: bytes):
+        command = self._overrides.get(verb)
+        return command if command is not None else request.request_handlers.get(verb)
+
+
+_COMMANDS = _Commands({b"BzrDirFormat.initialize": _InitializeBzrDir})
+
+
 class SmartExchange:
     """One smart request: feed it the body, then iterate the response."""
 
@@ -307,7 +341,7 @@ class SmartExchange:
         self._sink = _Sink()
         self._handler = _Handler(
             transport,
-            commands=request.request_handlers,
+            commands=_COMMANDS,
             root_client_path=None,
             jail_root=jail_root,
             gate=gate,

@@ -1,4 +1,12 @@
-"""The janitor worker's flow through the breezy API over ``bzr+http://``."""
+"""The janitor worker's own sequence of breezy calls, against the store.
+
+:func:`import_branches` makes the calls the worker makes to store a run's
+result branches (its ``import_branches_bzr``): open the codebase URL or
+create it, create the shared repository if missing, make the campaign
+directory, initialise it or open it, open or create the branch, fetch the
+revisions (first pass) or push with overwrite (second pass), and tag the run
+``RUN-ID``, ``RUN-ID/TAG`` and, on the second pass, ``TAG``.
+"""
 
 from __future__ import annotations
 
@@ -6,58 +14,149 @@ import os
 
 from breezy import controldir, errors
 from breezy.branch import Branch
-from breezy.transport import get_transport
+from breezy.transport import NoSuchFile
 
+from ..auth import BasicAuth, CredentialsFile, add_worker
+from ..policies import CodebaseList
 from .fixtures import StoreTestCase, brz
+from .test_auth import write_authentication_conf
 
 
-class WorkerFlowTests(StoreTestCase):
+def import_branches(
+    repo_url: str,
+    local: Branch,
+    campaign: str,
+    run_id: str,
+    branches: list[tuple[str, bytes]],
+    tags: list[tuple[str, bytes | None]],
+    update_current: bool,
+) -> None:
+    """Store ``branches`` (``(role, revision)``) of a run as the worker does."""
+    fmt = controldir.format_registry.make_controldir("bzr")
+    for role, revision in branches:
+        try:
+            root = controldir.ControlDir.open(repo_url)
+        except errors.NotBranchError:
+            root = controldir.ControlDir.create(repo_url, fmt)
+        try:
+            root.find_repository()
+        except errors.NoRepositoryPresent:
+            root.create_repository(shared=True)
+        transport = root.user_transport.clone(campaign)
+        name = "" if role == "main" else role
+        if not transport.has("."):
+            try:
+                transport.ensure_base()
+            except NoSuchFile:
+                transport.create_prefix()
+        try:
+            branch_dir = fmt.initialize_on_transport(transport)
+        except errors.AlreadyControlDirError:
+            branch_dir = controldir.ControlDir.open_from_transport(transport)
+        branch_dir.find_repository()
+        try:
+            target = branch_dir.open_branch(name=name)
+        except errors.NotBranchError:
+            target = branch_dir.create_branch(name=name)
+        if update_current:
+            local.push(target, overwrite=True, stop_revision=revision)
+        else:
+            target.repository.fetch(local.repository, revision_id=revision)
+        target.tags.set_tag(run_id, revision)
+        graph = target.repository.get_graph()
+        for tag, tagged in tags:
+            if tagged is not None:
+                if graph.is_ancestor(tagged, target.last_revision()):
+                    target.tags.set_tag(f"{run_id}/{tag}", tagged)
+                    if update_current:
+                        target.tags.set_tag(tag, tagged)
+            elif update_current:
+                try:
+                    target.tags.delete_tag(tag)
+                except errors.NoSuchTag:
+                    pass
+
+
+class WorkerFlowTestCase(StoreTestCase):
+    campaign = "lintian-fixes"
+
     def setUp(self) -> None:
         super().setUp()
-        self.store = self.start_store(campaigns=["lintian-fixes"])
         self.local = Branch.open(self.make_branch(revisions=3))
 
-    def push_like_the_worker(self, codebase: str, campaign: str, tag: str) -> Branch:
-        """Open the codebase, find or make its repository, make the campaign
-        branch, push and tag the run, as the janitor worker does."""
-        t = get_transport(self.smart_url(self.store.admin, codebase))
-        try:
-            repo = controldir.ControlDir.open_from_transport(t).open_repository()
-        except (errors.NotBranchError, errors.NoRepositoryPresent):
-            repo = controldir.ControlDir.create(t.base).create_repository(shared=True)
-        self.assertTrue(repo.is_shared())
-        campaign_t = t.clone(campaign)
-        try:
-            target = controldir.ControlDir.open_from_transport(campaign_t).open_branch()
-        except errors.NotBranchError:
-            fmt = controldir.format_registry.make_controldir("2a")
-            target = fmt.initialize_on_transport(campaign_t).create_branch()
-        self.local.push(target, overwrite=True)
-        target.tags.set_tag(tag, self.local.last_revision())
-        return target
+    def run_worker(self, repo_url: str, run_id: str) -> Branch:
+        """Both passes of one run, as the worker makes them; the stored
+        campaign branch, opened from disk."""
+        tip = self.local.last_revision()
+        tagged = self.local.get_rev_id(1)
+        for update_current in (False, True):
+            import_branches(
+                repo_url,
+                self.local,
+                self.campaign,
+                run_id,
+                [("main", tip)],
+                [("upstream/1.0", tagged), ("gone", None)],
+                update_current,
+            )
+        return Branch.open(os.path.join(self.storage_dir, "hello", self.campaign))
 
-    def test_worker_flow_and_tags_round_trip(self) -> None:
-        self.push_like_the_worker("hello", "lintian-fixes", "run-0001")
-        # over the public face, and on disk, the branch and its tag are there
-        public = Branch.open(self.smart_url(self.store.public, "hello/lintian-fixes"))
-        self.assertEqual(public.last_revision(), self.local.last_revision())
+    def assertRunStored(self, stored: Branch, run_id: str) -> None:
+        self.assertEqual(stored.last_revision(), self.local.last_revision())
+        tags = stored.tags.get_tag_dict()
+        self.assertEqual(tags[run_id], self.local.last_revision())
+        self.assertEqual(tags[f"{run_id}/upstream/1.0"], self.local.get_rev_id(1))
+        self.assertEqual(tags["upstream/1.0"], self.local.get_rev_id(1))
+        self.assertNotIn("gone", tags)
+        # the revisions are in the codebase's shared repository
         self.assertEqual(
-            public.tags.get_tag_dict(), {"run-0001": self.local.last_revision()}
-        )
-        on_disk = Branch.open(os.path.join(self.storage_dir, "hello", "lintian-fixes"))
-        self.assertEqual(
-            on_disk.repository.controldir.root_transport.local_abspath("."),
+            stored.repository.controldir.root_transport.local_abspath("."),
             os.path.join(self.storage_dir, "hello"),
         )
+
+
+class AdminFaceTests(WorkerFlowTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.store = self.start_store(campaigns=[self.campaign])
+
+    def test_bzr_http_first_and_second_run(self) -> None:
+        url = self.smart_url(self.store.admin, "hello")
+        self.assertRunStored(self.run_worker(url, "run-0001"), "run-0001")
+        self.commit(self.local.base.replace("file://", ""), 2)
+        self.local = Branch.open(self.local.base)
+        stored = self.run_worker(url, "run-0002")
+        self.assertRunStored(stored, "run-0002")
+        self.assertEqual(stored.last_revision_info()[0], 5)
+        self.assertIn("run-0001", stored.tags.get_tag_dict())
         tags = brz(
             "tags", "-d", self.smart_url(self.store.public, "hello/lintian-fixes")
         )
-        self.assertIn(b"run-0001", tags.stdout)
+        self.assertIn(b"run-0002", tags.stdout)
 
-    def test_second_run_updates_branch_and_adds_tag(self) -> None:
-        self.push_like_the_worker("hello", "lintian-fixes", "run-0001")
-        self.commit(self.local.base.replace("file://", ""), 2)
-        self.local = Branch.open(self.local.base)
-        target = self.push_like_the_worker("hello", "lintian-fixes", "run-0002")
-        self.assertEqual(target.last_revision_info()[0], 5)
-        self.assertEqual(sorted(target.tags.get_tag_dict()), ["run-0001", "run-0002"])
+
+class PublicFaceWithCredentialsTests(WorkerFlowTestCase):
+    """The production path: the runner gives workers the public URL and
+    credentials; the codebase is known but has no repository on disk."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        credentials = self.path("credentials")
+        add_worker(credentials, "worker-1", "correct horse")
+        self.store = self.start_store(
+            campaigns=[self.campaign],
+            codebase_policy=CodebaseList(["hello"]),
+            public={"write_policy": BasicAuth(CredentialsFile(credentials))},
+        )
+        write_authentication_conf(self.store.public, "worker-1", "correct horse")
+        self.assertFalse(os.path.exists(os.path.join(self.storage_dir, "hello")))
+
+    def test_bzr_http_first_push_of_a_new_codebase(self) -> None:
+        url = self.smart_url(self.store.public, "hello")
+        self.assertRunStored(self.run_worker(url, "run-0001"), "run-0001")
+
+    def test_unknown_codebase_is_refused(self) -> None:
+        url = self.smart_url(self.store.public, "other")
+        with self.assertRaises(errors.BzrError):
+            self.run_worker(url, "run-0001")
+        self.assertFalse(os.path.exists(os.path.join(self.storage_dir, "other")))
