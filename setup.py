@@ -21,8 +21,8 @@ setup(
     ],
     package_dir={"breezy.plugins.janitor_store": "breezy_janitor_store/plugin"},
     install_requires=[
-        "breezy>=3.3",
-        "dulwich",
+        "breezy>=3.3,<3.4",
+        "fastbencode",
         "paste",
         "psycopg>=3.1",
         "psycopg-pool",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import unittest
 from collections.abc import Iterator
 
@@ -14,14 +15,33 @@ def test_suite(id_prefix: str | None = None) -> unittest.TestSuite:
     from .fixtures import iter_test_modules
 
     loader = unittest.TestLoader()
-    names = [f"{__name__}.{module}" for module in iter_test_modules()]
-    suite = loader.loadTestsFromNames(names)
+    suite = unittest.TestSuite()
+    for module in iter_test_modules():
+        name = f"{__name__}.{module}"
+        try:
+            suite.addTests(loader.loadTestsFromModule(importlib.import_module(name)))
+        except unittest.SkipTest as e:  # an optional dependency is missing
+            suite.addTest(_module_test(name, "skipTest", str(e)))
+        except ImportError as e:
+            suite.addTest(_module_test(name, "fail", f"cannot import {name}: {e}"))
     if id_prefix is None:
         return suite
     classes: dict[type, type] = {}
     return unittest.TestSuite(
         _renamed(test, id_prefix, classes) for test in _iter_tests(suite)
     )
+
+
+def _module_test(name: str, outcome: str, reason: str) -> unittest.TestCase:
+    """A test standing for module ``name``: ``outcome`` (``skipTest`` or
+    ``fail``) for ``reason``."""
+
+    def test_module(self: unittest.TestCase) -> None:
+        getattr(self, outcome)(reason)
+
+    cls = type("Module", (unittest.TestCase,), {"__module__": name})
+    cls.test_module = test_module
+    return cls("test_module")
 
 
 def _iter_tests(suite: unittest.TestSuite) -> Iterator[unittest.TestCase]:
@@ -44,7 +64,7 @@ def _renamed(
         module = cls.__module__
         if module.startswith(PACKAGE + "."):
             module = prefix + module[len(PACKAGE) :]
-        else:  # e.g. a module that failed to import: keep it selected
+        else:
             module = f"{prefix}.{module}"
         renamed = classes[cls] = type(
             cls.__name__,

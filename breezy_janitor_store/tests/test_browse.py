@@ -24,21 +24,15 @@ from html.parser import HTMLParser
 from .. import browse
 from ..diff import DEFAULT_TIMEOUT
 from .api_fixtures import COMMITTER, SharedStore, big_store, hello_store
+from .features import CHROMIUM as CHROMIUM_FEATURE
+from .features import HTML5LIB, require
 from .fixtures import brz, http_request
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = CHROMIUM_FEATURE.feature.path
 _VOID = frozenset(
     ("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta")
     + ("source", "track", "wbr")
 )
-
-
-def _missing(what: str, how: str) -> None:
-    """Skip for a missing dependency, or fail when ``CI=true``."""
-    message = f"{what} is not available: {how}"
-    if os.environ.get("CI") == "true":
-        raise AssertionError(message)
-    raise unittest.SkipTest(message)
 
 
 class Page(HTMLParser):
@@ -157,10 +151,8 @@ class BrowseTestCase(unittest.TestCase):
         self.assertTrue(body.startswith(b"<!DOCTYPE html>"), where)
         self.assertNotIn(b"<script", body, where)  # no JavaScript, nothing unescaped
         self.assertEqual(Page(body).errors, [], where)
-        try:
-            import html5lib
-        except ImportError:
-            _missing("html5lib", "pip install html5lib")
+        require(self, HTML5LIB)
+        html5lib = HTML5LIB.feature.module
         parser = html5lib.HTMLParser(strict=True)
         try:
             parser.parse(body)
@@ -380,8 +372,7 @@ class ChromiumTests(BrowseTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        if not os.path.exists(CHROMIUM):
-            _missing("chromium", "apt-get install chromium")
+        require(self, CHROMIUM_FEATURE)
 
     def chromium(self, url: str, *args: str) -> subprocess.CompletedProcess:
         profile = tempfile.mkdtemp(prefix="bjs-chromium-")

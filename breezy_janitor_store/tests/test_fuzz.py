@@ -23,14 +23,18 @@ from wsgiref.util import setup_testing_defaults
 
 from breezy import errors
 from breezy.transport import NoSuchFile
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from .. import layout
 from ..app import ADMIN, PUBLIC, StoreApp
 from ..storage import Storage
 from . import hostile
+from .features import HYPOTHESIS, require_module
 from .fixtures import StoreTestCase, tree_digest
+
+require_module(HYPOTHESIS)
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 _EXAMPLES = os.environ.get("FUZZ_EXAMPLES")
 FUZZ = settings(

@@ -11,9 +11,9 @@ import os
 import signal
 import subprocess
 import sys
-import unittest
 from concurrent.futures import ThreadPoolExecutor
 
+from .features import GUNICORN, require
 from .fixtures import (
     StoreTestCase,
     brz,
@@ -23,13 +23,6 @@ from .fixtures import (
     wait_for,
 )
 
-try:
-    import gunicorn  # noqa: F401
-except ImportError:
-    HAVE_GUNICORN = False
-else:
-    HAVE_GUNICORN = True
-
 CODEBASE = "hello"
 #: Words of ``brz check`` reporting a problem.
 PROBLEMS = ("unreferenced", "missing", "ghost", "inconsistent", "incorrect", "ERROR")
@@ -38,19 +31,10 @@ BRANCHES = 8
 PUSHES = 4
 
 
-def _gunicorn_or_skip(case: unittest.TestCase) -> None:
-    if HAVE_GUNICORN:
-        return
-    message = "gunicorn is not installed (pip install gunicorn)"
-    if os.environ.get("CI") == "true":
-        case.fail(message)
-    case.skipTest(message)
-
-
 class GunicornTestCase(StoreTestCase):
     def setUp(self) -> None:
         super().setUp()
-        _gunicorn_or_skip(self)
+        require(self, GUNICORN)
 
     def start_gunicorn(
         self, *, workers: int = 4, threads: int = 4, app: str = "application", **env

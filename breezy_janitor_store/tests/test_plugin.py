@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import unittest
 
 from .fixtures import brz, plugin_env
@@ -62,3 +65,40 @@ class PluginLoadingTests(unittest.TestCase):
         out = proc.stdout.decode()
         self.assertRegex(out, r"Ran [1-9]\d* tests?")
         self.assertRegex(out, r"\nOK\n")
+
+
+class MissingOptionalDependencyTests(unittest.TestCase):
+    """``brz selftest`` without hypothesis: skipped, or failing under CI."""
+
+    def setUp(self) -> None:
+        blocked = tempfile.mkdtemp(prefix="bjs-no-hypothesis-")
+        self.addCleanup(shutil.rmtree, blocked, ignore_errors=True)
+        os.mkdir(os.path.join(blocked, "hypothesis"))
+        with open(os.path.join(blocked, "hypothesis", "__init__.py"), "w") as f:
+            f.write("raise ImportError('hypothesis is blocked for this test')\n")
+        self.blocked = blocked
+
+    def selftest(self, ci: str) -> subprocess.CompletedProcess:
+        env = plugin_env(CI=ci)
+        env["PYTHONPATH"] = os.pathsep.join([self.blocked, env["PYTHONPATH"]])
+        return brz(
+            "selftest",
+            "-v",
+            "-s",
+            "bp.janitor_store.tests.test_fuzz",
+            env=env,
+            check=False,
+        )
+
+    def test_skipped_without_ci(self) -> None:
+        proc = self.selftest("")
+        out = proc.stdout.decode() + proc.stderr.decode()
+        self.assertEqual(proc.returncode, 0, out)
+        self.assertIn("hypothesis is not available: pip install hypothesis", out)
+        self.assertNotIn("Traceback", out)
+
+    def test_failing_under_ci(self) -> None:
+        proc = self.selftest("true")
+        out = proc.stdout.decode() + proc.stderr.decode()
+        self.assertNotEqual(proc.returncode, 0, out)
+        self.assertIn("hypothesis is not available", out)
