@@ -22,9 +22,8 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from breezy import errors, urlutils
-from breezy.controldir import ControlDir
 
-from . import browse, diff, history, layout, locks
+from . import branches, browse, diff, history, layout, locks
 from .context import current_request_id
 from .http import HTTPError, Request
 from .policies import PolicyUnavailable
@@ -276,9 +275,11 @@ def set_remote(app: StoreApp, req: Request, codebase: str, remote: str) -> list[
         codebase, writable=True, is_campaign=app.campaigns.__contains__
     )
     try:
-        branch = ControlDir.open_from_transport(root.clone(remote)).open_branch()
+        branch = branches.open_branch(root, (remote,))
     except (errors.NotBranchError, errors.NoRepositoryPresent):
         raise HTTPError(404, f"no such branch: {codebase}/{remote}") from None
+    except branches.RefusedBranch as e:
+        raise HTTPError(409, f"{codebase}/{e}") from None
     branch.set_parent(url)
     return req.text(200, f"parent of {codebase}/{remote} set to {url}")
 

@@ -235,6 +235,9 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
     refs = history.branches(app.storage, codebase, app.campaigns)
     tips = []
     for ref in refs:
+        if ref.branch is None:  # a branch reference or stacked: not followed
+            tips.append((0, NULL_REVISION))
+            continue
         with ref.branch.lock_read():
             tips.append(ref.branch.last_revision_info())
     revids = sorted({revid for _, revid in tips if revid != NULL_REVISION})
@@ -246,7 +249,9 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
         href = base + _branch_path(codebase, ref.segments)
         url = f"{root}/bzr/{_location(codebase, ref.segments)}"
         rev = revisions.get(revid)
-        if rev is None:
+        if ref.refused is not None:
+            tip = f'<td colspan="4">({esc(ref.refused)}: not followed)</td>'
+        elif rev is None:
             tip = (
                 '<td colspan="4">(no revisions)</td>'
                 if revid == NULL_REVISION
@@ -289,7 +294,12 @@ def branch_page(
     if campaign not in app.campaigns:
         raise HTTPError(404, f"unknown campaign: {campaign}")
     segments = (campaign,) if role in (None, layout.MAIN_ROLE) else (campaign, role)
-    branch = history.open_branch(app.storage, codebase, segments, app.campaigns)
+    try:
+        branch = history.open_branch(
+            app.storage, codebase, segments, app.campaigns, repo
+        )
+    except history.RefusedBranch as e:
+        raise HTTPError(409, f"{codebase}/{e}") from None
     if branch is None:
         raise HTTPError(404, f"no such branch: {_location(codebase, segments)}")
     number = _page_number(req)

@@ -1,8 +1,9 @@
 """Reading a codebase's repository and branches for the API and browse pages.
 
-Everything is opened through the codebase's read-only
-:class:`~breezy_janitor_store.transport.StoreTransport`, the one enforcement
-point for disk access.
+Everything is opened by :mod:`breezy_janitor_store.branches` through the
+codebase's read-only :class:`~breezy_janitor_store.transport.StoreTransport`,
+the one enforcement point for disk access: branch references and stacking
+are never followed.
 """
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ from dataclasses import dataclass
 
 from breezy import errors
 from breezy.branch import Branch
-from breezy.controldir import ControlDir
 from breezy.repository import Repository
 from breezy.revision import NULL_REVISION
 
+from . import branches as _branches
 from . import layout
+from .branches import RefusedBranch
 from .storage import Storage, layout_names
 
 __all__ = [
     "NULL_REVISION",
     "BranchRef",
     "NoRepository",
+    "RefusedBranch",
     "branches",
     "has_revision",
     "iter_revisions",
@@ -51,20 +54,26 @@ def open_repository(storage: Storage, codebase: str, campaigns) -> Repository:
     if not storage.has_repository(codebase):
         raise NoRepository(codebase)
     try:
-        return ControlDir.open_from_transport(
-            _root(storage, codebase, campaigns)
-        ).open_repository()
+        return _branches.open_repository(_root(storage, codebase, campaigns))
     except (errors.NotBranchError, errors.NoRepositoryPresent) as e:
         raise NoRepository(codebase) from e
 
 
 def open_branch(
-    storage: Storage, codebase: str, segments: tuple[str, ...], campaigns
+    storage: Storage,
+    codebase: str,
+    segments: tuple[str, ...],
+    campaigns,
+    repository: Repository | None = None,
 ) -> Branch | None:
-    """The branch at virtual ``segments`` (campaign[, role]), or None."""
+    """The branch at virtual ``segments`` (campaign[, role]), or None.
+
+    :raises RefusedBranch: a branch reference or a stacked branch.
+    """
     try:
-        t = _root(storage, codebase, campaigns).clone("/".join(segments))
-        return ControlDir.open_from_transport(t).open_branch()
+        return _branches.open_branch(
+            _root(storage, codebase, campaigns), segments, repository
+        )
     except (errors.NotBranchError, errors.NoRepositoryPresent):
         return None
 
@@ -72,11 +81,13 @@ def open_branch(
 @dataclass(frozen=True)
 class BranchRef:
     """A branch of a codebase: its campaign and role (``main`` for the
-    campaign branch itself)."""
+    campaign branch itself); ``branch`` is None for a refused branch, and
+    ``refused`` says what it is (``branch reference``...)."""
 
     campaign: str
     role: str
-    branch: Branch
+    branch: Branch | None
+    refused: str | None = None
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -88,19 +99,29 @@ class BranchRef:
 def branches(storage: Storage, codebase: str, campaigns) -> list[BranchRef]:
     """The codebase's campaign and role branches, sorted by campaign, role."""
     root = _root(storage, codebase, campaigns)
+    try:
+        repository = _branches.open_repository(root)
+    except (errors.NotBranchError, errors.NoRepositoryPresent):
+        return []
     found = []
+
+    def add(campaign: str, role: str, segments: tuple[str, ...]) -> None:
+        try:
+            b = _branches.open_branch(root, segments, repository)
+        except (errors.NotBranchError, errors.NoRepositoryPresent):
+            return
+        except RefusedBranch as e:
+            found.append(BranchRef(campaign, role, None, e.what))
+            return
+        found.append(BranchRef(campaign, role, b))
+
     for campaign in layout_names(root, "."):
         if campaign not in campaigns:
             continue
-        b = open_branch(storage, codebase, (campaign,), campaigns)
-        if b is not None:
-            found.append(BranchRef(campaign, layout.MAIN_ROLE, b))
+        add(campaign, layout.MAIN_ROLE, (campaign,))
         for role in layout_names(root, campaign):
-            if role == layout.MAIN_ROLE:
-                continue
-            b = open_branch(storage, codebase, (campaign, role), campaigns)
-            if b is not None:
-                found.append(BranchRef(campaign, role, b))
+            if role != layout.MAIN_ROLE:
+                add(campaign, role, (campaign, role))
     return found
 
 

@@ -21,9 +21,14 @@ __all__ = [
     "MAIN_ROLE",
     "InvalidName",
     "Location",
+    "is_format_file",
+    "is_pack_data",
     "is_valid_name",
+    "move_refusal",
     "parse_location",
+    "removal_refusal",
     "to_disk",
+    "tree_removal_refusal",
     "write_refusal",
 ]
 
@@ -53,6 +58,36 @@ _NOT_A_FILE = "files outside .bzr are not allowed (campaigns and roles are direc
 _REPOSITORY_DATA = frozenset(
     {"pack-names", "packs", "indices", "upload", "obsolete_packs", "lock", "pack-lock"}
 )
+
+
+#: Files saying what a control directory holds (paths inside ``.bzr``): written
+#: once, when the directory is made, then never replaced, renamed or removed.
+FORMAT_FILES = frozenset(
+    {
+        ("branch-format",),
+        ("branch", "format"),
+        ("checkout", "format"),
+        ("repository", "format"),
+        ("repository", "shared-storage"),
+        ("repository", "no-working-trees"),
+    }
+)
+#: Files of a branch that name other locations or formats (paths inside
+#: ``.bzr``): written in place only (``put``), never appended to, streamed or
+#: renamed onto, so the transport sees their whole content.
+CHECKED_FILES = FORMAT_FILES | {
+    ("branch", "branch.conf"),
+    ("branch", "location"),
+    ("branch", "bound"),
+}
+#: Directories of the shared repository holding content-addressed pack data.
+PACK_DATA_DIRS = frozenset({"packs", "indices"})
+#: Where the packer retires pack data, and where new pack data is written.
+OBSOLETE_PACKS = "obsolete_packs"
+UPLOAD = "upload"
+FORMAT_REASON = "format files are written once and never change"
+PACK_REASON = "pack data is only retired to obsolete_packs by the packer"
+CHECKED_REASON = "a branch's format, location and configuration files are written whole"
 
 
 class InvalidName(ValueError):
@@ -166,3 +201,74 @@ def _branch_control_refusal(rest: tuple[str, ...], layout_dir_op: bool) -> str |
 def is_layout_dir(segments: tuple[str, ...]) -> bool:
     """Whether on-disk ``segments`` name a campaign or role directory."""
     return 1 <= len(segments) <= 2 and CONTROL not in segments
+
+
+def control_path(disk: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Path of on-disk ``disk`` inside its control directory, or None."""
+    try:
+        return disk[disk.index(CONTROL) + 1 :]
+    except ValueError:
+        return None
+
+
+def is_format_file(disk: tuple[str, ...]) -> bool:
+    return control_path(disk) in FORMAT_FILES
+
+
+def is_checked_file(disk: tuple[str, ...]) -> bool:
+    """Whether a write of ``disk`` must be a whole ``put`` (see CHECKED_FILES)."""
+    return control_path(disk) in CHECKED_FILES
+
+
+def _repository_part(disk: tuple[str, ...]) -> tuple[str, ...] | None:
+    if disk[:2] == (CONTROL, "repository"):
+        return disk[2:]
+    return None
+
+
+def is_pack_data(disk: tuple[str, ...]) -> bool:
+    """Whether ``disk`` is a pack or index file of the shared repository."""
+    part = _repository_part(disk)
+    return part is not None and len(part) == 2 and part[0] in PACK_DATA_DIRS
+
+
+def removal_refusal(disk: tuple[str, ...]) -> str | None:
+    """Why the file at ``disk`` may not be deleted (or renamed away), or None."""
+    if is_format_file(disk):
+        return FORMAT_REASON
+    if is_pack_data(disk):
+        return PACK_REASON
+    return None
+
+
+def move_refusal(source: tuple[str, ...], target: tuple[str, ...]) -> str | None:
+    """Why ``source`` may not be renamed to ``target`` (on-disk paths), or None.
+
+    Pack data leaves ``packs``/``indices`` only for ``obsolete_packs`` under
+    its own name, and enters them only from ``upload``; format and location
+    files are never renamed, nor renamed onto.
+    """
+    if is_checked_file(source) or is_checked_file(target):
+        if is_format_file(source) or is_format_file(target):
+            return FORMAT_REASON
+        return CHECKED_REASON
+    if is_pack_data(source):
+        retired = (CONTROL, "repository", OBSOLETE_PACKS, source[-1])
+        return None if target == retired else PACK_REASON
+    if is_pack_data(target):
+        part = _repository_part(source)
+        if part is None or part[:1] != (UPLOAD,):
+            return "pack data is only moved into place from upload"
+    return None
+
+
+def tree_removal_refusal(disk: tuple[str, ...]) -> str | None:
+    """Why the directory tree at ``disk`` may not be deleted whole, or None:
+    codebase, campaign, role and control directories, and the repository's
+    pack data, hold what must not disappear with it."""
+    part = control_path(disk)
+    if part is None or len(part) < 2:
+        return "control directories are never deleted whole"
+    if _repository_part(disk) is not None and part[1] in PACK_DATA_DIRS:
+        return PACK_REASON
+    return None

@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import filecmp
 import functools
+import io
 import os
+import secrets
 import stat
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
-from breezy import errors, urlutils
+from breezy import branch, config, errors, urlutils
+from breezy.bzr import branch as bzr_branch
 from breezy.transport import FileExists, NoSuchFile, Transport
 from breezy.transport.decorator import TransportDecorator
 
@@ -39,6 +43,14 @@ DISK_ERRNOS = frozenset(
 #: breezy's smart server turns exactly this message into ``ReadOnlyError``.
 READONLY_MESSAGE = "readonly transport"
 URL_SCHEME = "janitor-store:"
+#: Largest format, location or configuration file of a branch accepted.
+MAX_CHECKED_SIZE = 64 * 1024
+REFERENCE_REASON = (
+    "branch references, stacked and bound branches are not allowed in the store "
+    "(every branch keeps its revisions in its codebase's shared repository)"
+)
+#: branch.conf options naming a location breezy opens on its own.
+FOLLOWED_OPTIONS = ("stacked_on_location", "bound_location")
 
 
 class _Jail:
@@ -170,8 +182,8 @@ class StoreTransport(TransportDecorator):
 
     def _write_path(
         self, relpath: str, layout_dir_op: bool = False
-    ) -> tuple[tuple[str, ...], str]:
-        """Check a write at ``relpath``; return its virtual and disk paths."""
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Check a write at ``relpath``; return its virtual and disk segments."""
         segments = self._resolve(relpath)
         if not self._jail.writable:
             raise errors.TransportNotPossible(READONLY_MESSAGE)
@@ -180,7 +192,34 @@ class StoreTransport(TransportDecorator):
         if reason is not None:
             raise errors.PermissionDenied(self._display(segments), reason)
         self._confine(segments, disk)
-        return segments, _join(disk)
+        return segments, disk
+
+    def _refuse(self, segments: tuple[str, ...], reason: str | None) -> None:
+        if reason is not None:
+            raise errors.PermissionDenied(self._display(segments), reason)
+
+    def _exists(self, disk: tuple[str, ...]) -> bool:
+        return os.path.lexists(os.path.join(self._jail.real_root, *disk))
+
+    def _check_put(
+        self, segments: tuple[str, ...], disk: tuple[str, ...], data: bytes | None
+    ) -> None:
+        """Refuse a whole-file write of ``data`` (None: a stream or an append).
+
+        Format files are written once; a branch's location and configuration
+        files only in place, and never naming a location breezy would follow;
+        existing pack data only with the same content.
+        """
+        if layout.is_checked_file(disk):
+            if data is None:
+                self._refuse(segments, layout.CHECKED_REASON)
+            if layout.is_format_file(disk) and self._exists(disk):
+                self._refuse(segments, layout.FORMAT_REASON)
+            self._refuse(segments, content_refusal(layout.control_path(disk), data))
+        elif data is not None and layout.is_pack_data(disk) and self._exists(disk):
+            with open(os.path.join(self._jail.real_root, *disk), "rb") as f:
+                if f.read(len(data) + 1) != data:
+                    self._refuse(segments, layout.PACK_REASON)
 
     def _display(self, segments: tuple[str, ...]) -> str:
         return "/" + self._jail.codebase + _display(segments)
@@ -279,50 +318,90 @@ class StoreTransport(TransportDecorator):
 
     # writes
     def put_file(self, relpath, f, mode=None):
-        return self._call("put_file", *self._write_path(relpath), f, mode)
+        segments, disk = self._write_path(relpath)
+        if layout.is_checked_file(disk) or layout.is_pack_data(disk):
+            data = f.read(MAX_CHECKED_SIZE + 1)
+            if len(data) > MAX_CHECKED_SIZE:
+                self._refuse(segments, "file too large for its place")
+            self._check_put(segments, disk, data)
+            f = io.BytesIO(data)
+        return self._call("put_file", segments, _join(disk), f, mode)
 
     def put_bytes(self, relpath, raw_bytes, mode=None):
-        return self._call("put_bytes", *self._write_path(relpath), raw_bytes, mode)
+        segments, disk = self._write_path(relpath)
+        self._check_put(segments, disk, raw_bytes)
+        return self._call("put_bytes", segments, _join(disk), raw_bytes, mode)
 
     def append_file(self, relpath, f, mode=None):
-        return self._call("append_file", *self._write_path(relpath), f, mode=mode)
+        segments, disk = self._write_path(relpath)
+        self._check_append(segments, disk)
+        return self._call("append_file", segments, _join(disk), f, mode=mode)
 
     def append_bytes(self, relpath, data, mode=None):
-        return self._call("append_bytes", *self._write_path(relpath), data, mode=mode)
+        segments, disk = self._write_path(relpath)
+        self._check_append(segments, disk)
+        return self._call("append_bytes", segments, _join(disk), data, mode=mode)
+
+    def _check_append(self, segments, disk) -> None:
+        self._check_put(segments, disk, None)
+        if layout.is_pack_data(disk):
+            self._refuse(segments, layout.PACK_REASON)
 
     def open_write_stream(self, relpath, mode=None):
-        return self._call("open_write_stream", *self._write_path(relpath), mode=mode)
+        segments, disk = self._write_path(relpath)
+        self._check_put(segments, disk, None)
+        if layout.is_pack_data(disk) and self._exists(disk):
+            # Two writers of the same pack write the same (content-named)
+            # index: the second is written aside and must match.
+            return _SameContentStream(self, segments, disk, mode)
+        return self._call("open_write_stream", segments, _join(disk), mode=mode)
 
     def delete(self, relpath):
-        return self._call("delete", *self._write_path(relpath))
+        segments, disk = self._write_path(relpath)
+        self._refuse(segments, layout.removal_refusal(disk))
+        return self._call("delete", segments, _join(disk))
 
     def delete_tree(self, relpath):
-        return self._call("delete_tree", *self._write_path(relpath))
+        segments, disk = self._write_path(relpath)
+        self._refuse(segments, layout.tree_removal_refusal(disk))
+        return self._call("delete_tree", segments, _join(disk))
 
     def rmdir(self, relpath):
-        return self._call("rmdir", *self._write_path(relpath, layout_dir_op=True))
+        segments, disk = self._write_path(relpath, layout_dir_op=True)
+        return self._call("rmdir", segments, _join(disk))
 
     def lock_write(self, relpath):
-        return self._call("lock_write", *self._write_path(relpath))
+        segments, disk = self._write_path(relpath)
+        return self._call("lock_write", segments, _join(disk))
 
-    def rename(self, rel_from, rel_to):
+    def _move_paths(self, rel_from, rel_to) -> tuple[tuple[str, ...], str, str]:
         _, disk_from = self._write_path(rel_from)
         segments, disk_to = self._write_path(rel_to)
-        return self._call("rename", segments, disk_from, disk_to)
+        self._refuse(segments, layout.move_refusal(disk_from, disk_to))
+        if layout.is_pack_data(disk_to) and self._exists(disk_to):
+            real = self._jail.real_root
+            same = filecmp.cmp(
+                os.path.join(real, *disk_from),
+                os.path.join(real, *disk_to),
+                shallow=False,
+            )
+            self._refuse(segments, None if same else layout.PACK_REASON)
+        return segments, _join(disk_from), _join(disk_to)
+
+    def rename(self, rel_from, rel_to):
+        return self._call("rename", *self._move_paths(rel_from, rel_to))
 
     def move(self, rel_from, rel_to):
         # Transport.move would copy and delete: a new pack, moved from
         # upload/ to packs/ by every push, would be written twice.
-        _, disk_from = self._write_path(rel_from)
-        segments, disk_to = self._write_path(rel_to)
-        return self._call("move", segments, disk_from, disk_to)
+        return self._call("move", *self._move_paths(rel_from, rel_to))
 
     def mkdir(self, relpath, mode=None):
         if not self._resolve(relpath) and self._jail.writable:
             # The codebase directory exists: ``ensure_base`` there is a no-op.
             return None
-        segments, disk = self._write_path(relpath, layout_dir_op=True)
-        disk_segments = layout.to_disk(segments)
+        segments, disk_segments = self._write_path(relpath, layout_dir_op=True)
+        disk = _join(disk_segments)
         self._make_layout_parents(disk_segments)
         try:
             return self._call("mkdir", segments, disk, mode)
@@ -353,6 +432,83 @@ class StoreTransport(TransportDecorator):
 
     def hardlink(self, source, link_name):
         raise errors.TransportNotPossible("links are not allowed in the store")
+
+
+class _SameContentStream:
+    """A write stream onto existing pack data: written aside in ``upload``,
+    then compared; the original stays, and different content is refused."""
+
+    def __init__(self, transport: StoreTransport, segments, disk, mode) -> None:
+        self._transport = transport
+        self._segments = segments
+        self._disk = disk
+        self._aside = (
+            layout.CONTROL,
+            "repository",
+            layout.UPLOAD,
+            f".{disk[-1]}.{secrets.token_hex(8)}",
+        )
+        self._stream = transport._call(
+            "open_write_stream", segments, _join(self._aside), mode=mode
+        )
+
+    def write(self, data: bytes) -> None:
+        self._stream.write(data)
+
+    def fdatasync(self) -> None:
+        self._stream.fdatasync()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        self.close()
+        return False
+
+    def close(self, want_fdatasync: bool = False) -> None:
+        self._stream.close(want_fdatasync=want_fdatasync)
+        real = self._transport._jail.real_root
+        aside = os.path.join(real, *self._aside)
+        try:
+            same = filecmp.cmp(aside, os.path.join(real, *self._disk), shallow=False)
+        except OSError:
+            same = False
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(aside)
+        if not same:
+            raise errors.PermissionDenied(
+                self._transport._display(self._segments), layout.PACK_REASON
+            )
+
+
+def content_refusal(part: tuple[str, ...], data: bytes) -> str | None:
+    """Why a branch may not hold ``data`` at ``part`` (inside its ``.bzr``).
+
+    The store never follows a location a branch names: a branch reference,
+    a stacked-on branch and a bound master are refused when written.
+    """
+    if part in (("branch", "location"), ("branch", "bound")):
+        return REFERENCE_REASON
+    if part == ("branch", "format"):
+        first_line = data[: data.find(b"\n") + 1] or data
+        try:
+            fmt = branch.format_registry.get(first_line)
+        except KeyError:
+            return "not a known branch format"
+        if isinstance(fmt, bzr_branch.BranchReferenceFormat):
+            return REFERENCE_REASON
+    if part == ("branch", "branch.conf"):
+        try:
+            conf = config.ConfigObj(io.BytesIO(data), encoding="utf-8")
+        except (SyntaxError, UnicodeError):  # ConfigObjError is a SyntaxError
+            return "not a valid branch configuration"
+        for option in FOLLOWED_OPTIONS:
+            if conf.get(option):
+                return f"{option}: {REFERENCE_REASON}"
+        if str(conf.get("bound", "")).strip().lower() in ("true", "yes", "on", "1"):
+            return f"bound: {REFERENCE_REASON}"
+    return None
 
 
 #: A segment's URL escape, remembered (the same names recur in every request).
