@@ -10,7 +10,8 @@ the layers above it in this list:
   (``StoreTransport``, the one enforcement point for disk access),
   ``packing`` (autopacks), ``storage`` (the storage directory: codebases,
   shared repositories, their transports), ``history`` and ``diff``
-  (reading revisions), ``locks`` (held locks: listing, breaking),
+  (reading revisions), ``locks`` (held locks: listing, breaking), ``gc``
+  (abandoned uploads and obsolete packs),
   ``smart`` (the smart protocol over one POST), ``context`` (the current
   request's id, for log lines);
 * policies: ``policies`` (which codebases and campaigns exist, who
@@ -47,6 +48,7 @@ COMMANDS = (
     "janitor-store-serve",
     "janitor-store-add-worker",
     "janitor-store-break-lock",
+    "janitor-store-gc",
 )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "cmd_janitor_store",
     "cmd_janitor_store_add_worker",
     "cmd_janitor_store_break_lock",
+    "cmd_janitor_store_gc",
     "cmd_janitor_store_serve",
 ]
 
@@ -46,6 +47,7 @@ class cmd_janitor_store(Command):
       serve       Serve the store's admin and public faces over HTTP.
       add-worker  Set a worker's password in a credentials file.
       break-lock  Break a write lock a killed client left behind.
+      gc          Remove abandoned uploads and obsolete packs.
 
     Layout of the storage directory: CODEBASE/ is a shared repository,
     CODEBASE/CAMPAIGN/ the campaign's main branch and
@@ -143,7 +145,9 @@ class cmd_janitor_store_serve(Command):
     BZR_STORE_CREDENTIALS, --break-locks-older-than
     BZR_STORE_BREAK_LOCKS_OLDER_THAN (off unless set: before a write,
     break the locks it would wait for when older than that many seconds;
-    a push still running that long loses its lock).
+    a push still running that long loses its lock), --gc-interval
+    BZR_STORE_GC_INTERVAL (every that many seconds, default 3600, run
+    'janitor-store gc' with its defaults on every codebase; 0: never).
 
     :Examples:
         Serve the current directory on localhost:9929 and :9930::
@@ -209,6 +213,11 @@ class cmd_janitor_store_serve(Command):
             type=int,
             help="Break locks older than SECONDS before writes (default: never).",
         ),
+        Option(
+            "gc-interval",
+            type=float,
+            help="Seconds between garbage collections (default: 3600; 0: never).",
+        ),
         Option("debug", help="Log debug messages too."),
         Option(
             "gcp-logging",
@@ -235,6 +244,7 @@ class cmd_janitor_store_serve(Command):
         listen_address: str | None = None,
         debug: bool = False,
         gcp_logging: bool = False,
+        gc_interval: float | None = None,
     ) -> int:
         from .serve import ServeSettings, run_serve
 
@@ -254,6 +264,7 @@ class cmd_janitor_store_serve(Command):
                 diff_timeout=diff_timeout,
                 debug=debug,
                 gcp_logging=gcp_logging,
+                gc_interval=gc_interval,
             )
             run_serve(settings, self.outf)
         except ConfigError as e:
@@ -354,4 +365,60 @@ class cmd_janitor_store_break_lock(Command):
             self.outf.write(f"No lock{younger} held on {where}\n")
         else:
             self.outf.write(f"Broke the {held.describe()}\n")
+        return 0
+
+
+class cmd_janitor_store_gc(Command):
+    __doc__ = """Remove abandoned uploads and obsolete packs; report what was freed.
+
+    In each CODEBASE's shared repository (default: every codebase), removes
+    the packs in .bzr/repository/upload/ that no write group is writing
+    (left by a store process killed mid-push, or a push that never resumed
+    its suspended write group) and the packs an autopack moved to
+    .bzr/repository/obsolete_packs/, once they are older than --older-than
+    seconds (default: one day).  An upload is kept while any of its files
+    changed within the last hour whatever --older-than says: a push in
+    progress writes its pack as its data arrives.  A codebase whose
+    pack lock is held (an autopack or another gc) is skipped.  Safe to run
+    while the store serves; ``serve`` also runs it every --gc-interval.
+    """
+
+    takes_args: ClassVar[list[str]] = ["codebase*"]
+    takes_options: ClassVar[list] = [
+        _directory,
+        Option(
+            "older-than",
+            type=float,
+            help="Only files older than SECONDS (default: 86400).",
+        ),
+    ]
+    encoding_type = "replace"
+
+    def run(
+        self,
+        codebase_list: list[str] | None = None,
+        directory: str | None = None,
+        older_than: float | None = None,
+    ) -> int:
+        import os
+
+        from . import gc, layout
+        from .config import env_default
+        from .storage import Storage
+
+        storage = Storage(env_default(directory, "BZR_STORE_PATH", os.getcwd()))
+        if not os.path.isdir(storage.directory):
+            raise errors.CommandError(f"no storage directory {storage.directory}")
+        if older_than is not None and older_than < 0:
+            raise errors.CommandError("--older-than must not be negative")
+        for name in codebase_list or ():
+            if not layout.is_valid_name(name) or not storage.has_repository(name):
+                raise errors.CommandError(f"no codebase {name} in {storage.directory}")
+        report = gc.collect(
+            storage,
+            codebase_list or None,
+            older_than=gc.DEFAULT_OLDER_THAN if older_than is None else older_than,
+        )
+        for line in report.lines():
+            self.outf.write(line + "\n")
         return 0

@@ -17,6 +17,7 @@ from .config import (
     read_janitor_config,
 )
 from .filters import RequestIdLogFilter, access_logger
+from .gc import Collector
 from .policies import Campaigns
 from .storage import Storage
 
@@ -29,6 +30,8 @@ def _campaign_list(raw: str) -> list[str]:
     return [c.strip() for c in raw.split(",") if c.strip()]
 
 
+#: Default seconds between garbage collections (``--gc-interval``).
+DEFAULT_GC_INTERVAL = 3600.0
 #: ``client_max_size`` of the faces for ``--client-max-size 0`` (no limit).
 NO_LIMIT = sys.maxsize
 
@@ -62,6 +65,8 @@ class ServeSettings:
     debug: bool = False
     #: Send the log to Google Cloud Logging instead of standard error.
     gcp_logging: bool = False
+    #: Seconds between garbage collections of the repositories; 0: never.
+    gc_interval: float = DEFAULT_GC_INTERVAL
 
     @classmethod
     def resolve(
@@ -81,6 +86,7 @@ class ServeSettings:
         diff_timeout: float | None = None,
         debug: bool = False,
         gcp_logging: bool = False,
+        gc_interval: float | None = None,
     ) -> ServeSettings:
         """Options first, then ``BZR_STORE_*`` variables, then defaults.
 
@@ -139,6 +145,9 @@ class ServeSettings:
             ),
             debug=debug,
             gcp_logging=gcp_logging,
+            gc_interval=env_default(
+                gc_interval, "BZR_STORE_GC_INTERVAL", DEFAULT_GC_INTERVAL, float
+            ),
         )
         for name in ("port", "public_port"):
             if not 0 <= getattr(settings, name) <= 65535:
@@ -149,6 +158,8 @@ class ServeSettings:
             raise ConfigError("client-max-size must be positive, or 0 for no limit")
         if settings.diff_timeout <= 0:
             raise ConfigError("diff-timeout must be positive")
+        if settings.gc_interval < 0:
+            raise ConfigError("gc-interval must be positive, or 0 for never")
         older_than = settings.break_locks_older_than
         if older_than is not None and older_than <= 0:
             raise ConfigError("break-locks-older-than must be positive")
@@ -254,7 +265,15 @@ def run_serve(settings: ServeSettings, out) -> None:
             out.write(server_url(s) + "\n")
         out.flush()
 
-    serve_forever(servers, ready)
+    collector = None
+    if settings.gc_interval:
+        collector = Collector(admin.storage, settings.gc_interval)
+        collector.start()
+    try:
+        serve_forever(servers, ready)
+    finally:
+        if collector is not None:
+            collector.stop()
 
 
 #: Log format of the store's own messages (access lines are bare).

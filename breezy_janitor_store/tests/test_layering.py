@@ -30,6 +30,7 @@ LOWER = (
     "history",
     "diff",
     "locks",
+    "gc",
     "smart",
     "context",
     "policies",
