@@ -1,5 +1,10 @@
 """Server-rendered HTML pages of the public face (no JavaScript).
 
+Every page is sent with :data:`HTML_HEADERS`: a ``Content-Security-Policy``
+that allows nothing but the pages' own inline stylesheet (by its hash; no
+script, no frames, no forms), ``nosniff``, ``X-Frame-Options: DENY`` and
+``Referrer-Policy: same-origin``.
+
 ``/`` says what the store is; ``/bzr/`` lists the codebases; a codebase page
 lists its branches with the command to branch each; a branch page shows its
 recent history (paged) and tags; a revision page shows its message,
@@ -9,7 +14,9 @@ from a repository or a request is escaped with :func:`html.escape`.
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import html
 import logging
 import urllib.parse
@@ -26,6 +33,8 @@ if TYPE_CHECKING:
     from .app import StoreApp
 
 __all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "HTML_HEADERS",
     "PAGE_SIZE",
     "branch_page",
     "codebase_list_page",
@@ -67,6 +76,26 @@ footer{color:#666;font-size:.85em;padding:1em 1.5em}
 """
 
 
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode("utf-8")).digest())
+#: Nothing but the pages' own inline stylesheet.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        f"style-src 'sha256-{_STYLE_HASH.decode('ascii')}'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+#: Response headers of every HTML page.
+HTML_HEADERS = [
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+]
+
+
 def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
@@ -98,7 +127,7 @@ _PAGE_FOOT = (
 
 
 def respond_html(req: Request, body: bytes) -> list[bytes]:
-    req.respond(200, HTML_TYPE, [("Content-Length", str(len(body)))])
+    req.respond(200, HTML_TYPE, [("Content-Length", str(len(body))), *HTML_HEADERS])
     return [body]
 
 
@@ -416,7 +445,7 @@ def revision_page(
         + (" against the left-hand parent" if rev.parent_ids else "")
         + "</h2>\n"
     )
-    req.respond(200, HTML_TYPE)
+    req.respond(200, HTML_TYPE, HTML_HEADERS)
     return _revision_body(head, repo, parent, revid, app.diff_timeout)
 
 

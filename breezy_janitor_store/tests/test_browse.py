@@ -15,6 +15,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import threading
 import unittest
 import urllib.parse
 import zlib
@@ -23,6 +24,7 @@ from html.parser import HTMLParser
 
 from .. import browse
 from ..diff import DEFAULT_TIMEOUT
+from ..server import make_server
 from .api_fixtures import COMMITTER, SharedStore, big_store, hello_store
 from .features import CHROMIUM as CHROMIUM_FEATURE
 from .features import HTML5LIB, require
@@ -146,6 +148,19 @@ class BrowseTestCase(unittest.TestCase):
         self.assertEqual(headers["Content-Type"], "text/html; charset=utf-8")
         self.check_html(body, path)
         return Page(body)
+
+    def html_pages(self) -> list[str]:
+        """Every kind of HTML page, on both faces."""
+        return [
+            self.store.public_root + path
+            for path in (
+                "/",
+                "/bzr/",
+                "/bzr/hello/",
+                "/bzr/hello/lintian-fixes/",
+                self.revision_path("r4"),
+            )
+        ] + [self.store.admin + "/"]
 
     def check_html(self, body: bytes, where: str) -> None:
         self.assertTrue(body.startswith(b"<!DOCTYPE html>"), where)
@@ -309,6 +324,31 @@ class PageTests(BrowseTestCase):
         self.assertEqual(headers["Content-Type"], "text/html; charset=utf-8")
 
 
+class SecurityHeaderTests(BrowseTestCase):
+    """Every HTML page: a CSP without script, nosniff, no framing, referrer."""
+
+    def test_headers(self) -> None:
+        for url in self.html_pages():
+            for method in ("GET", "HEAD"):
+                with self.subTest(url=url, method=method):
+                    status, headers, _ = http_request(
+                        url, method=method, headers={"Accept": "text/html"}
+                    )
+                    self.assertEqual(status, 200)
+                    self.assertTrue(headers["Content-Type"].startswith("text/html"))
+                    csp = headers["Content-Security-Policy"]
+                    directives = dict(
+                        (d.strip().split(" ", 1) + [""])[:2] for d in csp.split(";")
+                    )
+                    self.assertEqual(directives["default-src"], "'none'")
+                    self.assertNotIn("script-src", directives)
+                    self.assertNotIn("unsafe-inline", csp)
+                    self.assertEqual(directives["frame-ancestors"], "'none'")
+                    self.assertEqual(headers["X-Content-Type-Options"], "nosniff")
+                    self.assertEqual(headers["X-Frame-Options"], "DENY")
+                    self.assertEqual(headers["Referrer-Policy"], "same-origin")
+
+
 class PagingTests(unittest.TestCase):
     def setUp(self) -> None:
         self.shared = SharedStore.get("long", _build_long)
@@ -396,6 +436,46 @@ class ChromiumTests(BrowseTestCase):
             timeout=120,
             check=False,
         )
+
+    def csp_violations(self, url: str) -> list[str]:
+        """Chromium's console lines about the Content Security Policy."""
+        proc = self.chromium(url, "--enable-logging=stderr", "--v=0", "--dump-dom")
+        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+        self.assertIn(b"</html>", proc.stdout)
+        return [
+            line
+            for line in proc.stderr.decode(errors="replace").splitlines()
+            if "Content Security Policy" in line
+        ]
+
+    def test_pages_break_no_content_security_policy(self) -> None:
+        for url in self.html_pages():
+            with self.subTest(url=url):
+                self.assertEqual(self.csp_violations(url), [])
+
+    def test_a_violation_would_be_seen(self) -> None:
+        """The check above can fail: a page whose stylesheet the policy
+        does not allow shows up in Chromium's console."""
+        page = browse.page("t", [], "<p>x</p>")
+
+        def app(environ, start_response):
+            start_response(
+                "200 OK",
+                [
+                    ("Content-Type", "text/html; charset=utf-8"),
+                    ("Content-Security-Policy", "default-src 'none'"),
+                ],
+            )
+            return [page]
+
+        server = make_server(app, "127.0.0.1", 0)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self.addCleanup(thread.join, 10)
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        self.assertNotEqual(self.csp_violations(url), [])
 
     def test_dom(self) -> None:
         url = self.store.public_root + "/bzr/hello/"

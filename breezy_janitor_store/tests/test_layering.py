@@ -41,12 +41,16 @@ LOWER = (
 
 
 def _modules() -> list[str]:
+    """The package's modules, and ``plugin`` in a checkout (installed, it
+    is breezy's ``breezy.plugins.janitor_store``)."""
     names = [
         name[:-3]
         for name in os.listdir(PACKAGE_DIR)
         if name.endswith(".py") and name != "__init__.py"
     ]
-    return sorted([*names, "plugin"])
+    if os.path.exists(os.path.join(PACKAGE_DIR, "plugin", "__init__.py")):
+        names.append("plugin")
+    return sorted(names)
 
 
 def _source(module: str) -> str:
