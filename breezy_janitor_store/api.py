@@ -3,7 +3,7 @@
 Admin face: codebase lists, readiness, ``/CODEBASE/diff``,
 ``/CODEBASE/revision-info``, ``POST /CODEBASE/remotes/REMOTE`` and
 ``GET``/``POST /CODEBASE/locks`` (held locks, breaking one).  Public face:
-codebase lists and the revision page's path decoding; the HTML pages
+readiness (terse), codebase lists and the revision page's path decoding; the HTML pages
 themselves are in :mod:`breezy_janitor_store.browse`.  Each handler is
 ``handler(app, req, **groups)``.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import errno
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ __all__ = [
     "list_codebases",
     "list_locks",
     "negotiate",
+    "public_ready",
     "ready",
     "repositories",
     "revision_info",
@@ -137,16 +139,43 @@ def _json(req: Request, value: object, indent: int | None = None) -> list[bytes]
 
 
 def ready(app: StoreApp, req: Request) -> list[bytes]:
-    """``ok`` when the storage directory and the policies' sources answer."""
+    """``ok`` when the storage directory and the policies' sources answer;
+    else ``503`` naming the problems."""
+    problems = _readiness_problems(app, probe=True)
+    if problems:
+        raise HTTPError(503, "not ready: " + "; ".join(problems))
+    return req.text(200, "ok")
+
+
+def public_ready(app: StoreApp, req: Request) -> list[bytes]:
+    """The public face's readiness, for a load balancer's probe: ``ok``, or
+    ``503 not ready`` with the problems logged, not shown (the face is on the
+    internet).  An anonymous request writes nothing: whether the face may
+    write is asked of ``access(2)``."""
+    problems = _readiness_problems(app, probe=False)
+    if problems:
+        logger.warning("not ready: %s", "; ".join(problems))
+        raise HTTPError(503, "not ready")
+    return req.text(200, "ok")
+
+
+def _readiness_problems(app: StoreApp, *, probe: bool) -> list[str]:
+    """What keeps ``app`` from serving; ``probe``: create and remove a file
+    to show the storage directory writable."""
     problems = []
     directory = app.storage.directory
+    writes = probe or app.write_policy is not None
     try:
         os.listdir(directory)
-        fd, probe = tempfile.mkstemp(prefix=".ready-", dir=directory)
-        os.close(fd)
-        os.unlink(probe)
+        if probe:
+            fd, scratch = tempfile.mkstemp(prefix=".ready-", dir=directory)
+            os.close(fd)
+            os.unlink(scratch)
+        elif writes and not os.access(directory, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
     except OSError as e:
-        problems.append(f"storage directory not readable and writable: {e.strerror}")
+        what = "readable and writable" if writes else "readable"
+        problems.append(f"storage directory not {what}: {e.strerror}")
     seen: set[int] = set()
     for policy in (app.codebase_policy, app.write_policy):
         check = getattr(policy, "check_ready", None)
@@ -157,9 +186,7 @@ def ready(app: StoreApp, req: Request) -> list[bytes]:
             check()
         except PolicyUnavailable as e:
             problems.append(str(e))
-    if problems:
-        raise HTTPError(503, "not ready: " + "; ".join(problems))
-    return req.text(200, "ok")
+    return problems
 
 
 # -- revisions: diff and revision-info --

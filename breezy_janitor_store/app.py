@@ -302,6 +302,7 @@ ROUTES: tuple[Route, ...] = (
     Route((PUBLIC,), "GET", "/", "home", browse.home_page),
     Route((PUBLIC,), "GET", "/bzr/", "list", api.list_codebases),
     Route((PUBLIC,), "GET", "/bzr/repositories", "repositories", api.repositories),
+    Route((PUBLIC,), "GET", "/ready", "ready", api.public_ready),
     Route((PUBLIC,), "GET", f"/bzr/{_CB}/", "browse-codebase", browse.codebase_page),
     Route(
         (PUBLIC,),

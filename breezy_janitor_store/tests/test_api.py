@@ -171,7 +171,6 @@ class RoutingTests(HelloTestCase):
             self.assertPlainError(self.admin(path), 404, "not found")
         for path in (
             "/metrics",
-            "/ready",
             "/hello/diff",
             "/bzr/x/y/z/w/",
             "/bzr/HELLO/",
