@@ -30,7 +30,7 @@ from .policies import (
     allow_writes,
     read_only,
 )
-from .smart import MAX_CHUNK, READ_CATEGORY, SmartExchange, verb_category
+from .smart import MAX_CHUNK, SmartExchange, VerbPolicy
 from .storage import Storage
 
 __all__ = ["ADMIN", "DEFAULT_CLIENT_MAX_SIZE", "PUBLIC", "ROUTES", "Route", "StoreApp"]
@@ -163,29 +163,29 @@ class StoreApp:
             codebase, writable=writable, is_campaign=self.campaigns.__contains__
         )
 
-        def gate(verb: bytes) -> bool:
-            """Whether the verb may run; refused ones get the 401 challenge."""
-            if writable:
+        def admit(verb: bytes | None, policy: VerbPolicy) -> None:
+            """Stop a verb the request may not run: writes of an anonymous
+            client get the 401 challenge (a read-only face without one
+            refuses them in the smart protocol)."""
+            req.environ[SMART_VERB_KEY] = verb  # for the metrics
+            if policy.writes and not writable and challenge is not None:
+                raise HTTPError(
+                    401,
+                    "authentication required to write",
+                    [*self._challenge(), ("Connection", "close")],
+                )
+            if writable and verb is not None:
                 locks.before_write(
                     self.storage, location, verb, self.break_locks_older_than
                 )
-            if writable or challenge is None:
-                return True  # a read-only transport refuses writes itself
-            return verb_category(verb) in (READ_CATEGORY, None)
 
-        exchange = SmartExchange(root.clone(_relpath(location)), root, gate)
+        exchange = SmartExchange(root.clone(_relpath(location)), root, admit)
         try:
             self._feed(req, exchange, length)
         except BaseException:
             exchange.abort()  # e.g. the client went away mid-body
             raise
-        req.environ[SMART_VERB_KEY] = exchange.verb  # for the metrics
-        if exchange.gated:
-            raise HTTPError(
-                401,
-                "authentication required to write",
-                [*self._challenge(), ("Connection", "close")],
-            )
+        req.environ.setdefault(SMART_VERB_KEY, exchange.verb)
         if exchange.wants_more():
             exchange.abort()
             raise HTTPError(400, "incomplete smart request", [("Connection", "close")])

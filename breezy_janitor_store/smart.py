@@ -5,6 +5,13 @@ arrives (``Repository.insert_stream_1.19`` consumes its body incrementally),
 and a response with a body stream (``Repository.get_stream`` and friends) is
 produced chunk by chunk while the client reads it, so neither side of a
 large push or branch is ever held whole in memory.
+
+Verbs are looked up in the store's own registry, :data:`COMMANDS`, handed to
+breezy's ``SmartServerRequestHandler``: each of breezy's verbs, as a store
+subclass of breezy's request class, with its :class:`VerbPolicy` (whether
+it writes, why the store refuses it, which body limit it gets, whether it
+is a heavy stream).  Before a verb runs, the exchange hands its policy to
+the caller's ``admit`` callback (authentication, body limit, stream budget).
 """
 
 from __future__ import annotations
@@ -12,19 +19,39 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-from breezy import errors, trace, urlutils
+from breezy import errors, registry, trace, urlutils
 from breezy.bzr.smart import bzrdir, medium, message, protocol, request
+from breezy.bzr.smart.repository import (
+    SmartServerRepositoryInsertStream,
+    SmartServerRepositoryInsertStream_1_19,
+    SmartServerRepositoryInsertStreamLocked,
+    _byte_stream_to_stream,
+)
 from breezy.transport import Transport
 from fastbencode import bencode
 
 from .context import current_request_id
 from .transport import DISK_ERRNOS
 
-__all__ = ["MAX_CHUNK", "READ_CATEGORY", "SmartExchange", "verb_category"]
+__all__ = [
+    "COMMANDS",
+    "MAX_CHUNK",
+    "READ_CATEGORY",
+    "SMALL_BODY_LIMIT",
+    "UNSERVED_VERBS",
+    "SmartExchange",
+    "StreamBudget",
+    "VerbPolicy",
+    "verb_category",
+    "verb_policy",
+]
 
 _V3 = protocol.ProtocolThreeDecoder
 logger = logging.getLogger(__name__)
@@ -33,9 +60,13 @@ logger = logging.getLogger(__name__)
 MAX_CHUNK = 64 * 1024
 #: Response chunks buffered between the protocol and a slow client.
 QUEUE_DEPTH = 8
+#: Request-body bytes a streamed insert may have queued and not yet consumed.
+MAX_BACKLOG = 4 * 1024 * 1024
+#: Largest request body of every verb but a writer's insert stream.
+SMALL_BODY_LIMIT = 4 * 1024 * 1024
 READ_CATEGORY = "read"
 _MARKER = protocol.MESSAGE_VERSION_THREE
-# Verbs refused outright and the early end of a streamed body.
+
 _BREAK_LOCK = (
     b"locks are broken through the store: GET/POST /CODEBASE/locks on the "
     b"admin face or 'brz janitor-store break-lock'"
@@ -50,7 +81,29 @@ UNSERVED_VERBS = {
     b"Repository.tarball": _WHOLE,
     b"get_bundle": _WHOLE,
 }
-_INITIALIZE_EX = b"BzrDirFormat.initialize_ex_1.16"  # args[5]: force_new_repo
+#: Verbs whose request body is a repository stream (the large body limit).
+INSERT_STREAM_VERBS = {
+    b"Repository.insert_stream": SmartServerRepositoryInsertStream,
+    b"Repository.insert_stream_1.19": SmartServerRepositoryInsertStream_1_19,
+    b"Repository.insert_stream_locked": SmartServerRepositoryInsertStreamLocked,
+}
+#: Verbs that stream a repository's contents one way or the other, or work
+#: through all of it: they count against the :class:`StreamBudget`.
+HEAVY_VERBS = frozenset(
+    {
+        *INSERT_STREAM_VERBS,
+        b"Repository.get_stream",
+        b"Repository.get_stream_1.19",
+        b"Repository.get_stream_for_missing_keys",
+        b"Repository.iter_files_bytes",
+        b"Repository.iter_revisions",
+        b"Repository.revision_archive",
+        b"Repository.pack",
+        b"Repository.reconcile",
+        b"PackRepository.autopack",
+        b"VersionedFileRepository.get_inventories",
+    }
+)
 _NEW_REPOSITORY = (
     b"a branch must keep its revisions in the codebase's shared repository, "
     b"not in a repository of its own"
@@ -59,26 +112,78 @@ _NEW_REPOSITORY = (
 _OLD_PROTOCOL_VERBS = (b"hello",)
 
 
-def _refusal(args: tuple, transport: Transport):
-    """The smart error answering request ``args`` without running it, or None.
-
-    On a read-only face every verb breezy does not class as ``read`` is
-    refused outright, whatever it would do to the disk.  Repositories are
-    created by the store alone: a request for a new one would leave a
-    half-made control directory behind when the layout refuses it.
-    """
-    verb = args[0] if args else None
-    if verb == _INITIALIZE_EX and len(args) > 5 and args[5] == b"True":
-        return request.FailedSmartServerResponse(
-            (b"PermissionDenied", args[2], _NEW_REPOSITORY)
-        )
-    if verb in UNSERVED_VERBS:
-        return request.FailedSmartServerResponse(
-            (b"PermissionDenied", verb, UNSERVED_VERBS[verb])
-        )
-    if transport.is_readonly() and verb_category(verb) not in (READ_CATEGORY, None):
-        return request.FailedSmartServerResponse((b"ReadOnlyError",))
+def _no_new_repository(args: tuple) -> tuple[bytes, bytes] | None:
+    """``BzrDirFormat.initialize_ex_1.16`` may not ask for a repository of
+    its own (arguments: format, path, use_existing_dir, create_prefix,
+    force_new_repo, ...)."""
+    if len(args) > 4 and args[4] == b"True":
+        return args[1], _NEW_REPOSITORY
     return None
+
+
+#: Reasons to refuse a verb's arguments: verb -> callable(args) -> (path,
+#: reason) or None.
+_ARGUMENT_CHECKS: dict[bytes, Callable[[tuple], tuple[bytes, bytes] | None]] = {
+    b"BzrDirFormat.initialize_ex_1.16": _no_new_repository,
+}
+
+
+@dataclass(frozen=True)
+class VerbPolicy:
+    """What the store lets a smart verb do.
+
+    :ivar category: breezy's class of the verb (``read``, ``idem``, ``semi``,
+        ``semivfs``, ``stream``, ``mutate``); None for a verb not in the
+        registry.
+    :ivar refused: why the store never runs the verb, or None.
+    :ivar large_body: the verb's body is a repository stream: a writer may
+        send up to the store's ``client_max_size``; every other body is
+        limited to :data:`SMALL_BODY_LIMIT`.
+    :ivar heavy: the verb counts against the :class:`StreamBudget`.
+    :ivar check: callable(args) giving ``(path, reason)`` to refuse these
+        arguments, or None.
+    """
+
+    category: str | None
+    refused: bytes | None = None
+    large_body: bool = False
+    heavy: bool = False
+    check: Callable[[tuple], tuple[bytes, bytes] | None] | None = None
+
+    @property
+    def writes(self) -> bool:
+        """Whether the verb may change anything (read-only faces refuse it)."""
+        return self.category not in (READ_CATEGORY, None)
+
+    def body_limit(self, writable: bool, client_max_size: int) -> int:
+        """Largest request body accepted for the verb."""
+        if self.large_body and writable:
+            return client_max_size
+        return min(SMALL_BODY_LIMIT, client_max_size)
+
+    def refusal(
+        self, verb: bytes, args: tuple, transport: Transport
+    ) -> request.FailedSmartServerResponse | None:
+        """The smart error answering ``args`` without running the verb, or None.
+
+        On a read-only face every verb that may write is refused outright,
+        whatever it would do to the disk.
+        """
+        reason = self.check(args) if self.check is not None else None
+        if reason is not None:
+            return request.FailedSmartServerResponse((b"PermissionDenied", *reason))
+        if self.refused is not None:
+            return request.FailedSmartServerResponse(
+                (b"PermissionDenied", verb, self.refused)
+            )
+        if self.writes and transport.is_readonly():
+            return request.FailedSmartServerResponse((b"ReadOnlyError",))
+        return None
+
+
+#: The policy of a verb the registry does not have (breezy answers it with
+#: ``UnknownSmartMethod``).
+UNKNOWN_VERB = VerbPolicy(None)
 
 
 def _encodable(response: request.SmartServerResponse) -> request.SmartServerResponse:
@@ -103,46 +208,7 @@ def _encodable(response: request.SmartServerResponse) -> request.SmartServerResp
     return request.FailedSmartServerResponse(args, response.body)
 
 
-def _guarded(callable: Callable, transport: Transport, verb: bytes | None) -> Callable:
-    """``callable``, its disk errors made plain and its failures logged.
-
-    The transport translates the errors of its own calls; this catches those
-    of the files it opened (a pack being written by an insert, say), which
-    would otherwise reach the client as an internal error.  Failures that
-    are not the request's own fault (not a breezy error, or an internal
-    one: a damaged repository, say) are logged with the request id; breezy
-    logs their tracebacks to its own log.
-    """
-
-    def call(*args, **kwargs):
-        try:
-            return callable(*args, **kwargs)
-        except OSError as e:
-            if e.errno not in DISK_ERRNOS:
-                _log_failure(verb, e)
-                raise
-            where = urlutils.unescape(transport.base.split("://", 1)[-1])
-            raise errors.PermissionDenied(
-                where.rstrip("/") or "/", e.strerror
-            ) from None
-        except Exception as e:
-            if not isinstance(e, errors.BzrError) or e.internal_error:
-                _log_failure(verb, e)
-            raise
-
-    return call
-
-
-def _logged(chunks: Iterator[bytes], responder: _Responder) -> Iterator[bytes]:
-    """A response body stream whose failure is logged (with the request id)."""
-    try:
-        yield from chunks
-    except Exception as e:
-        _log_failure(responder.handler.verb if responder.handler else None, e)
-        raise
-
-
-def _log_failure(verb: bytes | None, e: Exception) -> None:
+def _log_failure(verb: bytes | None, e: BaseException) -> None:
     logger.warning(
         "smart verb %s failed: %s: %s (request %s)",
         (verb or b"?").decode("ascii", "replace"),
@@ -152,101 +218,331 @@ def _log_failure(verb: bytes | None, e: Exception) -> None:
     )
 
 
+def _logged(chunks: Iterator[bytes], verb: bytes | None) -> Iterator[bytes]:
+    """A response body stream whose failure is logged (with the request id)."""
+    try:
+        yield from chunks
+    except Exception as e:
+        _log_failure(verb, e)
+        raise
+
+
+class StoreRequest(request.SmartServerRequest):
+    """Base of the store's request classes: a breezy request class, refused
+    by its :class:`VerbPolicy` or run with its errors made plain.
+
+    The store's registry holds, for each of breezy's verbs, a subclass of
+    this and of breezy's class (see :func:`_store_class`).
+    """
+
+    verb: bytes = b""
+    policy: VerbPolicy = UNKNOWN_VERB
+    _refused = False
+
+    def execute(self, *args):
+        refusal = self.policy.refusal(self.verb, args, self._backing_transport)
+        if refusal is not None:
+            self._refused = True  # nothing runs, nor reads the body
+            return refusal
+        return self._run(super().execute, *args)
+
+    def do_chunk(self, chunk_bytes):
+        if not self._refused:
+            return self._run(super().do_chunk, chunk_bytes)
+        return None
+
+    def do_end(self):
+        if not self._refused:
+            return self._run(super().do_end)
+        return None
+
+    def _run(self, method: Callable, *args):
+        """Call ``method``, its disk errors made plain and its failures logged.
+
+        The transport translates the errors of its own calls; this catches
+        those of the files it opened (a pack being written by an insert,
+        say), which would otherwise reach the client as an internal error.
+        Failures that are not the request's own fault (not a breezy error,
+        or an internal one: a damaged repository, say) are logged with the
+        request id; breezy logs their tracebacks to its own log.
+        """
+        try:
+            return method(*args)
+        except OSError as e:
+            if e.errno not in DISK_ERRNOS:
+                _log_failure(self.verb, e)
+                raise
+            where = urlutils.unescape(self._backing_transport.base.split("://", 1)[-1])
+            raise errors.PermissionDenied(
+                where.rstrip("/") or "/", e.strerror
+            ) from None
+        except Exception as e:
+            if not isinstance(e, errors.BzrError) or e.internal_error:
+                _log_failure(self.verb, e)
+            raise
+
+
 class _EarlyEnd(Exception):
     """The request body ended before its smart message did."""
 
 
-class _AbortChunk:
-    """A body chunk that fails the stream parser taking it (``buffer += it``)."""
+class _Pipe:
+    """Body chunks from the request thread to an inserting thread.
 
-    def __radd__(self, other: object):
-        raise _EarlyEnd("the request body ended before the stream did")
-
-
-_ABORT = _AbortChunk()
-
-
-# Request-body backpressure for streamed inserts.
-#: Request-body bytes a streamed insert may have queued and not yet consumed.
-MAX_BACKLOG = 4 * 1024 * 1024
-_BACKLOG_ITEMS = 64
-
-
-def _wait_for_inserter(command: object) -> None:
-    """Hold the request body back while breezy's inserter lags behind.
-
-    ``Repository.insert_stream*`` hand body chunks to an inserting thread
-    through an unbounded queue; with a client faster than the inserter, the
-    whole push would pile up in memory there.
+    :meth:`put` waits while more than ``limit`` bytes wait to be taken, so a
+    client faster than the inserter is held back by its own connection.
     """
-    q = getattr(command, "queue", None)
-    inserter = getattr(command, "insert_thread", None)
-    if not isinstance(q, queue.Queue) or inserter is None:
-        return
-    with q.not_full:  # notified by every get()
-        while inserter.is_alive() and _backlog(q) > MAX_BACKLOG:
-            q.not_full.wait(1)
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._cond = threading.Condition()
+        self._ended = self._aborted = self._closed = False
+
+    def put(self, chunk: bytes) -> None:
+        """Queue ``chunk``; dropped once the reader has stopped reading."""
+        with self._cond:
+            while self._size > self._limit and not self._closed:
+                self._cond.wait()
+            if not self._closed:
+                self._chunks.append(chunk)
+                self._size += len(chunk)
+                self._cond.notify_all()
+
+    def end(self) -> None:
+        """The body is complete: the reader sees the stream end."""
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def abort(self) -> None:
+        """The body will never be complete: the reader gets ``_EarlyEnd``."""
+        with self._cond:
+            self._aborted = True
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """The reader has stopped: writers no longer wait."""
+        with self._cond:
+            self._closed = True
+            self._chunks.clear()
+            self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            with self._cond:
+                while not (self._chunks or self._ended or self._aborted):
+                    self._cond.wait()
+                if self._aborted:
+                    raise _EarlyEnd("the request body ended before the stream did")
+                if not self._chunks:
+                    return
+                chunk = self._chunks.popleft()
+                self._size -= len(chunk)
+                self._cond.notify_all()
+            yield chunk
 
 
-def _backlog(q: queue.Queue) -> int:
-    """Bytes waiting in ``q`` (more than the limit if it holds many items)."""
-    if len(q.queue) > _BACKLOG_ITEMS:
-        return MAX_BACKLOG + 1
-    return sum(len(c) for c in q.queue if isinstance(c, bytes))
+class InsertStream(SmartServerRepositoryInsertStreamLocked):
+    """breezy's insert-stream verbs, with a bounded body queue and an abort.
+
+    The body goes to an inserting thread through a :class:`_Pipe`;
+    :meth:`abort` makes that thread's stream fail, so the write group is
+    aborted (its upload pack removed) and the thread ends.
+    """
+
+    pipe: _Pipe | None = None
+
+    def do_insert_stream_request(self, repository, resume_tokens):
+        self.tokens = [t.decode("utf-8") for t in resume_tokens.split(b" ") if t]
+        self.repository = repository
+        self.pipe = _Pipe(MAX_BACKLOG)
+        self.insert_result = self.insert_error = None
+        self._locked = True
+        self.insert_thread = threading.Thread(
+            target=contextvars.copy_context().run,  # keeps the request id
+            args=(self._insert,),
+            name="smart-insert",
+            daemon=True,
+        )
+        self.insert_thread.start()
+
+    def _insert(self) -> None:
+        try:
+            src_format, stream = _byte_stream_to_stream(iter(self.pipe))
+            self.insert_result = self.repository._get_sink().insert_stream(
+                stream, src_format, self.tokens
+            )
+        except BaseException as e:  # noqa: BLE001 - raised again by do_end
+            self.insert_error = e
+        finally:
+            self.pipe.close()
+
+    def do_chunk(self, body_stream_chunk):
+        if self.pipe is not None:
+            self.pipe.put(body_stream_chunk)
+
+    def do_end(self):
+        if self.pipe is None:
+            return None
+        self.pipe.end()
+        self.insert_thread.join()
+        self._unlock()
+        if self.insert_error is not None:
+            error, self.insert_error = self.insert_error, None
+            raise error
+        write_group_tokens, missing_keys = self.insert_result
+        if write_group_tokens or missing_keys:
+            missing_keys = sorted(
+                (entry[0].encode("utf-8"),) + entry[1:] for entry in missing_keys
+            )
+            tokens = [token.encode("utf-8") for token in write_group_tokens]
+            return request.SuccessfulSmartServerResponse(
+                (b"missing-basis", bencode((tokens, missing_keys)))
+            )
+        return request.SuccessfulSmartServerResponse((b"ok",))
+
+    def abort(self) -> None:
+        """Stop an insert whose body will never end (client gone, or lying)."""
+        if self.pipe is None:
+            return
+        self.pipe.abort()
+        self.insert_thread.join()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._locked:
+            self._locked = False
+            with contextlib.suppress(Exception):
+                self.repository.unlock()
 
 
-def verb_category(verb: bytes) -> str | None:
-    """breezy's classification of a smart verb (``read``, ``idem``, ...)."""
+class _InitializeBzrDir(bzrdir.SmartServerRequestInitializeBzrDir):
+    """``BzrDirFormat.initialize``, answered ``ok`` at a codebase root.
+
+    The store makes each codebase's control directory (with its shared
+    repository) itself; a writer's ``ControlDir.create`` of the codebase URL
+    (the janitor worker's first step for a new codebase) finds it there.
+    """
+
+    def do(self, path):
+        target = self.transport_from_client_path(path)
+        if (
+            not target.is_readonly()
+            and target.abspath(".") == target.abspath("/")
+            and target.has(".bzr")
+        ):
+            return request.SuccessfulSmartServerResponse((b"ok",))
+        return super().do(path)
+
+
+#: The store's own request classes for some of breezy's verbs.
+_OVERRIDES = {b"BzrDirFormat.initialize": _InitializeBzrDir}
+
+
+def _store_class(verb: bytes, cls: type, policy: VerbPolicy) -> type:
+    """The store's request class for ``verb``: ``cls`` under its policy."""
+    bases = (
+        (StoreRequest, InsertStream, cls)
+        if verb in INSERT_STREAM_VERBS
+        else (
+            StoreRequest,
+            cls,
+        )
+    )
+    return type(cls.__name__, bases, {"verb": verb, "policy": policy})
+
+
+def _policy(verb: bytes, category: str) -> VerbPolicy:
+    return VerbPolicy(
+        category,
+        refused=UNSERVED_VERBS.get(verb),
+        large_body=verb in INSERT_STREAM_VERBS,
+        heavy=verb in HEAVY_VERBS,
+        check=_ARGUMENT_CHECKS.get(verb),
+    )
+
+
+def _build_registry() -> registry.Registry:
+    """The store's registry: every verb of breezy's, under its policy."""
+    commands = registry.Registry()
+    for verb in sorted(request.request_handlers.keys()):
+        policy = _policy(verb, request.request_handlers.get_info(verb))
+        cls = _OVERRIDES.get(verb) or request.request_handlers.get(verb)
+        commands.register(verb, _store_class(verb, cls, policy), info=policy)
+    return commands
+
+
+#: The store's smart verbs (see :class:`VerbPolicy`).
+COMMANDS = _build_registry()
+
+
+def verb_policy(verb: bytes | None) -> VerbPolicy:
+    """The store's policy for ``verb``."""
     try:
-        return request.request_handlers.get_info(verb)
+        return COMMANDS.get_info(verb)
     except KeyError:
-        return None
+        return UNKNOWN_VERB
 
 
-class _Gated(Exception):
-    """A verb was stopped by the gate before it ran."""
+def verb_category(verb: bytes | None) -> str | None:
+    """breezy's classification of a smart verb (``read``, ``idem``, ...)."""
+    return verb_policy(verb).category
+
+
+class StreamBudget:
+    """How many heavy streams a process runs at once.
+
+    :param slots: streams at once (default: the number of CPUs).
+    :param wait: seconds a stream waits for a slot before it is refused.
+    """
+
+    def __init__(self, slots: int | None = None, wait: float = 30.0) -> None:
+        self.slots = slots or os.cpu_count() or 1
+        self.wait = wait
+        self._semaphore = threading.BoundedSemaphore(self.slots)
+
+    def acquire(self) -> bool:
+        """Take a slot, waiting up to :attr:`wait`; whether one was taken."""
+        return self._semaphore.acquire(timeout=self.wait)
+
+    def release(self) -> None:
+        self._semaphore.release()
+
+
+#: ``admit(verb, policy)``: called before a verb runs; raises to stop it.
+Admit = Callable[[bytes | None, VerbPolicy], None]
 
 
 class _Handler(request.SmartServerRequestHandler):
-    """Request handler that records the verb and may stop it before it runs."""
+    """breezy's request handler over the store's registry, asking ``admit``
+    before each verb runs."""
 
-    def __init__(self, *args, gate: Callable[[bytes], bool], **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.gate = gate
+    def __init__(self, transport: Transport, jail_root: Transport, admit: Admit):
+        super().__init__(
+            transport, commands=COMMANDS, root_client_path=None, jail_root=jail_root
+        )
+        self._admit = admit
         self.verb: bytes | None = None
-        self.gated = False
+        self.stop: Exception | None = None
 
     def args_received(self, args):
         self.verb = args[0] if args else None
-        if self.verb is not None and not self.gate(self.verb):
-            self.gated = True
-            raise _Gated()
-        refusal = _refusal(tuple(args), self._backing_transport)
-        if refusal is not None:
-            self.response, self.finished_reading = refusal, True
+        try:
+            self._admit(self.verb, verb_policy(self.verb))
+        except Exception as e:  # noqa: BLE001 - raised again by the exchange
+            # Nothing runs.
+            self.stop = e
+            self.response = request.FailedSmartServerResponse((b"error", b"refused"))
+            self.finished_reading = True
             return None
         return super().args_received(args)
 
-    def _call_converting_errors(self, callable, args, kwargs):
-        return super()._call_converting_errors(
-            _guarded(callable, self._backing_transport, self.verb), args, kwargs
-        )
-
     def abort(self) -> None:
-        """Stop a request whose body will never end (client gone, or lying).
-
-        A streamed insert has a thread waiting for body chunks, holding a
-        write group open: make its stream fail, so the write group is
-        aborted (its upload pack removed) and the thread ends.
-        """
-        command = self._command
-        inserter = getattr(command, "insert_thread", None)
-        if inserter is None or not inserter.is_alive():
-            return
-        command.queue.put(_ABORT)
-        inserter.join()
-        with contextlib.suppress(Exception):
-            command.repository.unlock()
+        """Stop a request whose body will never end (client gone, or lying)."""
+        if isinstance(self._command, InsertStream):
+            self._command.abort()
 
 
 class _Responder(protocol.ProtocolThreeResponder):
@@ -259,7 +555,8 @@ class _Responder(protocol.ProtocolThreeResponder):
     def send_response(self, response):
         if response.body_stream is not None and self.deferred is None:
             # breezy sends a failure of the stream as an error at its end
-            response.body_stream = _logged(response.body_stream, self)
+            verb = self.handler.verb if self.handler else None
+            response.body_stream = _logged(response.body_stream, verb)
             self.deferred = response
             return
         if not response.is_successful():
@@ -293,59 +590,21 @@ class _Sink:
         raise ConnectionAbortedError("client went away")
 
 
-class _InitializeBzrDir(bzrdir.SmartServerRequestInitializeBzrDir):
-    """``BzrDirFormat.initialize``, answered ``ok`` at a codebase root.
+class SmartExchange:
+    """One smart request: feed it the body, then iterate the response.
 
-    The store makes each codebase's control directory (with its shared
-    repository) itself; a writer's ``ControlDir.create`` of the codebase URL
-    (the janitor worker's first step for a new codebase) finds it there.
+    :param admit: called with the verb and its :class:`VerbPolicy` before
+        the verb runs; an exception it raises stops the request (nothing
+        runs) and is raised again by :meth:`feed`.
     """
 
-    def do(self, path):
-        target = self.transport_from_client_path(path)
-        if (
-            not target.is_readonly()
-            and target.abspath(".") == target.abspath("/")
-            and target.has(".bzr")
-        ):
-            return request.SuccessfulSmartServerResponse((b"ok",))
-        return super().do(path)
-
-
-class _Commands:
-    """breezy's smart verbs (``request.request_handlers``), with the store's
-    own handler for the verbs in ``overrides``; passed to the request handler."""
-
-    def __init__(self, overrides: dict[bytes, type]) -> None:
-        self._overrides = overrides
-
-    def get(self, verb: bytes):
-        command = self._overrides.get(verb)
-        return command if command is not None else request.request_handlers.get(verb)
-
-
-_COMMANDS = _Commands({b"BzrDirFormat.initialize": _InitializeBzrDir})
-
-
-class SmartExchange:
-    """One smart request: feed it the body, then iterate the response."""
-
     def __init__(
-        self,
-        transport: Transport,
-        jail_root: Transport,
-        gate: Callable[[bytes], bool],
+        self, transport: Transport, jail_root: Transport, admit: Admit
     ) -> None:
         self._transport = transport
         self._jail_root = jail_root
         self._sink = _Sink()
-        self._handler = _Handler(
-            transport,
-            commands=_COMMANDS,
-            root_client_path=None,
-            jail_root=jail_root,
-            gate=gate,
-        )
+        self._handler = _Handler(transport, jail_root, admit)
         self._responder = _Responder(self._sink.write)
         self._responder.handler = self._handler
         self._decoder = None
@@ -355,13 +614,11 @@ class SmartExchange:
     def verb(self) -> bytes | None:
         return self._handler.verb
 
-    @property
-    def gated(self) -> bool:
-        """Whether the gate refused the verb (nothing was executed)."""
-        return self._handler.gated
-
     def feed(self, data: bytes) -> None:
-        """Accept the next part of the request body."""
+        """Accept the next part of the request body.
+
+        :raises: what ``admit`` raised for the verb.
+        """
         if self._decoder is None:
             self._head += data
             if b"\n" not in self._head:
@@ -370,7 +627,8 @@ class SmartExchange:
             self._decoder = self._make_decoder(data)
             data = data[len(_MARKER) :] if self._decoder.__class__ is _V3 else b""
         self._decoder.accept_bytes(data)
-        _wait_for_inserter(self._handler._command)
+        if self._handler.stop is not None:
+            raise self._handler.stop
 
     def _make_decoder(self, head: bytes):
         if head.startswith(_MARKER):
@@ -398,7 +656,7 @@ class SmartExchange:
 
     def wants_more(self) -> bool:
         """Whether the decoder still expects body bytes."""
-        if self.gated:
+        if self._handler.stop is not None:
             return False
         return self._decoder is None or self._decoder.next_read_size() != 0
 
