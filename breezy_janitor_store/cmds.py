@@ -147,7 +147,14 @@ class cmd_janitor_store_serve(Command):
     break the locks it would wait for when older than that many seconds;
     a push still running that long loses its lock), --gc-interval
     BZR_STORE_GC_INTERVAL (every that many seconds, default 3600, run
-    'janitor-store gc' with its defaults on every codebase; 0: never).
+    'janitor-store gc' with its defaults on every codebase; 0: never),
+    --max-connections BZR_STORE_MAX_CONNECTIONS, --drain-timeout
+    BZR_STORE_DRAIN_TIMEOUT.
+
+    On SIGTERM or SIGINT it stops accepting connections, finishes the
+    requests in flight and waits up to --drain-timeout seconds until the
+    branch and repository locks taken through it are released (a push in
+    progress completes); a second signal stops it at once.
 
     :Examples:
         Serve the current directory on localhost:9929 and :9930::
@@ -223,6 +230,18 @@ class cmd_janitor_store_serve(Command):
             "gcp-logging",
             help="Log to Google Cloud Logging (needs google-cloud-logging).",
         ),
+        Option(
+            "max-connections",
+            type=int,
+            help="Connections each face holds at most (default: a share of the "
+            "file-descriptor limit, 384 under 1024).",
+        ),
+        Option(
+            "drain-timeout",
+            type=float,
+            help="Seconds to wait on SIGTERM for requests and write locks "
+            "(default: 30).",
+        ),
     ]
     encoding_type = "replace"
 
@@ -245,6 +264,8 @@ class cmd_janitor_store_serve(Command):
         debug: bool = False,
         gcp_logging: bool = False,
         gc_interval: float | None = None,
+        max_connections: int | None = None,
+        drain_timeout: float | None = None,
     ) -> int:
         from .serve import ServeSettings, run_serve
 
@@ -265,6 +286,8 @@ class cmd_janitor_store_serve(Command):
                 debug=debug,
                 gcp_logging=gcp_logging,
                 gc_interval=gc_interval,
+                max_connections=max_connections,
+                drain_timeout=drain_timeout,
             )
             run_serve(settings, self.outf)
         except ConfigError as e:

@@ -25,13 +25,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from breezy import errors
+from breezy import errors, urlutils
 from breezy.lockdir import LockDir, LockHeldInfo
 from breezy.transport import NoSuchFile
 
 from . import layout
 from .context import current_request_id
 from .storage import layout_names
+from .transport import URL_SCHEME
 
 if TYPE_CHECKING:
     from .storage import Storage
@@ -44,6 +45,7 @@ __all__ = [
     "before_write",
     "break_lock",
     "break_stale_locks",
+    "is_held",
     "list_locks",
 ]
 
@@ -164,6 +166,22 @@ def list_locks(storage: Storage, codebase: str) -> list[HeldLock]:
     for location in _branch_locations(transport, codebase):
         found.append(_peek(transport, location, BRANCH, now))
     return [f.held for f in found if f is not None]
+
+
+def is_held(storage: Storage, url: str, nonce: str | None) -> bool:
+    """Whether the lock at ``url`` (a store transport URL, as breezy's lock
+    hooks report it) is still held on disk by the holding ``nonce``."""
+    prefix = URL_SCHEME + "///"
+    if not url.startswith(prefix):
+        return False
+    codebase, _, path = urlutils.unescape(url[len(prefix) :]).partition("/")
+    if not layout.is_valid_name(codebase) or not storage.has_repository(codebase):
+        return False
+    try:
+        info = LockDir(_lock_transport(storage, codebase), path).peek()
+    except (errors.LockCorrupt, NoSuchFile, errors.PathError, errors.PermissionDenied):
+        return False
+    return info is not None and info.nonce == nonce
 
 
 def break_lock(

@@ -8,6 +8,7 @@ import sys
 import urllib.parse
 from dataclasses import dataclass, field
 
+from . import locks
 from .app import ADMIN, DEFAULT_CLIENT_MAX_SIZE, DEFAULT_DIFF_TIMEOUT, PUBLIC, StoreApp
 from .config import (
     DEFAULT_VENDOR,
@@ -19,6 +20,7 @@ from .config import (
 from .filters import RequestIdLogFilter, access_logger
 from .gc import Collector
 from .policies import Campaigns
+from .server import DRAIN_TIMEOUT
 from .storage import Storage
 
 __all__ = ["ServeSettings", "build_apps", "run_serve", "setup_logging"]
@@ -67,6 +69,10 @@ class ServeSettings:
     gcp_logging: bool = False
     #: Seconds between garbage collections of the repositories; 0: never.
     gc_interval: float = DEFAULT_GC_INTERVAL
+    #: Connections each face holds at most (None: a share of the fd limit).
+    max_connections: int | None = None
+    #: Seconds a stopping server waits for requests and write locks.
+    drain_timeout: float = DRAIN_TIMEOUT
 
     @classmethod
     def resolve(
@@ -87,6 +93,8 @@ class ServeSettings:
         debug: bool = False,
         gcp_logging: bool = False,
         gc_interval: float | None = None,
+        max_connections: int | None = None,
+        drain_timeout: float | None = None,
     ) -> ServeSettings:
         """Options first, then ``BZR_STORE_*`` variables, then defaults.
 
@@ -148,6 +156,12 @@ class ServeSettings:
             gc_interval=env_default(
                 gc_interval, "BZR_STORE_GC_INTERVAL", DEFAULT_GC_INTERVAL, float
             ),
+            max_connections=env_default(
+                max_connections, "BZR_STORE_MAX_CONNECTIONS", None, int
+            ),
+            drain_timeout=env_default(
+                drain_timeout, "BZR_STORE_DRAIN_TIMEOUT", DRAIN_TIMEOUT, float
+            ),
         )
         for name in ("port", "public_port"):
             if not 0 <= getattr(settings, name) <= 65535:
@@ -160,6 +174,10 @@ class ServeSettings:
             raise ConfigError("diff-timeout must be positive")
         if settings.gc_interval < 0:
             raise ConfigError("gc-interval must be positive, or 0 for never")
+        if settings.max_connections is not None and settings.max_connections <= 0:
+            raise ConfigError("max-connections must be positive")
+        if settings.drain_timeout < 0:
+            raise ConfigError("drain-timeout must not be negative")
         older_than = settings.break_locks_older_than
         if older_than is not None and older_than <= 0:
             raise ConfigError("break-locks-older-than must be positive")
@@ -248,7 +266,14 @@ def run_serve(settings: ServeSettings, out) -> None:
         (PUBLIC, public, settings.public_port),
     ):
         try:
-            servers.append(make_server(app, settings.listen, port))
+            servers.append(
+                make_server(
+                    app,
+                    settings.listen,
+                    port,
+                    max_connections=settings.max_connections,
+                )
+            )
         except OSError as e:
             for server in servers:
                 server.server_close()
@@ -265,12 +290,15 @@ def run_serve(settings: ServeSettings, out) -> None:
             out.write(server_url(s) + "\n")
         out.flush()
 
+    def still_held(url: str, nonce: str | None) -> bool:
+        return locks.is_held(admin.storage, url, nonce)
+
     collector = None
     if settings.gc_interval:
         collector = Collector(admin.storage, settings.gc_interval)
         collector.start()
     try:
-        serve_forever(servers, ready)
+        serve_forever(servers, ready, settings.drain_timeout, still_held)
     finally:
         if collector is not None:
             collector.stop()

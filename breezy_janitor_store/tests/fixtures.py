@@ -83,15 +83,25 @@ def reap(proc: subprocess.Popen) -> None:
 
 
 def start_serve(
-    test: unittest.TestCase, *args: str, ignore_sigint: bool = False, **env: str
+    test: unittest.TestCase,
+    *args: str,
+    ignore_sigint: bool = False,
+    max_files: int | None = None,
+    **env: str,
 ) -> tuple[subprocess.Popen, str, str]:
     """Start ``brz janitor-store serve ARGS`` with this checkout's plugin.
 
     Returns the process (reaped at cleanup) and its admin and public URLs,
     without trailing slashes.  With ``ignore_sigint`` it starts with
-    SIGINT ignored, as a shell starts a background job.
+    SIGINT ignored, as a shell starts a background job; with ``max_files``
+    its file-descriptor limit (``RLIMIT_NOFILE``) is that, set by
+    util-linux's ``prlimit`` (which then runs the server in its place).
     """
     command = [*brz_command(), "janitor-store", "serve", *args]
+    if max_files is not None:
+        if shutil.which("prlimit") is None:
+            test.skipTest("prlimit (util-linux) is not installed")
+        command = ["prlimit", f"--nofile={max_files}", "--", *command]
     if ignore_sigint:
         command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
     proc = subprocess.Popen(

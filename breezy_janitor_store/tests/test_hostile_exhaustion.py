@@ -12,13 +12,28 @@ from __future__ import annotations
 import base64
 import http.client
 import os
+import select
+import signal
+import socket
+import subprocess
 import threading
+import time
 
 from .. import auth
+from ..app import ADMIN, StoreApp
 from ..auth import BasicAuth, BoundedWork, CredentialsFile, add_worker
 from ..policies import PolicyUnavailable, Unauthorized
+from ..server import make_server
 from . import hostile
-from .fixtures import FREE_PORTS, StoreTestCase, start_serve
+from .fixtures import (
+    FREE_PORTS,
+    StoreTestCase,
+    brz,
+    brz_command,
+    reap,
+    start_serve,
+    wait_for,
+)
 
 #: Figures measured by the tests (printed at the end with BJS_REPORT_COUNTS=1).
 MEASURED: dict[str, object] = {}
@@ -189,6 +204,147 @@ class PasswordCheckTests(StoreTestCase):
         release.set()
         holder.join(60)
         self.assertEqual(work(str, "free"), "free")
+
+
+def _open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class ConnectionFloodTests(StoreTestCase):
+    """Idle connections piling up on the public face."""
+
+    IDLE = 1100
+    MAX_FILES = 1024
+    WINDOW = 6.0
+
+    def test_idle_connections_leave_the_admin_face_alone(self) -> None:
+        proc, admin, public = start_serve(
+            self, "-d", self.storage_dir, *FREE_PORTS, max_files=self.MAX_FILES
+        )
+        pid = proc.pid
+        address = _host_port(public)
+        idle: list[socket.socket] = []
+        self.addCleanup(lambda: [s.close() for s in idle])
+        # In batches the listening backlog holds, each accepted before the
+        # next, until the server stops accepting; then all the rest.
+        accepting, files = True, _open_files(pid)
+        while len(idle) < self.IDLE:
+            batch = min(self.IDLE - len(idle), 32 if accepting else self.IDLE)
+            for _ in range(batch):
+                s = socket.socket()
+                s.setblocking(False)
+                s.connect_ex(address)  # EINPROGRESS
+                idle.append(s)
+            if accepting:
+                counts: list[int] = []
+
+                def taken(target: int = files + batch, counts: list = counts) -> bool:
+                    counts.append(_open_files(pid))
+                    stalled = len(counts) > 10 and counts[-1] == counts[-11]
+                    return counts[-1] >= target or stalled
+
+                wait_for(taken, "the server to accept", timeout=60, interval=0.05)
+                accepting = counts[-1] >= files + batch
+                files = counts[-1]
+        cpu_before = hostile.cpu_seconds(pid)
+        start = time.monotonic()
+        with hostile.HealthProbe(admin, timeout=10) as probe:
+            wait_for(
+                lambda: time.monotonic() - start >= self.WINDOW,
+                "the measuring window",
+                timeout=self.WINDOW + 30,
+                interval=0.1,
+            )
+        cpu = hostile.cpu_seconds(pid) - cpu_before
+        window = time.monotonic() - start
+        for s in idle:
+            s.close()
+        closed = time.monotonic()
+        wait_for(
+            lambda: hostile.HealthProbe(public, timeout=2).probe()[0] == 200,
+            "the public face to answer again",
+            timeout=60,
+        )
+        recovered = time.monotonic() - closed
+        MEASURED["idle connections"] = {
+            "server fds": files,
+            "cpu s": round(cpu, 2),
+            "window s": round(window, 1),
+            "health probes": len(probe.results),
+            "health failures": sum(1 for s, _ in probe.results if s != 200),
+            "health max s": round(max(probe.latencies), 3),
+            "public answers again after s": round(recovered, 2),
+        }
+        self.assertEqual(
+            [s for s, _ in probe.results if s != 200],
+            [],
+            MEASURED["idle connections"],
+        )
+        # no spinning: generous, the target is 1.5 s
+        self.assertLess(cpu, 3.0, MEASURED["idle connections"])
+        self.assertLess(files, self.MAX_FILES - 100, MEASURED["idle connections"])
+
+    def test_a_capped_face_accepts_again_when_a_connection_closes(self) -> None:
+        app = StoreApp(face=ADMIN, directory=self.storage_dir)
+        server = make_server(app, "127.0.0.1", 0, max_connections=2)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self.addCleanup(thread.join, 10)
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        address = server.server_address[:2]
+        first, second = (socket.create_connection(address) for _ in range(2))
+        self.addCleanup(second.close)
+        with socket.create_connection(address, timeout=60) as third:
+            third.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            # two idle connections hold both places: not served yet
+            self.assertEqual(select.select([third], [], [], 1.0)[0], [])
+            first.close()
+            self.assertIn(b"200 OK", third.recv(4096))
+
+
+class DrainTests(StoreTestCase):
+    """SIGTERM while a worker pushes: the push completes, no lock is left."""
+
+    def test_sigterm_during_a_push_lets_it_finish(self) -> None:
+        proc, admin, _ = start_serve(
+            self, "-d", self.storage_dir, *FREE_PORTS, "--drain-timeout", "120"
+        )
+        work = self.make_branch()
+        url = self.smart_url(admin, "hello/lintian-fixes")
+        brz("push", "-q", url, cwd=work)
+        with open(os.path.join(work, "big"), "wb") as f:
+            f.write(os.urandom(24 * 1024 * 1024))  # incompressible
+        brz("add", "-q", "big", cwd=work)  # named: over add.maximum_file_size
+        brz("commit", "-q", "-m", "a big file", cwd=work)
+        branch = os.path.join(self.storage_dir, "hello", "lintian-fixes")
+        held = os.path.join(branch, ".bzr", "branch", "lock", "held")
+        push = subprocess.Popen(
+            [*brz_command(), "push", url],
+            cwd=work,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.addCleanup(reap, push)
+        wait_for(lambda: os.path.isdir(held), "the push to take the branch lock")
+        proc.send_signal(signal.SIGTERM)
+        output = push.communicate(timeout=300)[0].decode(errors="replace")
+        self.assertEqual(push.returncode, 0, output)
+        self.assertEqual(proc.wait(150), 0)
+        self.assertNotIn(b"Traceback", proc.stderr.read())
+        self.assertFalse(os.path.exists(held))
+        repo_lock = os.path.join(self.storage_dir, "hello", ".bzr", "repository")
+        self.assertFalse(os.path.exists(os.path.join(repo_lock, "lock", "held")))
+        self.assertEqual(brz("revno", branch).stdout.strip(), b"2")
+        self.assertEqual(brz("check", branch, check=False).returncode, 0)
+
+    def test_stops_at_once_without_locks_or_requests(self) -> None:
+        proc, admin, _ = start_serve(
+            self, "-d", self.storage_dir, *FREE_PORTS, "--drain-timeout", "600"
+        )
+        self.assertEqual(hostile.HealthProbe(admin).probe()[0], 200)
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(60), 0)
 
 
 def tearDownModule() -> None:
