@@ -30,7 +30,6 @@ class Storage:
     def __init__(self, directory: str) -> None:
         packing.install()
         self.directory = os.path.abspath(directory)
-        self._transports: dict[str, Transport] = {}
         self._lock = threading.Lock()
         self._roots: OrderedDict[tuple, tuple[tuple, StoreTransport]] = OrderedDict()
         self._roots_lock = threading.Lock()
@@ -51,12 +50,14 @@ class Storage:
         return sorted(n for n in entries if is_valid_name(n) and self.has_repository(n))
 
     def _codebase_transport(self, codebase: str) -> Transport:
-        """Disk transport at the codebase directory (cached; cheap to clone)."""
-        t = self._transports.get(codebase)
-        if t is None:
-            url = urlutils.local_path_to_url(self.path(codebase)) + "/"
-            t = self._transports.setdefault(codebase, get_transport_from_url(url))
-        return t
+        """Disk transport at the codebase directory.
+
+        Not kept: names come from requests, anonymous ones included; the
+        jails of codebases on disk are kept, bounded, by :meth:`transport`.
+        """
+        return get_transport_from_url(
+            urlutils.local_path_to_url(self.path(codebase)) + "/"
+        )
 
     def transport(
         self, codebase: str, *, writable: bool, is_campaign
