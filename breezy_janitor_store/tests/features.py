@@ -20,7 +20,9 @@ __all__ = [
     "GUNICORN",
     "HTML5LIB",
     "HYPOTHESIS",
+    "NGINX",
     "POSTGRESQL",
+    "SYSTEMD_ANALYZE",
     "Needed",
     "find_postgres_bindir",
     "missing",
@@ -87,6 +89,8 @@ HTML5LIB = Needed(features.ModuleAvailableFeature("html5lib"), "pip install html
 GUNICORN = Needed(features.ModuleAvailableFeature("gunicorn"), "pip install gunicorn")
 CHROMIUM = Needed(_Path("/usr/bin/chromium"), "apt-get install chromium")
 POSTGRESQL = Needed(_PostgresBindir(), "apt-get install postgresql")
+NGINX = Needed(_Path("/usr/sbin/nginx"), "apt-get install nginx")
+SYSTEMD_ANALYZE = Needed(_Path("/usr/bin/systemd-analyze"), "apt-get install systemd")
 
 
 def _ci() -> bool:
