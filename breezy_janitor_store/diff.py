@@ -3,14 +3,15 @@
 breezy's diff writer runs in a worker thread and hands its output over in
 chunks through a bounded queue, so a huge diff never sits in memory and the
 first bytes reach the client while the rest is still being computed.  Every
-diff has a deadline: when it passes, the worker is stopped (at its next
-write, or by an exception raised in it if it is busy computing) and joined,
-so no thread is left running.
+diff has a deadline: when it passes (or the client goes away) the client
+gets its answer at once, and the worker stops at its next check: each write
+breezy makes, every file's header among them, so at the latest when the
+file being compared is done.  The worker is never interrupted elsewhere, so
+breezy's objects are never left half-changed.
 """
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import logging
 import queue
@@ -38,7 +39,8 @@ DEFAULT_TIMEOUT = 30.0
 CHUNK_SIZE = 64 * 1024
 #: Chunks buffered between the diff writer and a slow client.
 QUEUE_DEPTH = 8
-#: Seconds to wait for a stopped worker to finish.
+#: Seconds to wait for a stopped worker to finish (it may be comparing a
+#: large file; it ends by itself at its next check).
 _JOIN_GRACE = 2.0
 #: Labels of the old and new trees, as ``brz diff`` writes them.
 OLD_LABEL = "old/"
@@ -53,7 +55,8 @@ class DiffTimeout(TimeoutError):
 
 
 class _Stopped(BaseException):
-    """Raised inside the worker to end it (BaseException: not swallowed)."""
+    """Raised by the worker's writes to end it (BaseException: breezy does
+    not swallow it; its ``with`` blocks and ``finally`` clauses run)."""
 
 
 class _Done:
@@ -190,8 +193,13 @@ class DiffStream:
         finally:
             self.close()
 
+    @property
+    def running(self) -> bool:
+        """Whether the worker thread still runs."""
+        return self._thread.is_alive()
+
     def close(self) -> None:
-        """Stop the worker and wait until it has ended."""
+        """Stop the worker; wait a little for it to end."""
         if self._finished:
             return
         self._finished = True
@@ -199,15 +207,11 @@ class DiffStream:
         _drain(self._queue)  # unblock a worker waiting to put
         thread = self._thread
         thread.join(_JOIN_GRACE)
-        if thread.is_alive() and thread.ident is not None:
-            # Busy without writing (a huge file being compared): raise
-            # _Stopped in it at its next bytecode.
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(thread.ident), ctypes.py_object(_Stopped)
+        if thread.is_alive():
+            logger.info(
+                "diff worker %s is still comparing a file; it stops after it",
+                thread.name,
             )
-            thread.join(_JOIN_GRACE)
-            if thread.is_alive():
-                logger.warning("diff worker %s did not stop", thread.name)
 
 
 def _drain(q: queue.Queue) -> None:

@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import secrets
@@ -166,16 +165,11 @@ class _Exchange:
     def log(self) -> None:
         if not self.logged:
             self.logged = True
-            if not access_logger.isEnabledFor(logging.INFO):
-                return
-            # makeRecord and handle: what info() does, without its walk up
-            # the stack for a caller nobody formats (one line per request).
-            line = access_line(self.environ, self.status, self.sent, self.started)
-            access_logger.handle(
-                access_logger.makeRecord(
-                    access_logger.name, logging.INFO, __file__, 0, line, None, None
+            if access_logger.isEnabledFor(logging.INFO):
+                access_logger.info(
+                    "%s",
+                    access_line(self.environ, self.status, self.sent, self.started),
                 )
-            )
 
 
 class _Body:
@@ -251,6 +245,7 @@ def _escape(text: str) -> str:
     return "".join(out)
 
 
+#: Month names of the common log format (``%b`` would follow the locale).
 _MONTHS = (
     "Jan",
     "Feb",
@@ -267,13 +262,6 @@ _MONTHS = (
 )
 
 
-@functools.lru_cache(maxsize=4)
-def _stamp(second: int) -> str:
-    """The log's local time of ``second`` (a few kept: many lines share one)."""
-    local = time.localtime(second)
-    return time.strftime(f"%d/{_MONTHS[local.tm_mon - 1]}/%Y:%H:%M:%S %z", local)
-
-
 def access_line(environ: dict, status: str, sent: int, when: float) -> str:
     """A common-log-format line for one request."""
     user = environ.get("REMOTE_USER") or "-"
@@ -284,7 +272,8 @@ def access_line(environ: dict, status: str, sent: int, when: float) -> str:
             environ.get("SERVER_PROTOCOL", "HTTP/1.0"),
         )
     )
-    stamp = _stamp(int(when))
+    local = time.localtime(when)
+    stamp = time.strftime(f"%d/{_MONTHS[local.tm_mon - 1]}/%Y:%H:%M:%S %z", local)
     return '{} - {} [{}] "{}" {} {}'.format(
         _escape(environ.get("REMOTE_ADDR") or "-"),
         _escape(user).replace(" ", "\\x20") or "-",
