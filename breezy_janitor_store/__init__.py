@@ -3,17 +3,19 @@
 ``from breezy_janitor_store import StoreApp`` gives the store as a PEP 3333
 WSGI callable; ``brz janitor-store serve`` runs it on an embedded server.
 
-Modules, lower layers first; a module imports only from its own layer or
-the layers above it in this list:
+Modules, lower layers first; a module imports only from its own layer and
+the layers listed before it (``tests/test_layering.py`` checks the bzr side
+and the policies never import the web side, and that imports form no
+cycle):
 
 * bzr side (no HTTP): ``layout`` (naming and layout rules), ``transport``
   (``StoreTransport``, the one enforcement point for disk access),
   ``packing`` (autopacks), ``storage`` (the storage directory: codebases,
-  shared repositories, their transports), ``history`` and ``diff``
-  (reading revisions), ``locks`` (held locks: listing, breaking), ``gc``
-  (abandoned uploads and obsolete packs),
-  ``smart`` (the smart protocol over one POST), ``context`` (the current
-  request's id, for log lines);
+  shared repositories, their transports), ``gc`` (abandoned uploads,
+  obsolete packs), ``branches`` (opening branches and repositories through
+  the jail), ``history`` and ``diff`` (reading revisions), ``locks`` (held
+  locks: listing, breaking), ``smart`` (the smart protocol over one POST),
+  ``context`` (the current request's id, for log lines);
 * policies: ``policies`` (which codebases and campaigns exist, who
   writes), ``config`` (settings), ``auth`` and ``db`` (workers' Basic
   credentials, the janitor's database);

@@ -27,6 +27,8 @@ LOWER = (
     "transport",
     "packing",
     "storage",
+    "gc",
+    "branches",
     "history",
     "diff",
     "locks",
@@ -99,7 +101,7 @@ def imports_of(module: str, *, type_only: bool = True) -> set[str]:
             visit(child)
 
     visit(ast.parse(_source(module)))
-    return found - {"tests", module}
+    return (found & set(_modules())) - {module}
 
 
 class LayeringTests(unittest.TestCase):
