@@ -22,6 +22,7 @@ setup(
     package_dir={"breezy.plugins.janitor_store": "breezy_janitor_store/plugin"},
     install_requires=[
         "breezy>=3.3,<3.4",
+        "configobj",
         "fastbencode",
         "paste",
         "psycopg>=3.1",

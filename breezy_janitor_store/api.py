@@ -22,6 +22,7 @@ import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
+import configobj
 from breezy import errors, urlutils
 
 from . import branches, browse, diff, history, layout, locks
@@ -307,8 +308,31 @@ def set_remote(app: StoreApp, req: Request, codebase: str, remote: str) -> list[
         raise HTTPError(404, f"no such branch: {codebase}/{remote}") from None
     except branches.RefusedBranch as e:
         raise HTTPError(409, f"{codebase}/{e}") from None
-    branch.set_parent(url)
+    try:
+        branch.set_parent(url)
+    except configobj.ConfigObjError:  # e.g. both ''' and """: nothing written
+        raise HTTPError(400, "invalid url: it cannot be stored") from None
     return req.text(200, f"parent of {codebase}/{remote} set to {url}")
+
+
+#: URL schemes a remote may have (the janitor's upstream and VCS locations).
+REMOTE_SCHEMES = frozenset(
+    {
+        "http",
+        "https",
+        "git",
+        "ssh",
+        "git+ssh",
+        "bzr",
+        "bzr+ssh",
+        "bzr+http",
+        "bzr+https",
+        "svn",
+        "svn+ssh",
+        "svn+http",
+        "svn+https",
+    }
+)
 
 
 def _check_url(url: str) -> None:
@@ -320,6 +344,12 @@ def _check_url(url: str) -> None:
         raise HTTPError(400, f"invalid url: {e}") from None
     if not parsed.scheme or not parsed.host:
         raise HTTPError(400, "invalid url: expected SCHEME://HOST/PATH")
+    if parsed.scheme.lower() not in REMOTE_SCHEMES:
+        raise HTTPError(
+            400,
+            f"invalid url: scheme {parsed.scheme} not allowed "
+            f"(allowed: {', '.join(sorted(REMOTE_SCHEMES))})",
+        )
 
 
 def _form(req: Request) -> dict[str, str]:

@@ -341,6 +341,12 @@ def branch_page(
     if number > 1 and start >= len(line):
         raise HTTPError(404, f"no page {number}: the history has {len(line)} revisions")
     shown = line[start : start + PAGE_SIZE]
+    with repo.lock_read():
+        present = repo.has_revisions(shown)
+    # bad data on disk (a tip or parent not in the repository) ends the history
+    ghost = next((revid for revid in shown if revid not in present), None)
+    if ghost is not None:
+        shown = shown[: shown.index(ghost)]
     rows = []
     for i, (revid, rev) in enumerate(history.iter_revisions(repo, shown)):
         rows.append(
@@ -358,6 +364,11 @@ def branch_page(
             f"{'s' if tip_revno != 1 else ''} on the mainline.</p>\n"
         ),
     ]
+    if ghost is not None:
+        parts.append(
+            f"<p>Revision {esc(_revid_text(ghost))} is not in the repository: "
+            "the history stops there.</p>\n"
+        )
     if rows:
         parts.append(
             "<table>\n<thead><tr><th>Revno</th><th>Date</th><th>Author</th>"

@@ -15,6 +15,11 @@ the codebase's :class:`~breezy_janitor_store.transport.StoreTransport`
 * :func:`break_stale_locks` — the optional automatic policy
   (``--break-locks-older-than SECONDS``): before a write, locks at the
   request's location older than that are broken.
+
+A lock's record (``held/info``) is written by the client that takes it, so
+it is read only up to :data:`MAX_LOCK_INFO` bytes: a bigger or unparsable one
+is listed with an unknown holder and the age of its ``held`` directory
+(its modification time), and can be broken like any other.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from breezy import errors, urlutils
+from breezy import errors, osutils, urlutils
 from breezy.lockdir import LockDir, LockHeldInfo
 from breezy.transport import NoSuchFile
 
@@ -57,6 +62,8 @@ _LOCK_DIRS = {
     BRANCH: layout.CONTROL + "/branch/lock",
     REPOSITORY: layout.CONTROL + "/repository/lock",
 }
+#: Largest lock record (``held/info``) read; breezy's are a few hundred bytes.
+MAX_LOCK_INFO = 64 * 1024
 
 
 class LockChanged(Exception):
@@ -73,7 +80,8 @@ class HeldLock:
     lock: str
     #: Who took it (for locks taken through the store: the server process).
     holder: str
-    #: Seconds since it was taken (None if the lock's record is unreadable).
+    #: Seconds since it was taken (from its ``held`` directory's modification
+    #: time when the record has no readable start time).
     age: float | None
     #: breezy's lock nonce: identifies this holding of the lock.
     nonce: str | None
@@ -92,19 +100,40 @@ class HeldLock:
         return f"{self.lock} lock on {self.location}, held by {self.holder} ({age})"
 
 
+class _Oversized:
+    """A lock record over :data:`MAX_LOCK_INFO` bytes, as first seen."""
+
+    def __init__(self, st) -> None:
+        self.identity = (st.st_size, st.st_mtime, getattr(st, "st_ino", None))
+
+
 class _Found:
     """A held lock and the LockDir to break it with."""
 
     def __init__(self, held: HeldLock, lockdir: LockDir, info) -> None:
         self.held = held
         self.lockdir = lockdir
-        self.info = info  # LockHeldInfo, or the lines of a corrupt info file
+        # LockHeldInfo, the lines of a corrupt record, or _Oversized
+        self.info = info
 
     def force_break(self) -> None:
         if isinstance(self.info, LockHeldInfo):
             self.lockdir.force_break(self.info)
+        elif isinstance(self.info, _Oversized):
+            self._break_oversized()
         else:
             self.lockdir.force_break_corrupt(self.info)
+
+    def _break_oversized(self) -> None:
+        """``force_break_corrupt`` without reading the record: move ``held``
+        aside as breezy does, check it is the record seen, remove it."""
+        transport, path = self.lockdir.transport, self.lockdir.path
+        aside = f"{path}/broken.{osutils.rand_chars(20)}.tmp"
+        transport.rename(f"{path}/held", aside)
+        if _Oversized(transport.stat(aside + "/info")).identity != self.info.identity:
+            raise errors.LockBreakMismatch(self.lockdir, "another record", "oversized")
+        transport.delete(aside + "/info")
+        transport.rmdir(aside)
 
 
 def _lock_transport(storage: Storage, codebase: str):
@@ -112,29 +141,55 @@ def _lock_transport(storage: Storage, codebase: str):
     return storage.transport(codebase, writable=True, is_campaign=layout.is_valid_name)
 
 
+def _read_info(transport, lockdir: str) -> tuple[bytes | None, object, object]:
+    """The record of the lock held at ``lockdir`` (None if over
+    :data:`MAX_LOCK_INFO` bytes), and the stats of ``held`` and its record.
+
+    :raises NoSuchFile: the lock is not held.
+    """
+    held = transport.stat(lockdir + "/held")
+    st = transport.stat(lockdir + "/held/info")
+    if st.st_size > MAX_LOCK_INFO:
+        return None, held, st
+    f = transport.get(lockdir + "/held/info")
+    try:
+        raw = f.read(MAX_LOCK_INFO + 1)
+    finally:
+        f.close()
+    return (None if len(raw) > MAX_LOCK_INFO else raw), held, st
+
+
 def _peek(transport, location: layout.Location, kind: str, now: float) -> _Found | None:
     """The lock of ``kind`` at ``location`` if it is held."""
     base = transport.clone("/".join(location.segments) or ".")
     lockdir = LockDir(base, _LOCK_DIRS[kind])
     try:
-        info = lockdir.peek()
-    except errors.LockCorrupt as e:
-        return _Found(
-            HeldLock(str(location), kind, "unknown (corrupt lock record)", None, None),
-            lockdir,
-            e.file_data,
-        )
+        raw, held_st, info_st = _read_info(base, _LOCK_DIRS[kind])
     except (NoSuchFile, errors.PathError, errors.PermissionDenied):
         return None
-    if info is None:
-        return None
-    return _Found(_held(location, kind, info, now), lockdir, info)
+    dir_age = max(0.0, now - held_st.st_mtime)
+    where = str(location)
+    if raw is None:
+        holder = "unknown (oversized lock record)"
+        return _Found(
+            HeldLock(where, kind, holder, dir_age, None), lockdir, _Oversized(info_st)
+        )
+    try:
+        info = LockHeldInfo.from_info_file_bytes(raw)
+    except errors.LockCorrupt as e:
+        holder = "unknown (corrupt lock record)"
+        return _Found(
+            HeldLock(where, kind, holder, dir_age, None), lockdir, e.file_data
+        )
+    return _Found(_held(location, kind, info, now, dir_age), lockdir, info)
 
 
-def _held(location: layout.Location, kind: str, info, now: float) -> HeldLock:
+def _held(
+    location: layout.Location, kind: str, info, now: float, dir_age: float
+) -> HeldLock:
     get = info.get
     start = get("start_time")
-    age = max(0.0, now - start) if isinstance(start, (int, float)) else None
+    age = max(0.0, now - start) if isinstance(start, (int, float)) else dir_age
     holder = "{} on {} (process {})".format(
         get("user") or "unknown", get("hostname") or "unknown", get("pid") or "?"
     )
@@ -178,7 +233,8 @@ def is_held(storage: Storage, url: str, nonce: str | None) -> bool:
     if not layout.is_valid_name(codebase) or not storage.has_repository(codebase):
         return False
     try:
-        info = LockDir(_lock_transport(storage, codebase), path).peek()
+        raw = _read_info(_lock_transport(storage, codebase), path)[0]
+        info = LockHeldInfo.from_info_file_bytes(raw) if raw is not None else None
     except (errors.LockCorrupt, NoSuchFile, errors.PathError, errors.PermissionDenied):
         return False
     return info is not None and info.nonce == nonce

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import os
 import select
 import signal
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 
 from .. import auth
 from ..app import ADMIN, StoreApp
@@ -30,8 +32,10 @@ from .fixtures import (
     StoreTestCase,
     brz,
     brz_command,
+    http_request,
     reap,
     start_serve,
+    tree_digest,
     wait_for,
 )
 
@@ -345,6 +349,113 @@ class DrainTests(StoreTestCase):
         self.assertEqual(hostile.HealthProbe(admin).probe()[0], 200)
         proc.send_signal(signal.SIGTERM)
         self.assertEqual(proc.wait(60), 0)
+
+
+def _plant_lock_record(branch_dir: str, size: int, age: float) -> str:
+    """A held branch lock whose record is ``size`` bytes of junk, taken
+    ``age`` seconds ago (as a writer could leave it); its ``held`` path."""
+    held = os.path.join(branch_dir, ".bzr", "branch", "lock", "held")
+    os.makedirs(held)
+    with open(os.path.join(held, "info"), "wb") as f:
+        line = b"junk " * 200 + b"\n"
+        f.writelines(line for _ in range(size // len(line)))
+    then = time.time() - age
+    os.utime(held, (then, then))
+    return held
+
+
+class BadDataTests(StoreTestCase):
+    """What a writer may leave on disk is shown, not served as a 500."""
+
+    def pushed(self, admin: str) -> str:
+        work = self.make_branch()
+        brz("push", "-q", self.smart_url(admin, "hello/lintian-fixes"), cwd=work)
+        return work
+
+    def test_oversized_lock_record(self) -> None:
+        proc, admin, _ = start_serve(
+            self,
+            "-d",
+            self.storage_dir,
+            *FREE_PORTS,
+            "--break-locks-older-than",
+            "3600",
+        )
+        work = self.pushed(admin)
+        branch = os.path.join(self.storage_dir, "hello", "lintian-fixes")
+        held = _plant_lock_record(branch, 32 * 1024 * 1024, 7200)
+        before = hostile.memory_kib(proc.pid)["VmRSS"]
+        hostile.reset_peak_memory(proc.pid)
+        status, _, body = http_request(admin + "/hello/locks")
+        growth = (hostile.memory_kib(proc.pid)["VmHWM"] - before) / MIB
+        MEASURED["32 MB lock record"] = {"GET locks growth MiB": round(growth, 1)}
+        self.assertEqual(status, 200, body)
+        [lock] = json.loads(body)
+        self.assertEqual(lock["location"], "hello/lintian-fixes")
+        self.assertIn("unknown", lock["holder"])
+        self.assertGreaterEqual(lock["age"], 7000)  # the held directory's age
+        self.assertLess(growth, 16)
+        # breakable by hand ...
+        request = json.dumps({"location": "hello/lintian-fixes", "older_than": 3600})
+        status, _, body = http_request(
+            admin + "/hello/locks",
+            data=request.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        self.assertEqual(status, 200, body)
+        self.assertFalse(os.path.exists(held))
+        # ... and by --break-locks-older-than, before the next push
+        _plant_lock_record(branch, 32 * 1024 * 1024, 7200)
+        self.commit(work)
+        brz("push", "-q", self.smart_url(admin, "hello/lintian-fixes"), cwd=work)
+        self.assertFalse(os.path.exists(held))
+        self.assertEqual(brz("revno", branch).stdout.strip(), b"2")
+
+    def test_ghost_tip(self) -> None:
+        store = self.start_store(campaigns=["lintian-fixes"])
+        self.pushed(store.admin)
+        last = os.path.join(
+            self.storage_dir, "hello", "lintian-fixes", ".bzr", "branch"
+        )
+        with open(os.path.join(last, "last-revision"), "wb") as f:
+            f.write(b"2 ghost-revision-id\n")
+        status, _, body = http_request(store.public + "/hello/lintian-fixes/")
+        self.assertEqual(status, 200, body)
+        self.assertIn(b"ghost-revision-id", body)
+        self.assertIn(b"not in the repository", body)
+        self.assertEqual(http_request(store.public + "/hello/")[0], 200)
+
+    def test_remote_urls(self) -> None:
+        store = self.start_store(campaigns=["lintian-fixes"])
+        self.pushed(store.admin)
+        url = store.admin + "/hello/remotes/lintian-fixes"
+
+        def post(remote: str) -> tuple[int, bytes]:
+            data = urllib.parse.urlencode({"url": remote}).encode()
+            return http_request(url, data=data)[::2]
+
+        before = tree_digest(self.storage_dir)
+        for bad in [
+            "https://example.com/'''x\"\"\"",
+            "file:///etc/passwd",
+            "FILE://host/etc",
+            "sftp://example.com/x",
+            "lp:hello",
+            "javascript://example.com/%0aalert(1)",
+        ]:
+            with self.subTest(url=bad):
+                status, body = post(bad)
+                self.assertEqual(status, 400, body)
+                self.assertIn(b"invalid url", body)
+        self.assertEqual(tree_digest(self.storage_dir), before)
+        for good in [
+            "https://salsa.debian.org/debian/hello.git",
+            "git://git.example.org/hello",
+            "bzr+ssh://bazaar.example.org/hello",
+            "svn+https://svn.example.org/hello/trunk",
+        ]:
+            with self.subTest(url=good):
+                self.assertEqual(post(good)[0], 200)
 
 
 def tearDownModule() -> None:
