@@ -21,6 +21,7 @@ cycle):
   credentials, the janitor's database);
 * web side (WSGI): ``http`` (request, router), ``metrics``, ``filters``
   (request ids, path checks, HEAD, access log), ``browse`` (HTML pages),
+  ``files`` (plain HTTP reads of directories and ``.bzr`` files),
   ``api`` (HTTP API handlers), ``app`` (``StoreApp`` and its route table),
   ``server`` (the embedded HTTP server);
 * entry points: ``serve`` and ``cmds`` (``brz janitor-store``), ``wsgi``

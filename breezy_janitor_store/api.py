@@ -3,7 +3,8 @@
 Admin face: codebase lists, readiness, ``/CODEBASE/diff``,
 ``/CODEBASE/revision-info``, ``POST /CODEBASE/remotes/REMOTE`` and
 ``GET``/``POST /CODEBASE/locks`` (held locks, breaking one).  Public face:
-readiness (terse), codebase lists and the revision page's path decoding; the HTML pages
+readiness (terse), codebase lists, ``/bzr/CODEBASE/diff`` and
+``/bzr/CODEBASE/revision-info`` and the revision page's path decoding; the HTML pages
 themselves are in :mod:`breezy_janitor_store.browse`.  Each handler is
 ``handler(app, req, **groups)``.
 """
@@ -54,9 +55,10 @@ __all__ = [
 #: Regex of a codebase, campaign or role name, and of a codebase route group.
 NAME = layout.NAME_RE.pattern.removesuffix(r"\Z")
 CODEBASE = rf"(?P<codebase>{NAME})"
-#: What a codebase list can be answered with, the preferred first on a tie
-#: (so ``curl`` gets plain text and a browser HTML).
-LIST_TYPES = ("text/plain", "application/json", "text/html")
+#: What a codebase list can be answered with, the preferred first on a tie:
+#: JSON to ``Accept: */*`` or no ``Accept`` (the janitor's site parses it),
+#: text or HTML (a browser) only when asked for.
+LIST_TYPES = ("application/json", "text/plain", "text/html")
 JSON_TYPE = "application/json"
 DIFF_TYPE = "text/x-diff"
 #: Revisions answered at once (with a Content-Length); longer lists stream.
@@ -258,9 +260,9 @@ def revision_info(app: StoreApp, req: Request, codebase: str) -> Iterable[bytes]
     """The revisions on ``new``'s left-hand line back to ``old``, newest first."""
     repo, old, new, _ = _revisions(app, req, codebase)
     revids = history.mainline(repo, new, old)
-    # Revision pages are on the public face: at public_url, or root-relative.
-    base = (getattr(app, "public_url", None) or "").rstrip("/") + "/bzr"
-    items = _revision_items(repo, revids, codebase, base)
+    # Revision pages are on the public face: absolute links, or none.
+    root = browse.public_root(app, req)
+    items = _revision_items(repo, revids, codebase, root + "/bzr" if root else None)
     if len(revids) <= EAGER_REVISIONS:
         return _json(req, list(items))
     req.respond(200, JSON_TYPE)
@@ -268,13 +270,22 @@ def revision_info(app: StoreApp, req: Request, codebase: str) -> Iterable[bytes]
 
 
 def _revision_items(
-    repo, revids: list[bytes], codebase: str, base: str
+    repo, revids: list[bytes], codebase: str, base: str | None
 ) -> Iterator[dict]:
+    """Entries as the janitor's clients read them: its Python site reads
+    ``revision-id``, its Rust client ``revision_id`` and ``commit_id``
+    (a git commit; none for bzr), and ``link`` as an absolute URL or null."""
     for revid, rev in history.iter_revisions(repo, revids):
+        text = revid.decode("utf-8", "replace")
         yield {
-            "revision-id": revid.decode("utf-8", "replace"),
-            "link": base + history.revision_path(codebase, revid),
+            "revision-id": text,
+            "revision_id": text,
+            "commit-id": None,
+            "commit_id": None,
             "message": rev.message,
+            "link": None
+            if base is None
+            else base + history.revision_path(codebase, revid),
         }
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from . import api, browse, filters, layout, locks, metrics
+from . import api, browse, files, filters, layout, locks, metrics
 from .context import current_request_id
 from .diff import DEFAULT_TIMEOUT as DEFAULT_DIFF_TIMEOUT
 from .http import HTTPError, Request, Router
@@ -297,26 +297,36 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route((ADMIN,), "GET", r"/(?P<codebase>[^/]+)/locks", "locks", api.list_locks),
     Route((ADMIN,), "POST", r"/(?P<codebase>[^/]+)/locks", "locks", api.break_lock),
+    Route((ADMIN,), "GET", files.ADMIN_DIRECTORY_PATH, "directory", files.directory),
+    Route((ADMIN,), "GET", files.CONTROL_PATH, "control-file", files.control_file),
     # public face
     Route((PUBLIC,), "POST", PUBLIC_PREFIX + _SMART_PATH, "smart", StoreApp.smart),
     Route((PUBLIC,), "GET", "/", "home", browse.home_page),
-    Route((PUBLIC,), "GET", "/bzr/", "list", api.list_codebases),
+    Route((PUBLIC,), "GET", "/bzr/?", "list", api.list_codebases),
     Route((PUBLIC,), "GET", "/bzr/repositories", "repositories", api.repositories),
     Route((PUBLIC,), "GET", "/ready", "ready", api.public_ready),
-    Route((PUBLIC,), "GET", f"/bzr/{_CB}/", "browse-codebase", browse.codebase_page),
+    Route((PUBLIC,), "GET", f"/bzr/{_CB}/diff", "diff", api.diff_view),
     Route(
         (PUBLIC,),
         "GET",
-        rf"/bzr/{_CB}/(?P<campaign>{_NAME})/",
+        f"/bzr/{_CB}/revision-info",
+        "revision-info",
+        api.revision_info,
+    ),
+    Route((PUBLIC,), "GET", f"/bzr/{_CB}/?", "browse-codebase", files.directory),
+    Route(
+        (PUBLIC,),
+        "GET",
+        rf"/bzr/{_CB}/(?P<campaign>{_NAME})(?:/(?P<role>{_NAME}))?/?",
         "browse-branch",
-        partial(browse.branch_page, role=None),
+        files.directory,
     ),
     Route(
         (PUBLIC,),
         "GET",
-        rf"/bzr/{_CB}/(?P<campaign>{_NAME})/(?P<role>{_NAME})/",
-        "browse-branch",
-        browse.branch_page,
+        PUBLIC_PREFIX + files.CONTROL_PATH,
+        "control-file",
+        files.control_file,
     ),
     Route(
         (PUBLIC,),

@@ -28,6 +28,7 @@ from breezy.revision import NULL_REVISION, Revision
 
 from . import diff, history, layout
 from .http import HTTPError, Request
+from .policies import is_listed
 
 if TYPE_CHECKING:
     from .app import StoreApp
@@ -239,9 +240,10 @@ def _home(app: StoreApp, req: Request) -> str | None:
 def open_codebase(app: StoreApp, codebase: str, *, inaccessible: bool = False):
     """The repository of ``codebase``, or a 404.
 
-    :param inaccessible: answer a codebase the policy knows but whose
-        repository is missing with 503 ("temporarily inaccessible", as the
-        janitor's API clients expect) rather than 404.
+    :param inaccessible: answer a codebase the policy lists (the janitor's
+        database) but whose repository is missing with 503 ("temporarily
+        inaccessible", as the janitor's API clients expect) rather than 404.
+        A policy admitting every name lists none: 404.
     """
     if not layout.is_valid_name(codebase) or not app.codebase_policy.codebase_exists(
         codebase
@@ -250,7 +252,7 @@ def open_codebase(app: StoreApp, codebase: str, *, inaccessible: bool = False):
     try:
         return history.open_repository(app.storage, codebase, app.campaigns)
     except history.NoRepository:
-        if inaccessible:
+        if inaccessible and is_listed(app.codebase_policy, codebase):
             raise HTTPError(
                 503, f"the repository of {codebase} is temporarily inaccessible"
             ) from None

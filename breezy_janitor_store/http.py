@@ -15,7 +15,7 @@ ENDPOINT_KEY = "breezy_janitor_store.endpoint"
 
 STATUS = {
     200: "OK",
-    301: "Moved Permanently",
+    206: "Partial Content",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -25,6 +25,7 @@ STATUS = {
     409: "Conflict",
     411: "Length Required",
     413: "Content Too Large",
+    416: "Range Not Satisfiable",
     500: "Internal Server Error",
     503: "Service Unavailable",
     504: "Gateway Timeout",
@@ -91,6 +92,9 @@ class Router:
     A match calls ``handler(req, **groups)`` after naming ``endpoint`` in
     ``environ[ENDPOINT_KEY]``; ``HEAD`` takes the ``GET`` route (the body is
     dropped by the HEAD filter, :func:`breezy_janitor_store.filters.head`).
+    ``OPTIONS`` of a routed path answers ``200`` with ``Allow``; a path no
+    route matches is ``404`` (directory routes take both ``/x`` and ``/x/``,
+    so nothing is redirected).
     """
 
     def __init__(self, routes: Iterable[RouteEntry]) -> None:
@@ -114,19 +118,9 @@ class Router:
             allow = ", ".join(
                 sorted(set(allowed + (["HEAD"] if "GET" in allowed else [])))
             )
+            if req.method == "OPTIONS":
+                return req.text(200, allow, [("Allow", allow)])
             raise HTTPError(
                 405, f"method {req.method} not allowed here", [("Allow", allow)]
             )
-        if not req.path.endswith("/") and self._matches(req.path + "/"):
-            raise HTTPError(
-                301, "moved permanently", [("Location", _location(req, "/"))]
-            )
         raise HTTPError(404, "not found")
-
-    def _matches(self, path: str) -> bool:
-        return any(regex.match(path) for _, regex, _, _ in self._routes)
-
-
-def _location(req: Request, suffix: str) -> str:
-    script = req.environ.get("SCRIPT_NAME", "")
-    return script + req.path + suffix

@@ -2,7 +2,9 @@
 
 An embedding application passes its own objects with the same shape:
 
-* a *codebase policy* has ``codebase_exists(name) -> bool``;
+* a *codebase policy* has ``codebase_exists(name) -> bool`` and, when it
+  admits every valid name rather than listing codebases, a true
+  ``admits_any_name`` attribute (see :func:`is_listed`);
 * a *campaign policy* is any container of names (``name in policy``);
 * a *write policy* is a callable ``policy(environ) -> bool`` telling whether
   this WSGI request may write.  If it has a ``realm`` attribute, a write
@@ -50,7 +52,15 @@ class CodebasePolicy(Protocol):
 
 
 class AnyCodebase:
-    """Every validly named codebase may exist (the embedded default)."""
+    """Every validly named codebase may exist (the embedded default).
+
+    A codebase of this policy exists once its repository is on disk (a
+    codebase of a listing policy exists before that: its repository is
+    created by the first write, and reads meanwhile see it empty).
+    """
+
+    #: Names every valid codebase rather than a list of them.
+    admits_any_name = True
 
     def codebase_exists(self, name: str) -> bool:
         return is_valid_name(name)
@@ -64,6 +74,14 @@ class CodebaseList:
 
     def codebase_exists(self, name: str) -> bool:
         return name in self._names
+
+
+def is_listed(policy: CodebasePolicy, name: str) -> bool:
+    """Whether ``policy`` lists ``name`` as one of its codebases: it exists
+    even while it has no repository on disk."""
+    return not getattr(policy, "admits_any_name", False) and policy.codebase_exists(
+        name
+    )
 
 
 class Campaigns:

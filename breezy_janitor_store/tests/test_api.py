@@ -70,10 +70,10 @@ class NegotiationTests(unittest.TestCase):
         for kind in LIST_TYPES:
             self.assertEqual(negotiate(kind, LIST_TYPES), kind)
 
-    def test_anything_prefers_plain_text(self) -> None:
-        self.assertEqual(negotiate("*/*", LIST_TYPES), "text/plain")
-        self.assertEqual(negotiate(None, LIST_TYPES), "text/plain")
-        self.assertEqual(negotiate("", LIST_TYPES), "text/plain")
+    def test_anything_prefers_json(self) -> None:
+        self.assertEqual(negotiate("*/*", LIST_TYPES), "application/json")
+        self.assertEqual(negotiate(None, LIST_TYPES), "application/json")
+        self.assertEqual(negotiate("", LIST_TYPES), "application/json")
 
     def test_browser_gets_html(self) -> None:
         accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -102,12 +102,19 @@ class ListingTests(HelloTestCase):
         # norepo (no repository), README.txt, .hidden and Bad_Name are not listed
         self.assertEqual(json.loads(body), ["hello"])
 
-    def test_plain_text_is_the_default(self) -> None:
-        for headers in ({}, {"Accept": "*/*"}, {"Accept": "text/plain"}):
+    def test_json_is_the_default(self) -> None:
+        """The janitor's site asks with ``Accept: */*`` and parses JSON."""
+        for headers in ({}, {"Accept": "*/*"}):
             status, h, body = self.admin("/", **headers)
             self.assertEqual(status, 200)
-            self.assertTrue(h["Content-Type"].startswith("text/plain"))
-            self.assertEqual(body, b"hello\n")
+            self.assertEqual(h["Content-Type"], "application/json")
+            self.assertEqual(json.loads(body), ["hello"])
+
+    def test_plain_text_when_asked_for(self) -> None:
+        status, h, body = self.admin("/", Accept="text/plain")
+        self.assertEqual(status, 200)
+        self.assertTrue(h["Content-Type"].startswith("text/plain"))
+        self.assertEqual(body, b"hello\n")
 
     def test_html_is_a_page_of_links(self) -> None:
         status, headers, body = self.admin("/", Accept="text/html")
@@ -136,7 +143,8 @@ class ListingTests(HelloTestCase):
         self.assertEqual(
             json.loads(self.public("/bzr/", Accept="application/json")[2]), ["hello"]
         )
-        self.assertEqual(self.public("/bzr/")[2], b"hello\n")
+        self.assertEqual(json.loads(self.public("/bzr/")[2]), ["hello"])
+        self.assertEqual(self.public("/bzr/", Accept="text/plain")[2], b"hello\n")
         html = self.public("/bzr/", Accept="text/html")[2]
         self.assertIn(b'<a href="/bzr/hello/">hello</a>', html)
         self.assertEqual(self.public("/bzr/", Accept="image/*")[0], 406)
@@ -160,15 +168,21 @@ class ListingTests(HelloTestCase):
 
 
 class RoutingTests(HelloTestCase):
-    def test_missing_slash_redirects_permanently(self) -> None:
+    def test_missing_slash_is_the_same_page(self) -> None:
+        """No redirects: a probe without the trailing slash gets the answer."""
         for path in ("/bzr", "/bzr/hello", "/bzr/hello/lintian-fixes"):
-            status, headers, _ = http_request_no_redirect(self.store.public_root + path)
-            self.assertEqual(status, 301, path)
-            self.assertEqual(headers["Location"], path + "/")
+            status, _, body = http_request_no_redirect(self.store.public_root + path)
+            self.assertEqual(status, 200, path)
+            self.assertEqual(body, self.public(path + "/")[2])
 
     def test_unknown_paths(self) -> None:
-        for path in ("/nothing", "/hello/diff/", "/hello/nothing", "/Hello/diff"):
-            self.assertPlainError(self.admin(path), 404, "not found")
+        for path, reason in (
+            ("/nothing", "no such codebase: nothing"),
+            ("/hello/diff/", "not found"),
+            ("/hello/nothing", "unknown campaign: nothing"),
+            ("/Hello/diff", "not found"),
+        ):
+            self.assertPlainError(self.admin(path), 404, reason)
         for path in (
             "/metrics",
             "/hello/diff",
@@ -278,11 +292,18 @@ class DiffTests(HelloTestCase):
             self.diff(old="missing-old", new=self.rev["r1"]), 404, "missing-old"
         )
 
-    def test_codebase_without_repository_is_unavailable(self) -> None:
-        response = self.admin(
-            self.query("norepo", "diff", old="null:", new=self.rev["r1"])
-        )
-        self.assertPlainError(response, 503, "norepo", "temporarily inaccessible")
+    def test_codebase_without_repository_does_not_exist(self) -> None:
+        """Without a database (every name admitted), a directory without a
+        repository is no codebase: 404, on every endpoint."""
+        for path in (
+            self.query("norepo", "diff", old="null:", new=self.rev["r1"]),
+            self.query("norepo", "revision-info", old="null:", new=self.rev["r1"]),
+            "/norepo/",
+            "/norepo/lintian-fixes/.bzr/branch-format",
+        ):
+            with self.subTest(path=path):
+                self.assertPlainError(self.admin(path), 404, "no such codebase: norepo")
+        self.assertEqual(self.public("/bzr/norepo/")[0], 404)
 
     def test_head_has_no_body(self) -> None:
         status, headers, body = http_request(
@@ -394,14 +415,41 @@ class RevisionInfoTests(HelloTestCase):
                 "Add a second line",
             ],
         )
-        self.assertEqual(set(entries[0]), {"revision-id", "link", "message"})
+        self.assertEqual(
+            set(entries[0]),
+            {
+                "revision-id",
+                "revision_id",
+                "commit-id",
+                "commit_id",
+                "link",
+                "message",
+            },
+        )
+        for entry in entries:
+            self.assertEqual(entry["revision_id"], entry["revision-id"])
+            self.assertIsNone(entry["commit-id"])
+            self.assertIsNone(entry["commit_id"])
+
+    def test_no_links_without_a_public_url(self) -> None:
+        """The admin face does not know the public face's URL: null links,
+        never root-relative ones (the janitor parses them as URLs)."""
+        entries = json.loads(self.info(old=self.rev["r2"], new=self.rev["r4"])[2])
+        self.assertEqual([e["link"] for e in entries], [None, None])
 
     def test_links_open_the_revision_page(self) -> None:
-        entries = json.loads(self.info(old=self.rev["r2"], new=self.rev["r4"])[2])
+        """Through the public face, links are absolute URLs of its pages."""
+        path = self.query(
+            "hello", "revision-info", old=self.rev["r2"], new=self.rev["r4"]
+        )
+        entries = json.loads(self.public("/bzr" + path)[2])
+        self.assertEqual(len(entries), 2)
         for entry in entries:
             link = entry["link"]
-            self.assertTrue(link.startswith("/bzr/hello/+revision/"), link)
-            status, headers, page = self.public(link)
+            self.assertTrue(
+                link.startswith(self.store.public + "/hello/+revision/"), link
+            )
+            status, headers, page = http_request(link)
             self.assertEqual(status, 200, link)
             self.assertTrue(headers["Content-Type"].startswith("text/html"))
             self.assertIn(entry["revision-id"].encode(), page)
@@ -467,7 +515,7 @@ class RevisionInfoTests(HelloTestCase):
             self.info(old="null:", new="unknown-revision"), 404, "unknown-revision"
         )
         self.assertPlainError(
-            self.info("norepo", old="null:", new=self.rev["r1"]), 503, "norepo"
+            self.info("norepo", old="null:", new=self.rev["r1"]), 404, "norepo"
         )
 
 

@@ -15,6 +15,7 @@ import urllib.parse
 from prometheus_client.parser import text_string_to_metric_families
 
 from .. import metrics
+from ..policies import CodebaseList
 from .api_fixtures import hello_store
 from .fixtures import brz, http_request, python_env
 
@@ -200,6 +201,10 @@ class MetricsTests(unittest.TestCase):
     def test_server_errors(self) -> None:
         before = scrape(self.store.admin)
         query = urllib.parse.urlencode({"old": "null:", "new": self.rev["r1"]})
+        # a codebase the policy lists without its repository: 503
+        app = self.store.admin_app
+        self.addCleanup(setattr, app, "codebase_policy", app.codebase_policy)
+        app.codebase_policy = CodebaseList(["hello", "norepo"])
         self.assertEqual(
             http_request(f"{self.store.admin}/norepo/diff?{query}")[0], 503
         )

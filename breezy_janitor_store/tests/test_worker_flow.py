@@ -135,6 +135,11 @@ class AdminFaceTests(WorkerFlowTestCase):
         self.assertIn(b"run-0002", tags.stdout)
 
 
+    def test_http_url(self) -> None:
+        url = self.store.admin + "/hello"
+        self.assertRunStored(self.run_worker(url, "run-0001"), "run-0001")
+
+
 class PublicFaceWithCredentialsTests(WorkerFlowTestCase):
     """The production path: the runner gives workers the public URL and
     credentials; the codebase is known but has no repository on disk."""
@@ -153,6 +158,10 @@ class PublicFaceWithCredentialsTests(WorkerFlowTestCase):
 
     def test_bzr_http_first_push_of_a_new_codebase(self) -> None:
         url = self.smart_url(self.store.public, "hello")
+        self.assertRunStored(self.run_worker(url, "run-0001"), "run-0001")
+
+    def test_http_first_push_of_a_new_codebase(self) -> None:
+        url = self.store.public + "/hello"
         self.assertRunStored(self.run_worker(url, "run-0001"), "run-0001")
 
     def test_unknown_codebase_is_refused(self) -> None:

@@ -1,0 +1,234 @@
+"""Plain HTTP reads: the layout directories and the files of ``.bzr``.
+
+A stock breezy client given an ``http://`` URL reads branches as files when
+there is no smart server (``nosmart+http://``), and probes directories with
+``HEAD`` (``Transport.has``) before it creates anything.  On both faces
+(below ``/bzr`` on the public one):
+
+* ``CODEBASE[/CAMPAIGN[/ROLE]]`` with or without a trailing slash is a
+  directory: ``200`` while it exists, on disk or implicitly (a codebase the
+  policy knows, not on disk yet, where a writer may create it; a known
+  campaign; a role), else ``404`` naming what is unknown.  The public face
+  answers with its browse page (an empty one for an implicit directory),
+  the admin face with the names it holds, one a line;
+* ``CODEBASE[/CAMPAIGN[/ROLE]]/.bzr/PATH`` is read through the codebase's
+  jailed, read-only transport (:meth:`Storage.transport`): a file with its
+  ``Content-Length`` (one byte range, ``Range: bytes=A-B``, is answered
+  ``206``), a directory as its names, one a line.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from breezy import errors, urlutils
+
+from . import browse, layout
+from .http import HTTPError, Request
+from .policies import is_listed
+from .transport import StoreTransport
+
+if TYPE_CHECKING:
+    from .app import StoreApp
+
+__all__ = [
+    "ADMIN_DIRECTORY_PATH",
+    "CONTROL_PATH",
+    "DIRECTORY_PATH",
+    "control_file",
+    "directory",
+]
+
+_NAME = layout.NAME_RE.pattern.removesuffix(r"\Z")
+
+
+def _directory_path(not_campaign: str = "") -> str:
+    return (
+        rf"/(?P<codebase>{_NAME})"
+        rf"(?:/{not_campaign}(?P<campaign>{_NAME})(?:/(?P<role>{_NAME}))?)?/?"
+    )
+
+
+#: Route regex (after the face's prefix) of a layout directory.
+DIRECTORY_PATH = _directory_path()
+#: :data:`DIRECTORY_PATH` on the admin face, where ``CODEBASE/NAME`` of an
+#: API endpoint is not a campaign.
+ADMIN_DIRECTORY_PATH = _directory_path(
+    r"(?!(?:diff|revision-info|remotes|locks)(?:/|\Z))"
+)
+#: Route regex (after the face's prefix) of a path in a ``.bzr`` directory.
+CONTROL_PATH = (
+    rf"/(?P<codebase>{_NAME})/(?P<path>(?:{_NAME}/){{0,2}}\.bzr(?:/(?!smart\Z).*)?)"
+)
+#: Bytes sent at a time from a file.
+CHUNK = 64 * 1024
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)\Z")
+_BINARY = "application/octet-stream"
+_TEXT = "text/plain; charset=utf-8"
+
+
+def _codebase_root(app: StoreApp, req: Request, codebase: str) -> StoreTransport:
+    """The codebase's read-only jail; 404 unless the codebase is on disk or,
+    listed by the policy, may be created by a writer on this face."""
+    if app.storage.has_repository(codebase):
+        if not app.codebase_policy.codebase_exists(codebase):
+            raise HTTPError(404, f"no such codebase: {codebase}")
+    elif not (is_listed(app.codebase_policy, codebase) and _creatable(app, req)):
+        raise HTTPError(404, f"no such codebase: {codebase}")
+    return app.storage.transport(
+        codebase, writable=False, is_campaign=app.campaigns.__contains__
+    )
+
+
+def _creatable(app: StoreApp, req: Request) -> bool:
+    """Whether a smart request of this face could create a codebase: it
+    writes, or a worker's credentials would let it (a 401 challenge)."""
+    if getattr(app.write_policy, "realm", None) is not None:
+        return True
+    return bool(app.write_policy(req.environ))
+
+
+def _check_campaign(app: StoreApp, campaign: str | None) -> None:
+    if campaign is not None and campaign not in app.campaigns:
+        raise HTTPError(404, f"unknown campaign: {campaign}")
+
+
+def directory(
+    app: StoreApp,
+    req: Request,
+    codebase: str,
+    campaign: str | None = None,
+    role: str | None = None,
+) -> list[bytes]:
+    """A codebase, campaign or role directory."""
+    root = _codebase_root(app, req, codebase)
+    _check_campaign(app, campaign)
+    segments = tuple(s for s in (campaign, role) if s is not None)
+    if segments[1:] == (layout.MAIN_ROLE,):
+        segments = segments[:1]
+    where = root.clone(_escaped(segments))
+    on_disk = _exists(where, layout.CONTROL)
+    # Campaign directories are implicit where a writer may create them;
+    # role directories exist on disk only.
+    implicit = len(segments) < 2 and (not segments or _creatable(app, req))
+    if not (on_disk or implicit or _exists(where, ".")):
+        raise HTTPError(404, f"no such branch: {'/'.join((codebase, *segments))}")
+    if app.face == "public":
+        if on_disk and not segments:
+            return browse.codebase_page(app, req, codebase)
+        if on_disk:
+            return browse.branch_page(app, req, codebase, campaign, role)
+        title = "/".join((codebase, *segments))
+        body = browse.page(
+            title,
+            [(codebase, None)],
+            f"<h1>{browse.esc(title)}</h1>\n<p>No branch here yet.</p>\n",
+        )
+        return browse.respond_html(req, body)
+    names = _names(where) if _exists(where, ".") else []
+    return _text(req, names)
+
+
+def control_file(app: StoreApp, req: Request, codebase: str, path: str) -> list[bytes]:
+    """A file or directory in a ``.bzr`` directory, read-only."""
+    parts = tuple(path.split("/"))
+    if any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in (".", ".."):
+        raise HTTPError(404, f"no such file: {path}")
+    parts = tuple(p for p in parts if p)
+    control = parts.index(layout.CONTROL)
+    _check_campaign(app, parts[0] if control > 0 else None)
+    root = _codebase_root(app, req, codebase)
+    relpath = _escaped(parts)
+    try:
+        status = root.stat(relpath)
+        if not _is_file(status):
+            return _text(req, _names(root.clone(relpath)))
+        size = status.st_size
+        start, end = _range(req, size)
+        f = root.get(relpath)
+    except errors.PathError:
+        raise HTTPError(404, f"no such file: {codebase}/{path}") from None
+    except errors.PermissionDenied as e:
+        raise HTTPError(403, str(e)) from None
+    headers = [("Content-Length", str(end - start)), ("Accept-Ranges", "bytes")]
+    if (start, end) != (0, size):
+        headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
+    req.respond(206 if (start, end) != (0, size) else 200, _BINARY, headers)
+    return _FileBody(f, start, end)
+
+
+class _FileBody:
+    """The bytes ``start:end`` of an open file, in chunks; closes it."""
+
+    def __init__(self, f, start: int, end: int) -> None:
+        self._file, self._start, self._end = f, start, end
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._file.seek(self._start)
+        left = self._end - self._start
+        while left > 0:
+            chunk = self._file.read(min(CHUNK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _range(req: Request, size: int) -> tuple[int, int]:
+    """The byte range ``[start, end)`` asked for: one ``bytes=A-B`` range
+    within the file, else the whole file (several ranges included)."""
+    m = _RANGE.match(req.environ.get("HTTP_RANGE", "").strip())
+    if m is None:
+        return 0, size
+    start = int(m.group(1))
+    end = min(int(m.group(2)) + 1, size) if m.group(2) else size
+    if start >= size or end <= start:
+        raise HTTPError(
+            416,
+            f"range outside the file of {size} bytes",
+            [("Content-Range", f"bytes */{size}")],
+        )
+    return start, end
+
+
+def _escaped(segments: tuple[str, ...]) -> str:
+    return "/".join(urlutils.escape(s) for s in segments) or "."
+
+
+def _exists(t: StoreTransport, relpath: str) -> bool:
+    try:
+        return bool(t.has(relpath))
+    except errors.PathError:
+        return False
+
+
+def _is_file(st) -> bool:
+    return not stat.S_ISDIR(st.st_mode)
+
+
+def _names(t: StoreTransport) -> list[str]:
+    """Names in the directory of ``t``, directories with a trailing slash."""
+    try:
+        entries = sorted(urlutils.unescape(e) for e in t.list_dir("."))
+    except (errors.PathError, errors.TransportError):
+        return []
+    names = []
+    for name in entries:
+        try:
+            is_dir = not _is_file(t.stat(urlutils.escape(name)))
+        except (errors.PathError, errors.TransportError):
+            continue
+        names.append(name + "/" if is_dir else name)
+    return names
+
+
+def _text(req: Request, names: list[str]) -> list[bytes]:
+    body = "".join(n + "\n" for n in names).encode("utf-8")
+    req.respond(200, _TEXT, [("Content-Length", str(len(body)))])
+    return [body]

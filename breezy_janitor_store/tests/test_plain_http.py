@@ -1,0 +1,195 @@
+"""Plain HTTP reads: directories and ``.bzr`` files, as a stock client makes
+them over ``http://`` (``nosmart+http://``: without the smart server)."""
+
+from __future__ import annotations
+
+import os
+
+from breezy.branch import Branch
+
+from ..auth import BasicAuth, CredentialsFile, add_worker
+from ..policies import CodebaseList
+from .fixtures import StoreTestCase, brz, http_request, tree_digest
+from .test_routes import head_then_get
+
+
+class PlainHttpTests(StoreTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.store = self.start_store(campaigns=["lintian-fixes"])
+        self.work = self.make_branch(revisions=3)
+        brz(
+            "push",
+            "-q",
+            self.smart_url(self.store.admin, "hello/lintian-fixes"),
+            cwd=self.work,
+        )
+        brz(
+            "push",
+            "-q",
+            self.smart_url(self.store.admin, "hello/lintian-fixes/upstream"),
+            cwd=self.work,
+        )
+        brz(
+            "tag",
+            "-q",
+            "-d",
+            self.smart_url(self.store.admin, "hello/lintian-fixes"),
+            "v1",
+        )
+        self.tip = Branch.open(self.work).last_revision()
+
+    def test_branch_without_the_smart_server(self) -> None:
+        """``nosmart+http://``: every read is a plain GET of a ``.bzr`` file."""
+        before = tree_digest(self.storage_dir)
+        for n, url in enumerate(
+            (
+                f"nosmart+{self.store.public}/hello/lintian-fixes",
+                f"nosmart+{self.store.public}/hello/lintian-fixes/upstream",
+                f"nosmart+{self.store.admin}/hello/lintian-fixes",
+                f"nosmart+{self.store.admin}/hello/lintian-fixes/main",
+            )
+        ):
+            with self.subTest(url=url):
+                copy = self.path(f"copy{n}")
+                brz("branch", "-q", url, copy)
+                self.assertEqual(Branch.open(copy).last_revision(), self.tip)
+        tags = brz("tags", "-d", f"nosmart+{self.store.public}/hello/lintian-fixes")
+        self.assertIn(b"v1", tags.stdout)
+        self.assertEqual(tree_digest(self.storage_dir), before)
+
+    def test_http_url_reads(self) -> None:
+        copy = self.path("copy")
+        brz("branch", "-q", f"{self.store.public}/hello/lintian-fixes", copy)
+        self.assertEqual(Branch.open(copy).last_revision(), self.tip)
+
+    def test_head_of_directories_with_and_without_slash(self) -> None:
+        """``Transport.has`` of a layout directory: 200, no body, no redirect."""
+        for base, prefix in ((self.store.admin, ""), (self.store.public_root, "/bzr")):
+            for path, status in (
+                ("/hello", 200),
+                ("/hello/", 200),
+                ("/hello/lintian-fixes", 200),
+                ("/hello/lintian-fixes/", 200),
+                ("/hello/lintian-fixes/upstream", 200),
+                ("/hello/lintian-fixes/main/", 200),
+                ("/hello/lintian-fixes/nothing/", 404),
+                ("/hello/unknown/", 404),
+                ("/nothing/", 404),
+            ):
+                with self.subTest(base=base, path=path):
+                    head, rest = head_then_get(base, prefix + path)
+                    self.assertTrue(
+                        head.startswith(f"HTTP/1.1 {status} ".encode()), head
+                    )
+                    self.assertNotIn(b"\r\nLocation:", head)
+                    self.assertTrue(
+                        rest.startswith(f"HTTP/1.1 {status} ".encode()), rest[:80]
+                    )
+
+    def test_admin_directory_lists_names(self) -> None:
+        status, headers, body = http_request(self.store.admin + "/hello/lintian-fixes/")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain"))
+        self.assertEqual(body, b".bzr/\nupstream/\n")
+
+    def test_options_is_answered_not_redirected(self) -> None:
+        for url in (
+            self.store.public + "/hello/lintian-fixes",
+            self.store.public + "/hello/lintian-fixes/.bzr/branch-format",
+            self.store.admin + "/hello",
+            self.store.public + "",
+        ):
+            with self.subTest(url=url):
+                status, headers, _ = http_request(url, method="OPTIONS")
+                self.assertEqual(status, 200)
+                self.assertEqual(headers["Allow"], "GET, HEAD")
+        self.assertEqual(
+            http_request(self.store.public + "/hello/.bzr/smart", method="OPTIONS")[1][
+                "Allow"
+            ],
+            "POST",
+        )
+
+    def test_control_files(self) -> None:
+        on_disk = os.path.join(self.storage_dir, "hello", "lintian-fixes", ".bzr")
+        with open(os.path.join(on_disk, "branch", "last-revision"), "rb") as f:
+            last_revision = f.read()
+        for url in (
+            self.store.public + "/hello/lintian-fixes/.bzr/branch/last-revision",
+            self.store.admin + "/hello/lintian-fixes/main/.bzr/branch/last-revision",
+        ):
+            with self.subTest(url=url):
+                status, headers, body = http_request(url)
+                self.assertEqual((status, body), (200, last_revision))
+                self.assertEqual(headers["Content-Length"], str(len(last_revision)))
+        status, headers, body = http_request(
+            self.store.public + "/hello/lintian-fixes/.bzr/branch/last-revision",
+            headers={"Range": "bytes=2-5"},
+        )
+        self.assertEqual((status, body), (206, last_revision[2:6]))
+        self.assertEqual(headers["Content-Range"], f"bytes 2-5/{len(last_revision)}")
+        # the shared repository's control files
+        status, _, body = http_request(
+            self.store.public + "/hello/.bzr/repository/format"
+        )
+        self.assertEqual((status, body[:19]), (200, b"Bazaar repository f"))
+        status, _, body = http_request(self.store.public + "/hello/.bzr/repository/")
+        self.assertIn(b"pack-names\n", body)
+
+    def test_control_file_refusals(self) -> None:
+        for path, status in (
+            ("/hello/lintian-fixes/.bzr/no-such-file", 404),
+            ("/hello/unknown/.bzr/branch-format", 404),
+            ("/nothing/.bzr/branch-format", 404),
+            ("/hello/lintian-fixes/README", 404),
+            ("/hello/lintian-fixes/.bzr/../../.bzr/repository/format", 400),
+            ("/hello/lintian-fixes/.bzr/%2e%2e/x", 400),
+        ):
+            with self.subTest(path=path):
+                code, _, body = http_request(self.store.public + path)
+                self.assertEqual(code, status, body)
+                self.assertNotIn(self.storage_dir.encode(), body)
+        status, _, _ = http_request(
+            self.store.public + "/hello/lintian-fixes/.bzr/branch/last-revision",
+            headers={"Range": "bytes=9999-"},
+        )
+        self.assertEqual(status, 416)
+
+
+class ImplicitDirectoryTests(StoreTestCase):
+    """A codebase the policy lists, not on disk yet, and its campaigns exist
+    where a worker may create them (the worker's ``has('.')`` probe)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        credentials = self.path("credentials")
+        add_worker(credentials, "worker-1", "correct horse")
+        self.store = self.start_store(
+            campaigns=["lintian-fixes"],
+            codebase_policy=CodebaseList(["hello"]),
+            public={"write_policy": BasicAuth(CredentialsFile(credentials))},
+        )
+
+    def test_listed_codebase_not_on_disk(self) -> None:
+        for base in (self.store.admin, self.store.public):
+            for path, status in (
+                ("/hello/", 200),
+                ("/hello/lintian-fixes", 200),
+                ("/hello/lintian-fixes/upstream/", 404),
+                ("/hello/other/", 404),
+                ("/other/", 404),
+                ("/hello/lintian-fixes/.bzr/branch-format", 404),
+            ):
+                with self.subTest(base=base, path=path):
+                    self.assertEqual(
+                        http_request(base + path, method="HEAD")[0], status
+                    )
+        self.assertEqual(os.listdir(self.storage_dir), [])
+
+    def test_without_writers_only_what_is_on_disk(self) -> None:
+        store = self.start_store(
+            campaigns=["lintian-fixes"], codebase_policy=CodebaseList(["hello"])
+        )
+        for path in ("/hello/", "/hello/lintian-fixes/"):
+            self.assertEqual(http_request(store.public + path, method="HEAD")[0], 404)
