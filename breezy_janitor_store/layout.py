@@ -82,6 +82,8 @@ CHECKED_FILES = FORMAT_FILES | {
 }
 #: Directories of the shared repository holding content-addressed pack data.
 PACK_DATA_DIRS = frozenset({"packs", "indices"})
+#: Parts of a control directory holding format files.
+_CONTROL_PARTS = frozenset({"branch", "checkout", "repository"})
 #: Where the packer retires pack data, and where new pack data is written.
 OBSOLETE_PACKS = "obsolete_packs"
 UPLOAD = "upload"
@@ -267,8 +269,8 @@ def tree_removal_refusal(disk: tuple[str, ...]) -> str | None:
     codebase, campaign, role and control directories, and the repository's
     pack data, hold what must not disappear with it."""
     part = control_path(disk)
-    if part is None or len(part) < 2:
+    if part is None or not part or (len(part) == 1 and part[0] in _CONTROL_PARTS):
         return "control directories are never deleted whole"
-    if _repository_part(disk) is not None and part[1] in PACK_DATA_DIRS:
+    if _repository_part(disk) is not None and part[1:] and part[1] in PACK_DATA_DIRS:
         return PACK_REASON
     return None

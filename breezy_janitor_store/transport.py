@@ -25,12 +25,11 @@ import os
 import secrets
 import stat
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Self
 
 from breezy import branch, config, errors, urlutils
 from breezy.bzr import branch as bzr_branch
 from breezy.transport import FileExists, NoSuchFile, Transport
-from breezy.transport.decorator import TransportDecorator
 
 from . import layout
 
@@ -94,8 +93,39 @@ class _Jail:
         return text
 
 
-class StoreTransport(TransportDecorator):
-    """A jailed, layout-enforcing view of one codebase directory."""
+class StoreTransport(Transport):
+    """A jailed, layout-enforcing view of one codebase directory.
+
+    A :class:`~breezy.transport.Transport` of its own (as breezy's
+    ``PathFilteringTransport`` is), holding the disk transport rather than
+    decorating it: every primitive is implemented here, and the methods
+    listed in :data:`INHERITED` are breezy's, built on those primitives (or
+    refusing), so no call reaches the disk unchecked.
+    """
+
+    #: Public ``Transport`` methods used as breezy implements them: composed
+    #: of the primitives below, or refusing (local paths, symlinks).
+    INHERITED = frozenset(
+        {
+            "copy",
+            "copy_to",
+            "copy_tree",
+            "copy_tree_to_transport",
+            "create_prefix",
+            "disconnect",
+            "ensure_base",
+            "get_bytes",
+            "get_segment_parameters",
+            "has_any",
+            "local_abspath",
+            "put_bytes_non_atomic",
+            "put_file_non_atomic",
+            "readlink",
+            "readv",
+            "relpath",
+            "set_segment_parameter",
+        }
+    )
 
     def __init__(
         self,
@@ -103,16 +133,14 @@ class StoreTransport(TransportDecorator):
         segments: tuple[str, ...] = (),
         verified: set[str] | None = None,
     ) -> None:
-        # TransportDecorator.__init__ would derive ``base`` from the decorated
-        # transport's (disk) URL; ours is virtual, so set things up directly.
+        # What Transport.__init__ does, without its URL parsing (which costs
+        # more than the rest of a request's path handling): a virtual URL has
+        # no segment parameters, its names being escaped (no commas).
+        self.base = self._raw_base = jail.url + _directory_url(segments)
+        self._segment_parameters: dict[str, str] = {}
         self._jail = jail
-        self._decorated = jail.root
         self._segments = segments
         self._verified = verified
-        # What Transport.__init__ does, without parsing the URL for segment
-        # parameters: a virtual URL has none (its segments are escaped).
-        self.base = self._raw_base = jail.url + _directory_url(segments)
-        self._segment_parameters = {}
 
     @classmethod
     def for_codebase(
@@ -247,7 +275,8 @@ class StoreTransport(TransportDecorator):
         return StoreTransport(self._jail, self._resolve(offset), self._verified)
 
     def abspath(self, relpath: str) -> str:
-        return self._jail.url + _join(self._resolve(relpath))
+        segments = self._resolve(relpath)
+        return self._jail.url + (_join(segments) if segments else "")
 
     def external_url(self) -> str:
         # Usable in this process only; it also stops breezy's foreign-format
@@ -265,6 +294,15 @@ class StoreTransport(TransportDecorator):
 
     def _redirected_to(self, source, target):
         return None
+
+    def listable(self) -> bool:
+        return True
+
+    def recommended_page_size(self) -> int:
+        return self._jail.root.recommended_page_size()
+
+    def _can_roundtrip_unix_modebits(self) -> bool:
+        return self._jail.root._can_roundtrip_unix_modebits()
 
     # reads
     def get(self, relpath):
@@ -314,7 +352,17 @@ class StoreTransport(TransportDecorator):
         return self._call("lock_read", *self._read_path(relpath))
 
     def iter_files_recursive(self):
-        return Transport.iter_files_recursive(self)
+        """Escaped paths of the files below this directory (symlinks are
+        not followed: they are refused, as in every read)."""
+        pending = [""]
+        while pending:
+            directory = pending.pop()
+            for name in self.list_dir(directory or "."):
+                path = directory + name
+                if stat.S_ISDIR(self.stat(path).st_mode):
+                    pending.append(path + "/")
+                else:
+                    yield path
 
     # writes
     def put_file(self, relpath, f, mode=None):
@@ -511,44 +559,30 @@ def content_refusal(part: tuple[str, ...], data: bytes) -> str | None:
     return None
 
 
-#: A segment's URL escape, remembered (the same names recur in every request).
-#: Longest arguments (in characters) a memoised path function keeps, and
-#: how many calls it keeps.
+#: Longest arguments (in characters) a path function's results are kept
+#: for, and how many results each keeps: breezy asks for the same few paths
+#: again and again; long (hostile, say) ones are computed, not kept.
 MEMO_LIMIT = 512
 MEMO_SIZE = 4096
 
-
-def _memoised(fn: Callable) -> Callable:
-    """``fn``, a pure function of strings and tuples of strings, memoised:
-    breezy asks for the same few paths again and again.  Calls with long
-    arguments (hostile, say) are computed, not kept; a full memo starts over."""
-    memo: dict[tuple, Any] = {}
-
-    @functools.wraps(fn)
-    def call(*args):
-        try:
-            return memo[args]
-        except KeyError:
-            pass
-        value = fn(*args)
-        size = sum(len(a) if isinstance(a, str) else sum(map(len, a)) for a in args)
-        if size <= MEMO_LIMIT:
-            if len(memo) >= MEMO_SIZE:
-                memo.clear()
-            memo[args] = value
-        return value
-
-    call.memo = memo
-    return call
+_escape = functools.lru_cache(maxsize=MEMO_SIZE)(urlutils.escape)
 
 
-_escape = _memoised(urlutils.escape)
-
-
-@_memoised
 def _resolve(base: tuple[str, ...], relpath: str) -> tuple[str, ...]:
-    """Segments of ``relpath`` (URL-escaped) from ``base``, clamped at the
-    root (pure, so kept: breezy asks for the same few paths again and again)."""
+    """Segments of ``relpath`` (URL-escaped) from ``base``, clamped at the root."""
+    if len(relpath) + sum(map(len, base)) <= MEMO_LIMIT:
+        return _resolve_kept(base, relpath)
+    return _resolve_path(base, relpath)
+
+
+def _join(segments: tuple[str, ...]) -> str:
+    """URL-escaped relative path of ``segments``."""
+    if sum(map(len, segments)) <= MEMO_LIMIT:
+        return _join_kept(segments)
+    return _join_path(segments)
+
+
+def _resolve_path(base: tuple[str, ...], relpath: str) -> tuple[str, ...]:
     segments = [] if relpath.startswith("/") else list(base)
     for part in relpath.split("/"):
         if part in ("", "."):
@@ -569,10 +603,12 @@ def _resolve(base: tuple[str, ...], relpath: str) -> tuple[str, ...]:
     return tuple(segments)
 
 
-@_memoised
-def _join(segments: tuple[str, ...]) -> str:
-    """URL-escaped relative path of ``segments``."""
+def _join_path(segments: tuple[str, ...]) -> str:
     return "/".join(map(_escape, segments)) or "."
+
+
+_resolve_kept = functools.lru_cache(maxsize=MEMO_SIZE)(_resolve_path)
+_join_kept = functools.lru_cache(maxsize=MEMO_SIZE)(_join_path)
 
 
 def _directory_url(segments: tuple[str, ...]) -> str:
