@@ -111,9 +111,9 @@ def directory(
         segments = segments[:1]
     where = root.clone(_escaped(segments))
     on_disk = _exists(where, layout.CONTROL)
-    # Campaign directories are implicit where a writer may create them;
-    # role directories exist on disk only.
-    implicit = len(segments) < 2 and (not segments or _creatable(app, req))
+    # Campaign and role directories are implicit where a writer may create
+    # them (as the writable transport sees them).
+    implicit = not segments or _creatable(app, req)
     if not (on_disk or implicit or _exists(where, ".")):
         raise HTTPError(404, f"no such branch: {'/'.join((codebase, *segments))}")
     if app.face == "public":

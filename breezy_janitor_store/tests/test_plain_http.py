@@ -64,8 +64,13 @@ class PlainHttpTests(StoreTestCase):
         self.assertEqual(Branch.open(copy).last_revision(), self.tip)
 
     def test_head_of_directories_with_and_without_slash(self) -> None:
-        """``Transport.has`` of a layout directory: 200, no body, no redirect."""
-        for base, prefix in ((self.store.admin, ""), (self.store.public_root, "/bzr")):
+        """``Transport.has`` of a layout directory: 200, no body, no redirect.
+        A missing role directory exists where a writer may create it (the
+        admin face), not on the read-only public face."""
+        for base, prefix, missing in (
+            (self.store.admin, "", 200),
+            (self.store.public_root, "/bzr", 404),
+        ):
             for path, status in (
                 ("/hello", 200),
                 ("/hello/", 200),
@@ -73,7 +78,7 @@ class PlainHttpTests(StoreTestCase):
                 ("/hello/lintian-fixes/", 200),
                 ("/hello/lintian-fixes/upstream", 200),
                 ("/hello/lintian-fixes/main/", 200),
-                ("/hello/lintian-fixes/nothing/", 404),
+                ("/hello/lintian-fixes/nothing/", missing),
                 ("/hello/unknown/", 404),
                 ("/nothing/", 404),
             ):
@@ -176,7 +181,7 @@ class ImplicitDirectoryTests(StoreTestCase):
             for path, status in (
                 ("/hello/", 200),
                 ("/hello/lintian-fixes", 200),
-                ("/hello/lintian-fixes/upstream/", 404),
+                ("/hello/lintian-fixes/upstream/", 200),
                 ("/hello/other/", 404),
                 ("/other/", 404),
                 ("/hello/lintian-fixes/.bzr/branch-format", 404),
@@ -191,5 +196,5 @@ class ImplicitDirectoryTests(StoreTestCase):
         store = self.start_store(
             campaigns=["lintian-fixes"], codebase_policy=CodebaseList(["hello"])
         )
-        for path in ("/hello/", "/hello/lintian-fixes/"):
+        for path in ("/hello/", "/hello/lintian-fixes/", "/hello/lintian-fixes/x1/"):
             self.assertEqual(http_request(store.public + path, method="HEAD")[0], 404)

@@ -77,6 +77,17 @@ def import_branches(
                     pass
 
 
+def push_branch(local: Branch, url: str, revision: bytes) -> None:
+    """Push ``local`` to ``url`` as the worker pushes a cache branch: open or
+    create the control directory there, then push with overwrite."""
+    fmt = controldir.format_registry.make_controldir("bzr")
+    try:
+        target = controldir.ControlDir.open(url)
+    except errors.NotBranchError:
+        target = controldir.ControlDir.create(url, fmt)
+    target.push_branch(local, revision_id=revision, overwrite=True)
+
+
 class WorkerFlowTestCase(StoreTestCase):
     campaign = "lintian-fixes"
 
@@ -134,7 +145,6 @@ class AdminFaceTests(WorkerFlowTestCase):
         )
         self.assertIn(b"run-0002", tags.stdout)
 
-
     def test_http_url(self) -> None:
         url = self.store.admin + "/hello"
         self.assertRunStored(self.run_worker(url, "run-0001"), "run-0001")
@@ -149,7 +159,7 @@ class PublicFaceWithCredentialsTests(WorkerFlowTestCase):
         credentials = self.path("credentials")
         add_worker(credentials, "worker-1", "correct horse")
         self.store = self.start_store(
-            campaigns=[self.campaign],
+            campaigns=[self.campaign, "debian"],
             codebase_policy=CodebaseList(["hello"]),
             public={"write_policy": BasicAuth(CredentialsFile(credentials))},
         )
@@ -163,6 +173,23 @@ class PublicFaceWithCredentialsTests(WorkerFlowTestCase):
     def test_http_first_push_of_a_new_codebase(self) -> None:
         url = self.store.public + "/hello"
         self.assertRunStored(self.run_worker(url, "run-0001"), "run-0001")
+
+    def test_cache_branch(self) -> None:
+        """The worker's push of the codebase's cache branch,
+        ``CODEBASE/VENDOR/latest``, a new codebase first."""
+        for n, base in enumerate(
+            (self.smart_url(self.store.public, "hello"), self.store.public + "/hello")
+        ):
+            with self.subTest(base=base):
+                self.commit(self.local.base.replace("file://", ""))
+                self.local = Branch.open(self.local.base)
+                push_branch(
+                    self.local, base + "/debian/latest", self.local.last_revision()
+                )
+                stored = Branch.open(
+                    os.path.join(self.storage_dir, "hello", "debian", "latest")
+                )
+                self.assertEqual(stored.last_revision(), self.local.last_revision())
 
     def test_unknown_codebase_is_refused(self) -> None:
         url = self.smart_url(self.store.public, "other")
