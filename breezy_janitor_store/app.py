@@ -9,7 +9,8 @@ answered without a body (:func:`breezy_janitor_store.filters.head`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -30,7 +31,14 @@ from .policies import (
     allow_writes,
     read_only,
 )
-from .smart import MAX_CHUNK, SmartExchange, VerbPolicy
+from .smart import (
+    MAX_CHUNK,
+    PROCESS_STREAM_BUDGET,
+    SMALL_BODY_LIMIT,
+    SmartExchange,
+    StreamBudget,
+    VerbPolicy,
+)
 from .storage import Storage
 
 __all__ = ["ADMIN", "DEFAULT_CLIENT_MAX_SIZE", "PUBLIC", "ROUTES", "Route", "StoreApp"]
@@ -42,6 +50,8 @@ PUBLIC = "public"
 #: URL prefix of the public face's branches.
 PUBLIC_PREFIX = "/bzr"
 DEFAULT_CLIENT_MAX_SIZE = 1024**3
+#: Seconds a client refused for want of a stream slot is told to wait.
+RETRY_AFTER = 10
 _SMART_PATH = r"/(?P<path>.+)/\.bzr/smart"
 _BOTH = (ADMIN, PUBLIC)
 
@@ -66,6 +76,10 @@ class StoreApp:
     :param break_locks_older_than: seconds; before a write, break the
         branch and repository locks it would wait for when older than
         this (see :mod:`breezy_janitor_store.locks`).  Default: never.
+    :param stream_budget: how many heavy streams (``get_stream``,
+        ``insert_stream`` and friends) run at once, and how long one waits
+        for its turn before the 503; default: one budget for the whole
+        process, of as many streams as CPUs (see :class:`StreamBudget`).
     """
 
     def __init__(
@@ -81,6 +95,7 @@ class StoreApp:
         public_url: str | None = None,
         diff_timeout: float = DEFAULT_DIFF_TIMEOUT,
         break_locks_older_than: float | None = None,
+        stream_budget: StreamBudget | None = None,
     ) -> None:
         if face not in (ADMIN, PUBLIC):
             raise ValueError(f"face must be {ADMIN!r} or {PUBLIC!r}, not {face!r}")
@@ -104,6 +119,7 @@ class StoreApp:
         self.public_url = public_url
         self.diff_timeout = diff_timeout
         self.break_locks_older_than = break_locks_older_than
+        self.stream_budget = stream_budget or PROCESS_STREAM_BUDGET
         self.prefix = PUBLIC_PREFIX if face == PUBLIC else ""
         self.router = Router(
             (r.method, r.pattern, r.endpoint, partial(r.handler, self))
@@ -163,6 +179,8 @@ class StoreApp:
             codebase, writable=writable, is_campaign=self.campaigns.__contains__
         )
 
+        turn = _Turn(self.stream_budget)
+
         def admit(verb: bytes | None, policy: VerbPolicy) -> None:
             """Stop a verb the request may not run: writes of an anonymous
             client get the 401 challenge (a read-only face without one
@@ -174,25 +192,42 @@ class StoreApp:
                     "authentication required to write",
                     [*self._challenge(), ("Connection", "close")],
                 )
+            limit = policy.body_limit(writable, self.client_max_size)
+            if length > limit:
+                raise _too_large(length, limit, verb if policy.category else None)
+            if policy.heavy and not turn.take():
+                raise HTTPError(
+                    503,
+                    f"the server is busy with {turn.budget.slots} streams; retry later",
+                    [("Retry-After", str(RETRY_AFTER)), ("Connection", "close")],
+                )
             if writable and verb is not None:
                 locks.before_write(
                     self.storage, location, verb, self.break_locks_older_than
                 )
 
         exchange = SmartExchange(root.clone(_relpath(location)), root, admit)
+        streamed = False
         try:
-            self._feed(req, exchange, length)
-        except BaseException:
-            exchange.abort()  # e.g. the client went away mid-body
-            raise
-        req.environ.setdefault(SMART_VERB_KEY, exchange.verb)
-        if exchange.wants_more():
-            exchange.abort()
-            raise HTTPError(400, "incomplete smart request", [("Connection", "close")])
-        if exchange.streaming:
-            req.respond(200, "application/octet-stream")
-            return exchange.stream()
-        body = exchange.buffered()
+            try:
+                self._feed(req, exchange, length)
+            except BaseException:
+                exchange.abort()  # e.g. the client went away mid-body
+                raise
+            req.environ.setdefault(SMART_VERB_KEY, exchange.verb)
+            if exchange.wants_more():
+                exchange.abort()
+                raise HTTPError(
+                    400, "incomplete smart request", [("Connection", "close")]
+                )
+            if exchange.streaming:
+                req.respond(200, "application/octet-stream")
+                streamed = True  # the turn ends with the response body
+                return _Releasing(exchange.stream(), turn.release)
+            body = exchange.buffered()
+        finally:
+            if not streamed:
+                turn.release()
         req.respond(
             200, "application/octet-stream", [("Content-Length", str(len(body)))]
         )
@@ -219,18 +254,20 @@ class StoreApp:
         if length < 0:
             raise HTTPError(400, "invalid Content-Length")
         if length > self.client_max_size:
-            raise HTTPError(
-                413,
-                f"request body of {length} bytes exceeds the limit of {self.client_max_size}",
-                [("Connection", "close")],
-            )
+            raise _too_large(length, self.client_max_size)
         return length
 
     def _feed(self, req: Request, exchange: SmartExchange, length: int) -> None:
-        """Feed the request body to the protocol in bounded chunks."""
+        """Feed the request body to the protocol in bounded chunks.
+
+        The verb's body limit is checked (by ``admit``) as soon as the verb
+        is read; until then, no more than :data:`SMALL_BODY_LIMIT` is read.
+        """
         stream = req.environ["wsgi.input"]
         remaining = length
         while remaining and exchange.wants_more():
+            if exchange.verb is None and length - remaining >= SMALL_BODY_LIMIT:
+                raise _too_large(length, SMALL_BODY_LIMIT)
             chunk = stream.read(min(MAX_CHUNK, remaining))
             if not chunk:
                 break
@@ -251,6 +288,60 @@ def _closing(req: Request, headers: list[tuple[str, str]]) -> list[tuple[str, st
     if not has_body or any(k.lower() == "connection" for k, _ in headers):
         return headers
     return [*headers, ("Connection", "close")]
+
+
+class _Turn:
+    """A request's place in a :class:`StreamBudget`, taken at most once and
+    given back once."""
+
+    def __init__(self, budget: StreamBudget) -> None:
+        self.budget = budget
+        self._held = False
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        self._held = self.budget.acquire()
+        return self._held
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = self._held, False
+        if held:
+            self.budget.release()
+
+
+class _Releasing:
+    """A response body calling ``release`` once it is done or closed (also
+    when closed before its first chunk)."""
+
+    def __init__(self, body: Iterator[bytes], release: Callable[[], None]) -> None:
+        self._body = body
+        self._release = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._body
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._release()
+
+
+def _too_large(length: int, limit: int, verb: bytes | None = None) -> HTTPError:
+    """The 413 refusing a body of ``length`` bytes (left unread) to ``verb``
+    (one of breezy's: a client's own verb is not echoed)."""
+    what = f" for {verb.decode('ascii', 'replace')}" if verb else ""
+    return HTTPError(
+        413,
+        f"request body of {length} bytes exceeds the limit of {limit}{what}",
+        [("Connection", "close")],
+    )
 
 
 def _relpath(location: layout.Location) -> str:

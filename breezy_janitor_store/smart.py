@@ -43,6 +43,7 @@ from .transport import DISK_ERRNOS
 __all__ = [
     "COMMANDS",
     "MAX_CHUNK",
+    "PROCESS_STREAM_BUDGET",
     "READ_CATEGORY",
     "SMALL_BODY_LIMIT",
     "UNSERVED_VERBS",
@@ -501,15 +502,26 @@ class StreamBudget:
     def __init__(self, slots: int | None = None, wait: float = 30.0) -> None:
         self.slots = slots or os.cpu_count() or 1
         self.wait = wait
-        self._semaphore = threading.BoundedSemaphore(self.slots)
+        self._free = threading.Condition()
+        self.in_use = 0
 
     def acquire(self) -> bool:
         """Take a slot, waiting up to :attr:`wait`; whether one was taken."""
-        return self._semaphore.acquire(timeout=self.wait)
+        with self._free:
+            if not self._free.wait_for(lambda: self.in_use < self.slots, self.wait):
+                return False
+            self.in_use += 1
+            return True
 
     def release(self) -> None:
-        self._semaphore.release()
+        with self._free:
+            self.in_use -= 1
+            self._free.notify()
 
+
+#: The budget of heavy streams shared by every StoreApp of the process that
+#: is not given one of its own.
+PROCESS_STREAM_BUDGET = StreamBudget()
 
 #: ``admit(verb, policy)``: called before a verb runs; raises to stop it.
 Admit = Callable[[bytes | None, VerbPolicy], None]

@@ -1,0 +1,81 @@
+"""Heavy streams share a per-process budget; the excess waits, then gets 503."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from ..smart import StreamBudget
+from . import hostile
+from .fixtures import StoreTestCase, brz, wait_for
+
+
+class StreamBudgetTests(StoreTestCase):
+    def test_excess_streams_wait_then_get_503_with_retry_after(self) -> None:
+        budget = StreamBudget(1, wait=0.5)
+        self.store = self.start_store(stream_budget=budget)
+        work = self.make_branch()
+        url = self.smart_url(self.store.admin, "hello/lintian-fixes")
+        brz("push", "-q", url, cwd=work)
+        self.assertEqual(budget.in_use, 0)
+
+        # A writer's insert stream whose body has not all arrived (its first
+        # 64 KiB, with the verb, has) holds the one slot for as long as the
+        # client keeps sending.
+        message = hostile.encode_request(
+            b"Repository.insert_stream_1.19", b"../", b"", b"", chunks=[b"x" * 200_000]
+        )
+        head = (
+            "POST /hello/lintian-fixes/.bzr/smart HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Length: {len(message)}\r\n\r\n"
+        ).encode()
+        host, port = self.store.admin.split("//")[1].split(":")
+        held = socket.create_connection((host, int(port)), timeout=60)
+        held.sendall(head + message[:100_000])
+        wait_for(lambda: budget.in_use == 1, "the insert stream took the slot")
+
+        # A branch's get_stream waits its turn, then is refused.
+        get_stream = hostile.encode_request(
+            b"Repository.get_stream_1.19",
+            b"../",
+            hostile.format_names()["repository"],
+            body=b"ancestry-of\nnull:",
+        )
+        raw = hostile.raw_http(
+            self.store.public,
+            (
+                "POST /bzr/hello/lintian-fixes/.bzr/smart HTTP/1.1\r\n"
+                f"Content-Length: {len(get_stream)}"
+            ).encode(),
+            get_stream,
+        )
+        status, headers, body = hostile.split_response(raw)
+        self.assertEqual(status, 503, raw[:300])
+        self.assertEqual(headers.get("retry-after"), "10")
+        self.assertIn(b"busy", body)
+        proc = brz(
+            "branch",
+            self.smart_url(self.store.public, "hello/lintian-fixes"),
+            self.path("refused"),
+            check=False,
+        )
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("503", self.out(proc))
+
+        # The held stream ends (its client is gone): the slot is free again.
+        held.close()
+        wait_for(lambda: budget.in_use == 0, "the aborted insert gave its slot back")
+        copy = self.path("copy")
+        brz(
+            "branch",
+            "-q",
+            self.smart_url(self.store.public, "hello/lintian-fixes"),
+            copy,
+        )
+        self.assertEqual(brz("revno", copy).stdout.strip(), b"1")
+        self.assertEqual(budget.in_use, 0)
+
+    def test_default_budget_is_per_process_and_as_many_as_cpus(self) -> None:
+        store = self.start_store()
+        self.assertIs(store.admin_app.stream_budget, store.public_app.stream_budget)
+        self.assertEqual(store.admin_app.stream_budget.slots, os.cpu_count())
