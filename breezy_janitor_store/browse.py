@@ -22,6 +22,7 @@ import logging
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
+from wsgiref.util import application_uri
 
 from breezy import osutils
 from breezy.revision import NULL_REVISION, Revision
@@ -146,8 +147,6 @@ def public_root(app: StoreApp, req: Request) -> str:
     if configured:
         return configured.rstrip("/")
     if app.face == "public":
-        from wsgiref.util import application_uri
-
         return application_uri(req.environ).rstrip("/")
     return ""
 
