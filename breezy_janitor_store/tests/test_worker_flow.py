@@ -20,6 +20,7 @@ from ..auth import BasicAuth, CredentialsFile, add_worker
 from ..policies import CodebaseList
 from .fixtures import StoreTestCase, brz
 from .test_auth import write_authentication_conf
+from .test_db import DatabaseTestCase
 
 
 def import_branches(
@@ -196,3 +197,26 @@ class PublicFaceWithCredentialsTests(WorkerFlowTestCase):
         with self.assertRaises(errors.BzrError):
             self.run_worker(url, "run-0001")
         self.assertFalse(os.path.exists(os.path.join(self.storage_dir, "other")))
+
+
+class DatabaseWorkerFlowTests(WorkerFlowTestCase, DatabaseTestCase):
+    """As in production: codebases and workers from the janitor's database."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.add_codebase("hello")
+        self.add_worker("worker-1", "correct horse")
+        self.store = self.start_db_store()
+        write_authentication_conf(self.store.public, "worker-1", "correct horse")
+
+    def test_first_run_of_a_new_codebase(self) -> None:
+        url = self.smart_url(self.store.public, "hello")
+        self.assertRunStored(self.run_worker(url, "run-0001"), "run-0001")
+        self.commit(self.local.base.replace("file://", ""))
+        self.local = Branch.open(self.local.base)
+        stored = self.run_worker(self.store.public + "/hello", "run-0002")
+        self.assertRunStored(stored, "run-0002")
+
+    def test_first_run_over_http(self) -> None:
+        stored = self.run_worker(self.store.public + "/hello", "run-0001")
+        self.assertRunStored(stored, "run-0001")
