@@ -342,6 +342,40 @@ class DrainTests(StoreTestCase):
         self.assertEqual(brz("revno", branch).stdout.strip(), b"2")
         self.assertEqual(brz("check", branch, check=False).returncode, 0)
 
+    def test_a_lock_left_by_a_killed_client_is_waited_for_until_the_timeout(
+        self,
+    ) -> None:
+        proc, admin, _ = start_serve(
+            self, "-d", self.storage_dir, *FREE_PORTS, "--drain-timeout", "2"
+        )
+        work = self.make_branch()
+        url = self.smart_url(admin, "hello/lintian-fixes")
+        brz("push", "-q", url, cwd=work)
+        with open(os.path.join(work, "big"), "wb") as f:
+            f.write(os.urandom(8 * 1024 * 1024))
+        brz("add", "-q", "big", cwd=work)
+        brz("commit", "-q", "-m", "a big file", cwd=work)
+        held = os.path.join(
+            self.storage_dir, "hello", "lintian-fixes", ".bzr", "branch", "lock", "held"
+        )
+        push = subprocess.Popen(
+            [*brz_command(), "push", url],
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(reap, push)
+        wait_for(lambda: os.path.isdir(held), "the push to take the branch lock")
+        push.kill()
+        push.wait(60)
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(120), 0)
+        log = proc.stderr.read().decode(errors="replace")
+        self.assertRegex(
+            log, r"stopping with \d+ requests in flight and [1-9]\d* write"
+        )
+        self.assertTrue(os.path.isdir(held))  # left for break-lock
+
     def test_stops_at_once_without_locks_or_requests(self) -> None:
         proc, admin, _ = start_serve(
             self, "-d", self.storage_dir, *FREE_PORTS, "--drain-timeout", "600"
