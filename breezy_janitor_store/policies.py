@@ -85,10 +85,17 @@ def is_listed(policy: CodebasePolicy, name: str) -> bool:
 
 
 class Campaigns:
-    """The known campaigns; with no names configured, every valid name."""
+    """The known campaigns; with no names configured, every valid name.
+
+    :raises ValueError: a name that breaks the naming rule (it could never
+        be reached).
+    """
 
     def __init__(self, names: Iterable[str] | None = None) -> None:
         self.names = frozenset(names) if names else None
+        for name in sorted(self.names or ()):
+            if not is_valid_name(name):
+                raise ValueError(f"invalid campaign name: {name!r}")
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str) or not is_valid_name(name):

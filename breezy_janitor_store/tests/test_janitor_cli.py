@@ -10,6 +10,8 @@ import socket
 import subprocess
 import unittest
 
+from ..app import StoreApp
+from ..policies import Campaigns
 from .fixtures import (
     FREE_PORTS,
     StoreTestCase,
@@ -287,3 +289,12 @@ class JanitorCommandLineTests(StoreTestCase):
         self.assertIn("campaigns: any campaign\n", log)
         self.assertIn(f"public-face writers: the workers in {creds}\n", log)
         self.assertIn("largest request body: 1000 bytes\n", log)
+
+
+class CampaignPolicyTests(unittest.TestCase):
+    def test_embedded_campaign_names_are_checked(self) -> None:
+        with self.assertRaisesRegex(
+            ValueError, "invalid campaign name: 'Lintian_Fixes'"
+        ):
+            StoreApp("/nonexistent", campaigns=["lintian-fixes", "Lintian_Fixes"])
+        self.assertIn("debian", Campaigns(["lintian-fixes", "debian"]))
