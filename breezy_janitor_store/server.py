@@ -56,6 +56,7 @@ __all__ = [
     "SOCKET_TIMEOUT",
     "HeldLocks",
     "default_max_connections",
+    "drain",
     "make_server",
     "serve_forever",
     "server_url",
