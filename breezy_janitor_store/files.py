@@ -13,13 +13,15 @@ there is no smart server (``nosmart+http://``), and probes directories with
   the admin face with the names it holds, one a line;
 * ``CODEBASE[/CAMPAIGN[/ROLE]]/.bzr/PATH`` is read through the codebase's
   jailed, read-only transport (:meth:`Storage.transport`): a file with its
-  ``Content-Length`` (one byte range, ``Range: bytes=A-B``, is answered
-  ``206``), a directory as its names, one a line.
+  ``Content-Length`` (byte ranges, as breezy's ``readv`` asks for them, are
+  answered ``206``, several as ``multipart/byteranges``), a directory as its
+  names, one a line.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import stat
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -65,7 +67,10 @@ CONTROL_PATH = (
 )
 #: Bytes sent at a time from a file.
 CHUNK = 64 * 1024
-_RANGE = re.compile(r"bytes=(\d+)-(\d*)\Z")
+_RANGE_SPEC = re.compile(r"(\d*)-(\d*)")
+#: Most byte ranges answered in parts; more get the whole file.
+MAX_RANGES = 200
+_ACCEPT_RANGES = ("Accept-Ranges", "bytes")
 _BINARY = "application/octet-stream"
 _TEXT = "text/plain; charset=utf-8"
 
@@ -147,54 +152,106 @@ def control_file(app: StoreApp, req: Request, codebase: str, path: str) -> list[
         if not _is_file(status):
             return _text(req, _names(root.clone(relpath)))
         size = status.st_size
-        start, end = _range(req, size)
+        ranges = _ranges(req.environ.get("HTTP_RANGE", ""), size)
         f = root.get(relpath)
     except errors.PathError:
         raise HTTPError(404, f"no such file: {codebase}/{path}") from None
     except errors.PermissionDenied as e:
         raise HTTPError(403, str(e)) from None
-    headers = [("Content-Length", str(end - start)), ("Accept-Ranges", "bytes")]
-    if (start, end) != (0, size):
-        headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
-    req.respond(206 if (start, end) != (0, size) else 200, _BINARY, headers)
-    return _FileBody(f, start, end)
+    if ranges is None:
+        req.respond(200, _BINARY, [("Content-Length", str(size)), _ACCEPT_RANGES])
+        return _FileBody(f, [(b"", 0, size)])
+    if len(ranges) == 1:
+        [(start, end)] = ranges
+        req.respond(
+            206,
+            _BINARY,
+            [
+                ("Content-Length", str(end - start)),
+                ("Content-Range", f"bytes {start}-{end - 1}/{size}"),
+                _ACCEPT_RANGES,
+            ],
+        )
+        return _FileBody(f, [(b"", start, end)])
+    # several ranges: multipart/byteranges (RFC 9110, 14.6)
+    boundary = secrets.token_hex(16)
+    pieces = [
+        (
+            (
+                f"\r\n--{boundary}\r\nContent-Type: {_BINARY}\r\n"
+                f"Content-Range: bytes {start}-{end - 1}/{size}\r\n\r\n"
+            ).encode("ascii"),
+            start,
+            end,
+        )
+        for start, end in ranges
+    ]
+    pieces.append((f"\r\n--{boundary}--\r\n".encode("ascii"), 0, 0))
+    length = sum(len(head) + end - start for head, start, end in pieces)
+    req.respond(
+        206,
+        f"multipart/byteranges; boundary={boundary}",
+        [("Content-Length", str(length)), _ACCEPT_RANGES],
+    )
+    return _FileBody(f, pieces)
 
 
 class _FileBody:
-    """The bytes ``start:end`` of an open file, in chunks; closes it."""
+    """Parts of an open file, each ``(head, start, end)``: the bytes ``head``
+    then the file's bytes ``start:end``, in chunks; closes the file."""
 
-    def __init__(self, f, start: int, end: int) -> None:
-        self._file, self._start, self._end = f, start, end
+    def __init__(self, f, parts: list[tuple[bytes, int, int]]) -> None:
+        self._file, self._parts = f, parts
 
     def __iter__(self) -> Iterator[bytes]:
-        self._file.seek(self._start)
-        left = self._end - self._start
-        while left > 0:
-            chunk = self._file.read(min(CHUNK, left))
-            if not chunk:
-                break
-            left -= len(chunk)
-            yield chunk
+        for head, start, end in self._parts:
+            if head:
+                yield head
+            self._file.seek(start)
+            left = end - start
+            while left > 0:
+                chunk = self._file.read(min(CHUNK, left))
+                if not chunk:
+                    raise OSError(f"file shorter than {end} bytes")
+                left -= len(chunk)
+                yield chunk
 
     def close(self) -> None:
         self._file.close()
 
 
-def _range(req: Request, size: int) -> tuple[int, int]:
-    """The byte range ``[start, end)`` asked for: one ``bytes=A-B`` range
-    within the file, else the whole file (several ranges included)."""
-    m = _RANGE.match(req.environ.get("HTTP_RANGE", "").strip())
-    if m is None:
-        return 0, size
-    start = int(m.group(1))
-    end = min(int(m.group(2)) + 1, size) if m.group(2) else size
-    if start >= size or end <= start:
+def _ranges(header: str, size: int) -> list[tuple[int, int]] | None:
+    """The byte ranges ``[start, end)`` a ``Range`` header asks for, at most
+    :data:`MAX_RANGES`; ``None`` for the whole file (no header, or one this
+    does not understand).
+
+    :raises HTTPError: 416 when none of them lies within the file.
+    """
+    unit, _, specs = header.partition("=")
+    if unit.strip().lower() != "bytes" or not specs.strip():
+        return None
+    ranges = []
+    for spec in specs.split(","):
+        m = _RANGE_SPEC.fullmatch(spec.strip())
+        if m is None:
+            return None
+        first, last = m.groups()
+        if first:
+            start = int(first)
+            end = min(int(last) + 1, size) if last else size
+        elif last:
+            start, end = max(size - int(last), 0), size
+        else:
+            return None
+        if start < end:
+            ranges.append((start, end))
+    if not ranges:
         raise HTTPError(
             416,
-            f"range outside the file of {size} bytes",
+            f"no range within the file of {size} bytes",
             [("Content-Range", f"bytes */{size}")],
         )
-    return start, end
+    return ranges if len(ranges) <= MAX_RANGES else None
 
 
 def _escaped(segments: tuple[str, ...]) -> str:

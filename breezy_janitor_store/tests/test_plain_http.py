@@ -3,9 +3,11 @@ them over ``http://`` (``nosmart+http://``: without the smart server)."""
 
 from __future__ import annotations
 
+import io
 import os
 
 from breezy.branch import Branch
+from breezy.transport.http import response
 
 from ..auth import BasicAuth, CredentialsFile, add_worker
 from ..policies import CodebaseList
@@ -141,6 +143,46 @@ class PlainHttpTests(StoreTestCase):
         self.assertEqual((status, body[:19]), (200, b"Bazaar repository f"))
         status, _, body = http_request(self.store.public + "/hello/.bzr/repository/")
         self.assertIn(b"pack-names\n", body)
+
+    def test_byte_ranges_as_breezy_reads_them(self) -> None:
+        """Several ranges are one ``multipart/byteranges`` answer that
+        breezy's own HTTP response reader takes apart."""
+        path = "/hello/lintian-fixes/.bzr/branch/last-revision"
+        with open(
+            os.path.join(
+                self.storage_dir,
+                "hello",
+                "lintian-fixes",
+                ".bzr",
+                "branch",
+                "last-revision",
+            ),
+            "rb",
+        ) as f:
+            data = f.read()
+        url = self.store.public + path
+        for spec, wanted in (
+            ("bytes=0-1,4-6", [(0, 2), (4, 3)]),
+            ("bytes=2-", [(2, len(data) - 2)]),
+            ("bytes=-3", [(len(data) - 3, 3)]),
+            ("bytes=1-2,99999-", [(1, 2)]),
+        ):
+            with self.subTest(spec=spec):
+                status, headers, body = http_request(url, headers={"Range": spec})
+                self.assertEqual(status, 206)
+                headers = {k.lower(): v for k, v in headers.items()}
+                ranged = response.handle_response(
+                    url, status, headers.get, io.BytesIO(body)
+                )
+                for offset, length in wanted:
+                    ranged.seek(offset)
+                    self.assertEqual(
+                        ranged.read(length), data[offset : offset + length]
+                    )
+        for spec in ("bytes=x-y", "lines=1-2", "bytes=" + ",".join(["0-0"] * 201)):
+            with self.subTest(spec=spec[:20]):
+                status, _, body = http_request(url, headers={"Range": spec})
+                self.assertEqual((status, body), (200, data))
 
     def test_control_file_refusals(self) -> None:
         for path, status in (
