@@ -221,9 +221,9 @@ class _FileBody:
 
 
 def _ranges(header: str, size: int) -> list[tuple[int, int]] | None:
-    """The byte ranges ``[start, end)`` a ``Range`` header asks for, at most
-    :data:`MAX_RANGES`; ``None`` for the whole file (no header, or one this
-    does not understand).
+    """The byte ranges ``[start, end)`` a ``Range`` header asks for; ``None``
+    for the whole file: no header, one this does not understand, more than
+    :data:`MAX_RANGES` ranges or more bytes than the file has (overlaps).
 
     :raises HTTPError: 416 when none of them lies within the file.
     """
@@ -251,7 +251,9 @@ def _ranges(header: str, size: int) -> list[tuple[int, int]] | None:
             f"no range within the file of {size} bytes",
             [("Content-Range", f"bytes */{size}")],
         )
-    return ranges if len(ranges) <= MAX_RANGES else None
+    if len(ranges) > MAX_RANGES or sum(e - s for s, e in ranges) > size:
+        return None  # overlapping or too many: never more than the file
+    return ranges
 
 
 def _escaped(segments: tuple[str, ...]) -> str:
