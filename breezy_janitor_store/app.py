@@ -35,6 +35,7 @@ from .smart import (
     MAX_CHUNK,
     PROCESS_STREAM_BUDGET,
     SMALL_BODY_LIMIT,
+    RequestHead,
     SmartExchange,
     StreamBudget,
     VerbPolicy,
@@ -161,7 +162,10 @@ class StoreApp:
 
     def smart(self, req: Request, path: str) -> Iterable[bytes]:
         """A bzr smart-protocol request for a branch location."""
-        location = self._location(path)
+        try:
+            location = self._location(path)
+        except HTTPError as e:
+            return self._smart_refusal(req, path, e)
         writable = bool(self.write_policy(req.environ))
         length = self._content_length(req)
         codebase = location.codebase
@@ -174,7 +178,9 @@ class StoreApp:
             # (With a challenge, a known codebase not yet on disk is served
             # read-only, empty, so a first push reaches a write verb and
             # gets the 401 that makes brz send its credentials.)
-            raise HTTPError(404, f"no such codebase: {codebase}")
+            return self._smart_refusal(
+                req, path, HTTPError(404, f"no such codebase: {codebase}")
+            )
         root = self.storage.transport(
             codebase, writable=writable, is_campaign=self.campaigns.__contains__
         )
@@ -234,6 +240,47 @@ class StoreApp:
         return [body]
 
     # -- helpers --
+
+    def _smart_refusal(
+        self, req: Request, path: str, refusal: HTTPError
+    ) -> Iterable[bytes]:
+        """Answer a request for a location the store refuses (``refusal``).
+
+        A smart request is answered with ``PermissionDenied`` carrying the
+        reason, which ``brz`` shows (breezy's client translates it in every
+        context; ``nobranch`` needs a control directory it does not have).
+        Any other body gets ``refusal`` itself.  At most the start of the
+        body is read (up to the verb).
+        """
+        length = self._content_length(req)
+        stream = req.environ["wsgi.input"]
+        head = RequestHead()
+        read = 0
+        while read < min(length, SMALL_BODY_LIMIT) and not head.done:
+            chunk = stream.read(min(MAX_CHUNK, length - read))
+            if not chunk:
+                break
+            read += len(chunk)
+            head.feed(chunk)
+        if head.verb is None:
+            raise refusal
+        req.environ[SMART_VERB_KEY] = head.verb  # for the metrics
+        try:  # the location, if it is one, else nothing the client sent
+            shown = "/" + str(layout.parse_location(path))
+        except layout.InvalidName:
+            shown = ""
+        body = RequestHead.error_response(
+            (
+                b"PermissionDenied",
+                shown.encode("utf-8"),
+                refusal.reason.encode("utf-8"),
+            )
+        )
+        headers = [("Content-Length", str(len(body)))]
+        if read < length:  # the rest of the body is not read
+            headers.append(("Connection", "close"))
+        req.respond(200, "application/octet-stream", headers)
+        return [body]
 
     def _location(self, path: str) -> layout.Location:
         try:

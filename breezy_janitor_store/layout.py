@@ -29,6 +29,7 @@ __all__ = [
     "removal_refusal",
     "to_disk",
     "tree_removal_refusal",
+    "vfs_write_refusal",
     "write_refusal",
 ]
 
@@ -274,3 +275,42 @@ def tree_removal_refusal(disk: tuple[str, ...]) -> str | None:
     if _repository_part(disk) is not None and part[1:] and part[1] in PACK_DATA_DIRS:
         return PACK_REASON
     return None
+
+
+#: The smart protocol's file-level (VFS) writes, by verb.
+VFS_WRITES = frozenset(
+    {"put", "put_non_atomic", "append", "delete", "rename", "move", "mkdir", "rmdir"}
+)
+_VFS_REPOSITORY_REASON = (
+    "the shared repository changes only through repository verbs "
+    "(insert_stream, pack), never through file writes"
+)
+_VFS_BRANCH_REASON = (
+    "a branch's control files change only through branch and control "
+    "directory verbs (initialize, create_branch, lock_write, "
+    "set_last_revision_info, set_tags_bytes, put_config_file)"
+)
+
+
+def vfs_write_refusal(disk: tuple[str, ...], operation: str) -> str | None:
+    """Why a client's VFS write ``operation`` (``put``, ``mkdir``...) at
+    on-disk ``disk`` (relative to the codebase directory) is refused, or None.
+
+    Stock clients (``brz push``, ``push --overwrite``, ``branch``, ``tag``,
+    ``uncommit``, commits in a checkout, ``config``, the janitor worker)
+    change branches and the shared repository through branch, control
+    directory and repository verbs only; their one file-level write is
+    ``mkdir`` of the codebase, campaign or role directory (``ensure_base``
+    before a branch is made there, ``ControlDir.create`` of the codebase).
+    What this allows, :func:`write_refusal` still judges.
+    """
+    if operation == "mkdir" and (not disk or is_layout_dir(disk)):
+        return None
+    if _repository_part(disk) is not None:
+        return _VFS_REPOSITORY_REASON
+    if control_path(disk) is not None:
+        return _VFS_BRANCH_REASON
+    return (
+        f"{operation} is not allowed here: clients create codebase, campaign and role "
+        "directories and change nothing else through file writes"
+    )

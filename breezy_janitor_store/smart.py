@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from breezy import errors, registry, trace, urlutils
+from breezy.bzr.branch import BranchReferenceFormat
 from breezy.bzr.smart import bzrdir, medium, message, protocol, request
 from breezy.bzr.smart.repository import (
     SmartServerRepositoryInsertStream,
@@ -37,8 +38,9 @@ from breezy.bzr.smart.repository import (
 from breezy.transport import Transport
 from fastbencode import bencode
 
+from . import layout
 from .context import current_request_id
-from .transport import DISK_ERRNOS
+from .transport import DISK_ERRNOS, FOLLOWED_OPTIONS, REFERENCE_REASON
 
 __all__ = [
     "COMMANDS",
@@ -47,6 +49,7 @@ __all__ = [
     "READ_CATEGORY",
     "SMALL_BODY_LIMIT",
     "UNSERVED_VERBS",
+    "RequestHead",
     "SmartExchange",
     "StreamBudget",
     "VerbPolicy",
@@ -113,19 +116,61 @@ _NEW_REPOSITORY = (
 _OLD_PROTOCOL_VERBS = (b"hello",)
 
 
-def _no_new_repository(args: tuple) -> tuple[bytes, bytes] | None:
-    """``BzrDirFormat.initialize_ex_1.16`` may not ask for a repository of
-    its own (arguments: format, path, use_existing_dir, create_prefix,
-    force_new_repo, ...)."""
+#: ``check(request, args)``: ``(path, reason)`` refusing the arguments, or None.
+ArgumentCheck = Callable[["StoreRequest", tuple], "tuple[bytes, bytes] | None"]
+
+
+def _no_new_repository(req: StoreRequest, args: tuple) -> tuple[bytes, bytes] | None:
+    """``BzrDirFormat.initialize_ex_1.16`` (arguments: format, path,
+    use_existing_dir, create_prefix, force_new_repo, stacked_on, ...) may
+    not ask for a repository of its own, nor for stacking."""
     if len(args) > 4 and args[4] == b"True":
         return args[1], _NEW_REPOSITORY
+    if len(args) > 5 and args[5]:
+        return args[1], REFERENCE_REASON.encode()
     return None
 
 
-#: Reasons to refuse a verb's arguments: verb -> callable(args) -> (path,
-#: reason) or None.
-_ARGUMENT_CHECKS: dict[bytes, Callable[[tuple], tuple[bytes, bytes] | None]] = {
+def _no_followed_option(req: StoreRequest, args: tuple) -> tuple[bytes, bytes] | None:
+    """``Branch.set_config_option``/``_dict`` (arguments: path, branch and
+    repository tokens, value, name, section) may not set a location that
+    breezy would follow (``stacked_on_location``, ``bound_location``)."""
+    if len(args) > 4 and args[4].decode("utf-8", "replace") in FOLLOWED_OPTIONS:
+        return args[0], f"{args[4].decode()}: {REFERENCE_REASON}".encode()
+    return None
+
+
+_REFERENCE_FORMAT = BranchReferenceFormat().network_name()
+
+
+def _no_reference(req: StoreRequest, args: tuple) -> tuple[bytes, bytes] | None:
+    """``BzrDir.create_branch`` (arguments: path, branch format) may not make
+    a branch reference."""
+    if len(args) > 1 and args[1] == _REFERENCE_FORMAT:
+        return args[0], REFERENCE_REASON.encode()
+    return None
+
+
+def _vfs_write_allowed(req: StoreRequest, args: tuple) -> tuple[bytes, bytes] | None:
+    """A file-level write (``put``, ``mkdir``, ``rename``...; its first one
+    or two arguments are paths) must be one :func:`layout.vfs_write_refusal`
+    allows."""
+    operation = req.verb.decode()
+    count = 2 if req.verb in (b"rename", b"move") else 1
+    for client_path in args[:count]:
+        reason = layout.vfs_write_refusal(req.disk_path(client_path), operation)
+        if reason is not None:
+            return client_path, reason.encode()
+    return None
+
+
+#: Reasons to refuse a verb's arguments.
+_ARGUMENT_CHECKS: dict[bytes, ArgumentCheck] = {
     b"BzrDirFormat.initialize_ex_1.16": _no_new_repository,
+    b"Branch.set_config_option": _no_followed_option,
+    b"Branch.set_config_option_dict": _no_followed_option,
+    b"BzrDir.create_branch": _no_reference,
+    **{verb.encode(): _vfs_write_allowed for verb in layout.VFS_WRITES},
 }
 
 
@@ -141,15 +186,15 @@ class VerbPolicy:
         send up to the store's ``client_max_size``; every other body is
         limited to :data:`SMALL_BODY_LIMIT`.
     :ivar heavy: the verb counts against the :class:`StreamBudget`.
-    :ivar check: callable(args) giving ``(path, reason)`` to refuse these
-        arguments, or None.
+    :ivar check: callable(request, args) giving ``(path, reason)`` to refuse
+        these arguments, or None.
     """
 
     category: str | None
     refused: bytes | None = None
     large_body: bool = False
     heavy: bool = False
-    check: Callable[[tuple], tuple[bytes, bytes] | None] | None = None
+    check: ArgumentCheck | None = None
 
     @property
     def writes(self) -> bool:
@@ -163,22 +208,22 @@ class VerbPolicy:
         return min(SMALL_BODY_LIMIT, client_max_size)
 
     def refusal(
-        self, verb: bytes, args: tuple, transport: Transport
+        self, req: StoreRequest, args: tuple
     ) -> request.FailedSmartServerResponse | None:
         """The smart error answering ``args`` without running the verb, or None.
 
         On a read-only face every verb that may write is refused outright,
         whatever it would do to the disk.
         """
-        reason = self.check(args) if self.check is not None else None
-        if reason is not None:
-            return request.FailedSmartServerResponse((b"PermissionDenied", *reason))
         if self.refused is not None:
             return request.FailedSmartServerResponse(
-                (b"PermissionDenied", verb, self.refused)
+                (b"PermissionDenied", req.verb, self.refused)
             )
-        if self.writes and transport.is_readonly():
+        if self.writes and req.transport.is_readonly():
             return request.FailedSmartServerResponse((b"ReadOnlyError",))
+        reason = self.check(req, args) if self.check is not None else None
+        if reason is not None:
+            return request.FailedSmartServerResponse((b"PermissionDenied", *reason))
         return None
 
 
@@ -241,11 +286,33 @@ class StoreRequest(request.SmartServerRequest):
     _refused = False
 
     def execute(self, *args):
-        refusal = self.policy.refusal(self.verb, args, self._backing_transport)
+        refusal = self.policy.refusal(self, args)
         if refusal is not None:
             self._refused = True  # nothing runs, nor reads the body
             return refusal
         return self._run(super().execute, *args)
+
+    @property
+    def transport(self) -> Transport:
+        """The transport of the location the request was sent to."""
+        return self._backing_transport
+
+    def disk_path(self, client_path: bytes) -> tuple[str, ...]:
+        """On-disk path, relative to the codebase directory, of a path
+        argument (relative to the request's location)."""
+        url = self._backing_transport.abspath(self.translate_client_path(client_path))
+        root = self._jail_root.base
+        if not url.startswith(root):  # the jail's own root, outside its codebase
+            raise errors.PermissionDenied(
+                client_path.decode("utf-8", "replace"), "outside the codebase"
+            )
+        return layout.to_disk(
+            tuple(
+                urlutils.unescape(p)
+                for p in url[len(root) :].split("/")
+                if p not in ("", ".")
+            )
+        )
 
     def do_chunk(self, chunk_bytes):
         if not self._refused:
@@ -600,6 +667,69 @@ class _Sink:
             except queue.Full:
                 continue
         raise ConnectionAbortedError("client went away")
+
+
+class _ArgumentsOnly(message.MessageHandler):
+    """Keeps the arguments of a request message; notes a malformed one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.args: tuple | None = None
+        self.malformed = False
+
+    def structure_part_received(self, structure) -> None:
+        if self.args is None:
+            self.args = tuple(structure)
+
+    def byte_part_received(self, byte) -> None:
+        pass
+
+    def bytes_part_received(self, bytes) -> None:
+        pass
+
+    def end_received(self) -> None:
+        pass
+
+    def protocol_error(self, exception) -> None:
+        self.malformed = True
+
+
+class RequestHead:
+    """The start of a request body, read until it shows whether it is a
+    smart request (protocol version 3) and which verb it sends.
+
+    For requests refused before any verb runs: a smart request is answered
+    with a smart error (:meth:`error_response`), which ``brz`` shows.
+    """
+
+    def __init__(self) -> None:
+        self._message = _ArgumentsOnly()
+        self._decoder = _V3(self._message, expect_version_marker=True)
+
+    def feed(self, data: bytes) -> None:
+        self._decoder.accept_bytes(data)
+
+    @property
+    def done(self) -> bool:
+        """Whether the verb is known, or the body is no smart request."""
+        return self._message.args is not None or self._message.malformed
+
+    @property
+    def verb(self) -> bytes | None:
+        """The request's verb; None until known, or when it is no request."""
+        if self._message.malformed or not self._message.args:
+            return None
+        verb = self._message.args[0]
+        return verb if isinstance(verb, bytes) else None
+
+    @staticmethod
+    def error_response(error_args: tuple[bytes, ...]) -> bytes:
+        """A whole version-3 response carrying the smart error ``error_args``."""
+        out: list[bytes] = []
+        responder = protocol.ProtocolThreeResponder(out.append)
+        responder.send_response(request.FailedSmartServerResponse(error_args))
+        responder.flush()
+        return b"".join(out)
 
 
 class SmartExchange:

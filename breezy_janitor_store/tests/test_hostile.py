@@ -278,7 +278,10 @@ class URLPathTests(HostileTestCase):
                             head += b"\r\nContent-Length: %d" % len(body)
                         raw = hostile.raw_http(base, head, body)
                         TRIED["url"] += 1
-                        self.assertRefusedHTTP(raw, what)
+                        if body:  # a smart request: refused in the protocol
+                            self.assertSmartRefusal(raw, what)
+                        else:
+                            self.assertRefusedHTTP(raw, what)
         self.assertUnchanged()
 
     def test_other_routes(self) -> None:
