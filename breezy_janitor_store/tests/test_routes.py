@@ -67,6 +67,18 @@ def head_then_get(base: str, path: str) -> tuple[bytes, bytes]:
     return head, rest
 
 
+def head_until_closed(base: str, path: str) -> tuple[bytes, bytes]:
+    """``HEAD path`` of a response without a length (the server closes the
+    connection after it): the header block and any bytes after it."""
+    url = urllib.parse.urlsplit(base)
+    request = f"HEAD {path} HTTP/1.1\r\nHost: {url.netloc}\r\n\r\n"
+    with socket.create_connection((url.hostname, url.port), READ_TIMEOUT) as sock:
+        sock.sendall(request.encode())
+        data = _read_until(sock, b"", lambda d: False)  # to the end
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    return head + sep, rest
+
+
 class HeadTests(unittest.TestCase):
     """HEAD answers with GET's headers and no body, on a kept-alive socket."""
 
@@ -109,6 +121,23 @@ class HeadTests(unittest.TestCase):
         ):
             with self.subTest(path=path):
                 self.assertHeadHasNoBody(base, path, 200, content_type)
+
+    def test_streamed_responses(self) -> None:
+        shared = hello_store()
+        old, new = (shared.revisions[r].decode() for r in ("r1", "r4"))
+        for base, path, content_type in (
+            (self.store.admin, f"/hello/diff?old={old}&new={new}", "text/x-diff"),
+            (
+                self.store.public_root,
+                "/bzr/hello/+revision/" + urllib.parse.quote(new),
+                "text/html",
+            ),
+        ):
+            with self.subTest(path=path):
+                head, rest = head_until_closed(base, path)
+                self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+                self.assertIn(f"Content-Type: {content_type}".encode(), head)
+                self.assertEqual(rest, b"")
 
     def test_refusals(self) -> None:
         admin, public = self.store.admin, self.store.public_root
