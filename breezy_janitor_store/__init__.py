@@ -22,8 +22,7 @@ cycle):
 * web side (WSGI): ``http`` (request, router), ``metrics``, ``filters``
   (request ids, path checks, HEAD, access log), ``browse`` (HTML pages),
   ``files`` (plain HTTP reads of directories and ``.bzr`` files),
-  ``api`` (HTTP API handlers), ``files`` (plain HTTP reads of the layout's
-  directories and ``.bzr`` files), ``app`` (``StoreApp`` and its route table),
+  ``api`` (HTTP API handlers), ``app`` (``StoreApp`` and its route table),
   ``server`` (the embedded HTTP server);
 * entry points: ``serve`` and ``cmds`` (``brz janitor-store``), ``wsgi``
   (for gunicorn), ``plugin`` (the installed breezy plugin).
