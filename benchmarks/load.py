@@ -426,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--processes", default="1,2,4", help="process counts (1,2,4)")
     p.add_argument("--revisions", type=int, default=200, help="corpus revisions")
     p.add_argument(
+        "--breezy-first",
+        action="store_true",
+        help="at each process count, run breezy's app before the store",
+    )
+    p.add_argument(
         "--json", default=os.path.join(HERE, "results", "load.json"), help="output"
     )
     args = p.parse_args(argv)
@@ -466,8 +471,12 @@ def main(argv: list[str] | None = None) -> int:
 
         ratios = {}
         for n in counts:
-            store = one("store", n, "bzr")
-            stock = one("breezy-wsgi", n, "bzr")
+            if args.breezy_first:
+                stock = one("breezy-wsgi", n, "bzr")
+                store = one("store", n, "bzr")
+            else:
+                store = one("store", n, "bzr")
+                stock = one("breezy-wsgi", n, "bzr")
             ratios[str(n)] = store["ops_per_s"] / stock["ops_per_s"]
         result = {
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -480,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "runs": runs,
             "ratios": ratios,
+            "breezy_first": args.breezy_first,
         }
         if 1 in counts:
             serve = one("brz-serve", 1, "bzr")

@@ -127,8 +127,17 @@ def collect(
     now: float | None = None,
 ) -> GcReport:
     """Remove garbage older than ``older_than`` seconds from ``codebases``
-    (default: every codebase of ``storage``)."""
+    (default: every codebase of ``storage``).
+
+    A codebase is first looked at without its pack lock; only one with
+    something to remove is locked and looked at again, so a periodic
+    collection of many clean codebases writes nothing.
+    """
     now = time.time() if now is None else now
+    cutoffs = {
+        UPLOAD: now - max(older_than, UPLOAD_MIN_AGE),
+        OBSOLETE: now - older_than,
+    }
     report = GcReport()
     for codebase in storage.codebases() if codebases is None else codebases:
         if not storage.has_repository(codebase):
@@ -136,15 +145,17 @@ def collect(
         repository = storage.transport(
             codebase, writable=True, is_campaign=layout.is_valid_name
         ).clone(layout.CONTROL + "/repository")
+        found = {d: _scan(repository, d, cutoff) for d, cutoff in cutoffs.items()}
+        if not any(dead for dead, _ in found.values()):
+            report.kept_uploads += found[UPLOAD][1]
+            continue
         with pack_lock(repository) as held:
             if not held:
                 report.busy.append(codebase)
                 continue
-            upload_age = max(older_than, UPLOAD_MIN_AGE)
-            for directory, age in ((UPLOAD, upload_age), (OBSOLETE, older_than)):
-                removed, kept = _collect_directory(
-                    repository, codebase, directory, now - age, directory == OBSOLETE
-                )
+            for directory, cutoff in cutoffs.items():
+                dead, kept = _scan(repository, directory, cutoff)
+                removed = _remove(repository, codebase, directory, dead)
                 if removed.files:
                     report.removed.append(removed)
                 if directory == UPLOAD:
@@ -152,41 +163,49 @@ def collect(
     return report
 
 
-def _collect_directory(
-    repository, codebase: str, directory: str, cutoff: float, moved: bool
-) -> tuple[Removed, int]:
-    """Remove the packs in ``directory`` whose files were all modified
-    (``moved``: moved there) before ``cutoff``; return what was removed and
-    how many packs were kept."""
-    removed = Removed(codebase, directory)
+def _scan(
+    repository, directory: str, cutoff: float
+) -> tuple[list[tuple[str, int]], int]:
+    """Files of the packs in ``directory`` that are all older than
+    ``cutoff`` (uploads: last modified; obsolete packs: moved there), with
+    their sizes; and how many packs are younger."""
     try:
         names = repository.list_dir(directory)
     except NoSuchFile:
-        return removed, 0
+        return [], 0
     packs: dict[str, list[tuple[str, int, float]]] = {}
     for name in names:
         try:
             st = repository.stat(f"{directory}/{name}")
         except NoSuchFile:
             continue
-        changed = st.st_ctime if moved else st.st_mtime
+        changed = st.st_ctime if directory == OBSOLETE else st.st_mtime
         packs.setdefault(name.split(".", 1)[0], []).append((name, st.st_size, changed))
+    dead: list[tuple[str, int]] = []
     kept = 0
     for files in packs.values():
         if any(changed >= cutoff for _, _, changed in files):
             kept += 1
+        else:
+            dead += [(name, size) for name, size, _ in files]
+    return dead, kept
+
+
+def _remove(
+    repository, codebase: str, directory: str, files: list[tuple[str, int]]
+) -> Removed:
+    removed = Removed(codebase, directory)
+    for name, size in files:
+        try:
+            repository.delete(f"{directory}/{name}")
+        except NoSuchFile:
+            continue  # removed meanwhile
+        except errors.PathError as e:
+            logger.warning("cannot remove %s/%s: %s", codebase, name, e)
             continue
-        for name, size, _ in files:
-            try:
-                repository.delete(f"{directory}/{name}")
-            except NoSuchFile:
-                continue  # removed meanwhile
-            except errors.PathError as e:
-                logger.warning("cannot remove %s/%s: %s", codebase, name, e)
-                continue
-            removed.files += 1
-            removed.bytes += size
-    return removed, kept
+        removed.files += 1
+        removed.bytes += size
+    return removed
 
 
 class Collector:

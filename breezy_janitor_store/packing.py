@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from breezy.bzr.pack_repo import RepositoryPackCollection
-from breezy.errors import LockContention
+from breezy.errors import LockBreakMismatch, LockContention
 from breezy.lockdir import LockDir
 
 from .transport import URL_SCHEME
@@ -73,12 +73,15 @@ def pack_lock(repository_transport, wait: float | None = None) -> Iterator[bool]
         else:
             lock.wait_lock(timeout=wait)
     except LockContention:
-        if not _break_if_stale(lock):
+        try:
+            if not _break_if_stale(lock):
+                raise
+            lock.attempt_lock()  # another contender may win it meanwhile
+        except (LockContention, LockBreakMismatch):
             if wait is not None:
                 raise
             yield False
             return
-        lock.attempt_lock()
     try:
         yield True
     finally:
