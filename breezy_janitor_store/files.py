@@ -6,9 +6,10 @@ there is no smart server (``nosmart+http://``), and probes directories with
 (below ``/bzr`` on the public one):
 
 * ``CODEBASE[/CAMPAIGN[/ROLE]]`` with or without a trailing slash is a
-  directory: ``200`` while it exists, on disk or implicitly (a codebase the
-  policy knows, not on disk yet, where a writer may create it; a known
-  campaign; a role), else ``404`` naming what is unknown.  The public face
+  directory: ``200`` while it exists on disk, or implicitly where a writer
+  of this face may create it (a codebase the policy lists, such as a row of
+  the janitor's database, not on disk yet; a known campaign; a role), else
+  ``404`` naming what is unknown.  The public face
   answers with its browse page (an empty one for an implicit directory),
   the admin face with the names it holds, one a line;
 * ``CODEBASE[/CAMPAIGN[/ROLE]]/.bzr/PATH`` is read through the codebase's
