@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from . import api, browse, files, filters, layout, locks, metrics
+from . import api, browse, files, filters, holders, layout, locks, metrics
 from .context import current_request_id
 from .diff import DEFAULT_TIMEOUT as DEFAULT_DIFF_TIMEOUT
 from .http import HTTPError, Request, Router
@@ -216,7 +216,11 @@ class StoreApp:
         streamed = False
         try:
             try:
-                self._feed(req, exchange, length)
+                # locks the verbs take are recorded as the client's
+                with holders.acting_for(
+                    req.environ.get("REMOTE_USER"), req.environ.get("REMOTE_ADDR")
+                ):
+                    self._feed(req, exchange, length)
             except BaseException:
                 exchange.abort()  # e.g. the client went away mid-body
                 raise

@@ -763,7 +763,7 @@ class SmartExchange:
         """
         if self._decoder is None:
             self._head += data
-            if b"\n" not in self._head:
+            if b"\n" not in data:  # (the head so far has none)
                 return
             data, self._head = self._head, b""
             self._decoder = self._make_decoder(data)

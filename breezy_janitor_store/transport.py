@@ -31,7 +31,7 @@ from breezy import branch, config, errors, urlutils
 from breezy.bzr import branch as bzr_branch
 from breezy.transport import FileExists, NoSuchFile, Transport
 
-from . import layout
+from . import holders, layout
 
 __all__ = ["READONLY_MESSAGE", "StoreTransport"]
 
@@ -373,11 +373,15 @@ class StoreTransport(Transport):
                 self._refuse(segments, "file too large for its place")
             self._check_put(segments, disk, data)
             f = io.BytesIO(data)
+        elif holders.is_pending_record(disk):  # written by breezy's LockDir
+            f = io.BytesIO(holders.stamp(f.read()))
         return self._call("put_file", segments, _join(disk), f, mode)
 
     def put_bytes(self, relpath, raw_bytes, mode=None):
         segments, disk = self._write_path(relpath)
         self._check_put(segments, disk, raw_bytes)
+        if holders.is_pending_record(disk):
+            raw_bytes = holders.stamp(raw_bytes)
         return self._call("put_bytes", segments, _join(disk), raw_bytes, mode)
 
     def append_file(self, relpath, f, mode=None):

@@ -1,0 +1,98 @@
+"""Whom the store takes a lock for: lock records that name the worker.
+
+breezy's ``LockDir`` writes a record (``held/info``, YAML) naming the user,
+host and process that took the lock.  Locks the store takes while serving a
+smart request are taken on a client's behalf, so while the request runs
+(:func:`acting_for`), the record breezy writes through the store's
+transport is stamped (:func:`stamp`) with:
+
+* ``user``: the authenticated worker (``REMOTE_USER``), when there is one;
+* :data:`CLIENT`: the client's address;
+* :data:`REQUEST_ID`: the request's id (as in the access log).
+
+``hostname`` and ``pid`` stay those of the store process holding the lock.
+breezy shows ``user`` to a client that finds the lock held, and
+:mod:`breezy_janitor_store.locks` lists it; :func:`holder_fields` gives the
+fields as a dict for any other listing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
+from breezy.lockdir import LockHeldInfo
+
+from .context import current_request_id
+from .layout import CONTROL
+
+__all__ = [
+    "CLIENT",
+    "REQUEST_ID",
+    "acting_for",
+    "holder_fields",
+    "is_pending_record",
+    "stamp",
+]
+
+#: Lock record fields the store adds.
+CLIENT = "client"
+REQUEST_ID = "request_id"
+#: Largest lock record stamped (breezy's are a few hundred bytes).
+MAX_RECORD = 64 * 1024
+
+_holder: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "breezy_janitor_store_holder", default=None
+)
+
+
+@contextlib.contextmanager
+def acting_for(worker: str | None, client: str | None) -> Iterator[None]:
+    """Locks taken in this context (and threads started with a copy of it)
+    are recorded as taken for ``worker`` at ``client``."""
+    holder = {REQUEST_ID: current_request_id()}
+    if worker:
+        holder["user"] = worker
+    if client:
+        holder[CLIENT] = client
+    token = _holder.set(holder)
+    try:
+        yield
+    finally:
+        _holder.reset(token)
+
+
+def is_pending_record(disk: tuple[str, ...]) -> bool:
+    """Whether on-disk ``disk`` is the record of a lock being taken
+    (``.../lock/NAME.tmp/info`` inside a control directory)."""
+    return (
+        len(disk) >= 3
+        and disk[-1] == "info"
+        and disk[-2].endswith(".tmp")
+        and CONTROL in disk
+    )
+
+
+def stamp(record: bytes) -> bytes:
+    """``record`` (a LockDir record) naming the current request's holder;
+    unchanged outside a request, or when it is not a record breezy wrote."""
+    holder = _holder.get()
+    if holder is None or len(record) > MAX_RECORD:
+        return record
+    try:
+        info = LockHeldInfo.from_info_file_bytes(record)
+    except Exception:  # noqa: BLE001 - not breezy's record: left as written
+        return record
+    if not isinstance(info.info_dict, dict) or not info.info_dict.get("nonce"):
+        return record
+    info.info_dict.update(holder)
+    return info.to_bytes()
+
+
+def holder_fields(info: LockHeldInfo) -> dict[str, str | None]:
+    """The holder of a lock record: ``user``, ``hostname``, ``pid`` and,
+    for locks the store took for a client, :data:`CLIENT` and
+    :data:`REQUEST_ID`."""
+    fields = ("user", "hostname", "pid", CLIENT, REQUEST_ID)
+    return {f: None if info.get(f) is None else str(info.get(f)) for f in fields}

@@ -1,0 +1,77 @@
+"""Locks the store takes on a client's behalf name the worker, its address
+and the request, in the lock record and in the store's listing."""
+
+from __future__ import annotations
+
+import os
+
+from breezy.lockdir import LockHeldInfo
+
+from .. import holders, locks
+from ..auth import BasicAuth, CredentialsFile, add_worker
+from . import hostile
+from .fixtures import StoreTestCase, brz
+from .test_auth import write_authentication_conf
+
+
+class LockHolderTests(StoreTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        credentials = self.path("credentials")
+        add_worker(credentials, "worker-1", "correct horse")
+        self.store = self.start_store(
+            campaigns=["lintian-fixes"],
+            public={"write_policy": BasicAuth(CredentialsFile(credentials))},
+        )
+        write_authentication_conf(self.store.public, "worker-1", "correct horse")
+        self.work = self.make_branch()
+        brz(
+            "push",
+            "-q",
+            self.smart_url(self.store.admin, "hello/lintian-fixes"),
+            cwd=self.work,
+        )
+
+    def record(self) -> LockHeldInfo:
+        path = os.path.join(
+            self.storage_dir,
+            "hello",
+            "lintian-fixes",
+            ".bzr",
+            "branch",
+            "lock",
+            "held",
+            "info",
+        )
+        with open(path, "rb") as f:
+            return LockHeldInfo.from_info_file_bytes(f.read())
+
+    def test_worker_lock_names_the_worker_address_and_request(self) -> None:
+        url = self.smart_url(self.store.public, "hello/lintian-fixes")
+        client = hostile.smart_client(url)
+        _, token, repo_token = client.call(b"Branch.lock_write", b".", b"", b"")
+        self.addCleanup(client.call, b"Branch.unlock", b".", token, repo_token)
+        fields = holders.holder_fields(self.record())
+        self.assertEqual(fields["user"], "worker-1")
+        self.assertEqual(fields["client"], "127.0.0.1")
+        self.assertRegex(fields["request_id"] or "", r"^[0-9a-f]{32}$")
+        self.assertEqual(fields["pid"], str(os.getpid()))  # the store's process
+        # the store's listing shows the worker
+        (held,) = [
+            h
+            for h in locks.list_locks(self.store.admin_app.storage, "hello")
+            if h.lock == locks.BRANCH
+        ]
+        self.assertTrue(held.holder.startswith("worker-1 on "), held.holder)
+
+    def test_admin_face_lock_names_the_address_and_request(self) -> None:
+        url = self.smart_url(self.store.admin, "hello/lintian-fixes")
+        client = hostile.smart_client(url)
+        _, token, repo_token = client.call(b"Branch.lock_write", b".", b"", b"")
+        self.addCleanup(client.call, b"Branch.unlock", b".", token, repo_token)
+        fields = holders.holder_fields(self.record())
+        self.assertEqual(fields["client"], "127.0.0.1")
+        self.assertTrue(fields["request_id"])
+
+    def test_locks_taken_outside_requests_are_breezy_s_own(self) -> None:
+        self.assertEqual(holders.stamp(b"nonce: x\n"), b"nonce: x\n")
