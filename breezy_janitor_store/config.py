@@ -19,6 +19,7 @@ from .layout import NAME_RE, is_valid_name
 
 __all__ = [
     "DEFAULT_VENDOR",
+    "GENERIC_CACHE",
     "ConfigError",
     "Field",
     "JanitorConfig",
@@ -30,6 +31,9 @@ __all__ = [
 
 #: The vendor of a distribution that names none (the janitor's default).
 DEFAULT_VENDOR = "debian"
+#: Where the janitor keeps the cache branch of a campaign without
+#: ``debian_build``: ``CODEBASE/main``.
+GENERIC_CACHE = "main"
 
 #: Fields of the janitor's ``config.proto`` messages the store reads.
 _KNOWN_FIELDS = {
@@ -211,6 +215,9 @@ class JanitorConfig:
     campaigns: list[str] = field(default_factory=list)
     #: Vendors of the distributions: namespaces of the cache branches.
     vendors: list[str] = field(default_factory=list)
+    #: Whether a campaign has no ``debian_build``: the janitor keeps the
+    #: cache branch of such campaigns at ``CODEBASE/main``.
+    generic_campaigns: bool = False
     database_location: str | None = None
 
 
@@ -273,6 +280,8 @@ def read_janitor_config(path: str) -> JanitorConfig:
             if name is None:
                 raise error(f.line, "campaign without a name")
             config.campaigns.append(name)
+            if not any(c.name == "debian_build" for c in campaign):
+                config.generic_campaigns = True
         elif f.name == "distribution":
             distribution = block(f)
             check_fields(distribution, "Distribution")

@@ -12,6 +12,7 @@ from . import locks
 from .app import ADMIN, DEFAULT_CLIENT_MAX_SIZE, DEFAULT_DIFF_TIMEOUT, PUBLIC, StoreApp
 from .config import (
     DEFAULT_VENDOR,
+    GENERIC_CACHE,
     ConfigError,
     check_campaign_names,
     env_default,
@@ -49,7 +50,8 @@ class ServeSettings:
     #: Known campaigns; ``None``: every valid name.
     campaigns: list[str] | None = None
     #: Namespaces admitted besides the campaigns: the config's vendors,
-    #: whose role ``latest`` is a codebase's cache branch.
+    #: whose role ``latest`` is a codebase's cache branch, and ``main``
+    #: (itself the cache branch) when a campaign has no ``debian_build``.
     namespaces: list[str] = field(default_factory=list)
     #: Largest request body in bytes; ``0``: no limit.
     client_max_size: int = DEFAULT_CLIENT_MAX_SIZE
@@ -123,6 +125,8 @@ class ServeSettings:
             campaigns = (campaigns or []) + janitor.campaigns or None
             if janitor.campaigns:
                 namespaces = janitor.vendors or [DEFAULT_VENDOR]
+                if janitor.generic_campaigns:
+                    namespaces.append(GENERIC_CACHE)
             database_url = database_url or janitor.database_location
         if database_url and credentials:
             raise ConfigError(
@@ -190,7 +194,7 @@ class ServeSettings:
             campaigns = "campaigns: " + ", ".join(self.campaigns)
             if self.namespaces:
                 campaigns += "; cache branches under: " + ", ".join(
-                    f"{n}/latest" for n in self.namespaces
+                    n if n == GENERIC_CACHE else f"{n}/latest" for n in self.namespaces
                 )
         else:
             campaigns = "campaigns: any campaign"

@@ -119,6 +119,28 @@ class JanitorCommandLineTests(StoreTestCase):
         ):
             self.assertIn(line + "\n", log)
 
+    def test_generic_campaign_cache_branch(self) -> None:
+        """A campaign without ``debian_build`` has its cache branch at
+        ``CODEBASE/main``, where the janitor's worker pushes it."""
+        config = self.write(
+            "janitor.conf",
+            'campaign {\n  name: "lintian-fixes"\n  debian_build { }\n}\n'
+            'campaign {\n  name: "upstream-merge"\n}\n',
+        )
+        proc, admin, _ = start_serve(
+            self, "--vcs-path", self.storage_dir, "--config", config, *FREE_PORTS
+        )
+        work = self.make_branch()
+        brz("push", "-q", f"bzr+{admin}/hello/main", cwd=work)
+        self.assertTrue(
+            os.path.isdir(os.path.join(self.storage_dir, "hello", "main", ".bzr"))
+        )
+        self.assertIn(
+            "campaigns: lintian-fixes, upstream-merge; "
+            "cache branches under: debian/latest, main\n",
+            stop_and_read_log(self, proc),
+        )
+
     def test_client_max_size_zero_is_no_limit(self) -> None:
         """With ``0`` a body larger than the default limit is read, not
         refused before it is sent."""
