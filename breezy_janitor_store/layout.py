@@ -314,3 +314,9 @@ def vfs_write_refusal(disk: tuple[str, ...], operation: str) -> str | None:
         f"{operation} is not allowed here: clients create codebase, campaign and role "
         "directories and change nothing else through file writes"
     )
+
+
+def is_branch_lock(disk: tuple[str, ...]) -> bool:
+    """Whether on-disk ``disk`` is a branch's lock directory (made once,
+    when the branch is made)."""
+    return disk[:1] != (CONTROL,) and control_path(disk) == ("branch", "lock")

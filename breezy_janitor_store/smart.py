@@ -505,8 +505,29 @@ class _InitializeBzrDir(bzrdir.SmartServerRequestInitializeBzrDir):
         return super().do(path)
 
 
+class _InitializeBzrDirEx(bzrdir.SmartServerRequestBzrDirInitializeEx):
+    """``BzrDirFormat.initialize_ex_1.16``: a control directory found made
+    is lock contention.
+
+    ``brz push`` asks for one only where it found no branch; found, another
+    client made the branch since (concurrent first pushes), and the push,
+    retried, is an update.
+    """
+
+    def do(self, *args):
+        try:
+            return super().do(*args)
+        except errors.AlreadyControlDirError:
+            raise errors.LockContention(
+                "(remote lock)", "another client is creating this branch"
+            ) from None
+
+
 #: The store's own request classes for some of breezy's verbs.
-_OVERRIDES = {b"BzrDirFormat.initialize": _InitializeBzrDir}
+_OVERRIDES = {
+    b"BzrDirFormat.initialize": _InitializeBzrDir,
+    b"BzrDirFormat.initialize_ex_1.16": _InitializeBzrDirEx,
+}
 
 
 def _store_class(verb: bytes, cls: type, policy: VerbPolicy) -> type:

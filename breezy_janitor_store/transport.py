@@ -458,12 +458,20 @@ class StoreTransport(Transport):
         try:
             return self._call("mkdir", segments, disk, mode)
         except FileExists:
-            # An empty campaign or role directory (say, left by a failed
-            # push) counts as absent, so a plain ``brz push`` can use it.
-            if layout.is_layout_dir(disk_segments) and not self._jail.root.has(
-                disk + "/" + layout.CONTROL
-            ):
-                return None
+            named = relpath.rstrip("/").rsplit("/", 1)[-1] not in ("", ".")
+            if layout.is_layout_dir(disk_segments):
+                # Campaign and role directories are implicit: making one that
+                # exists succeeds when it is empty (say, left by a failed
+                # push), or when asked as breezy makes sure a directory
+                # exists (``mkdir('.')``, as before making a branch there).
+                if not named or not self._jail.root.has(disk + "/" + layout.CONTROL):
+                    return None
+            elif named and layout.is_branch_lock(disk_segments):
+                # Made once, with the branch: another client made the branch
+                # since this one found it absent. Retried, it is an update.
+                raise errors.LockContention(
+                    self._display(segments), "another client is creating this branch"
+                ) from None
             raise
 
     def _make_layout_parents(self, disk: tuple[str, ...]) -> None:

@@ -53,12 +53,13 @@ class ConcurrencyTestCase(StoreTestCase):
         return out
 
     def push_all(
-        self, jobs: list[tuple[str, str]]
+        self, jobs: list[tuple[str, str]], overwrite: bool = True
     ) -> list[subprocess.CompletedProcess]:
-        """Run ``brz push --overwrite URL`` in each directory, all at once."""
+        """Run ``brz push [--overwrite] URL`` in each directory, all at once."""
+        options = ["--overwrite"] if overwrite else []
         procs = [
             subprocess.Popen(
-                [*brz_command(), "push", "-q", "--overwrite", url],
+                [*brz_command(), "push", "-q", *options, url],
                 cwd=cwd,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
