@@ -10,17 +10,20 @@ data other than its retirement to ``obsolete_packs``.
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import urllib.parse
 
+from breezy import errors
 from breezy.branch import Branch
 from breezy.bzr.branch import BranchReferenceFormat
 from breezy.controldir import ControlDir
 
+from ..storage import Storage
 from . import hostile
 from .fixtures import http_request, tree_digest
-from .test_hostile import TRIED, HostileTestCase
+from .test_hostile import CAMPAIGNS, TRIED, HostileTestCase
 
 REFERENCE = BranchReferenceFormat().as_string()
 
@@ -138,6 +141,74 @@ class WrittenReferenceTests(HostileTestCase):
                 raw = self.vfs(verb, *args, body=body)
                 self.assertSmartRefusal(raw, (verb, args))
         self.assertUnchanged()
+
+
+class TransportInvariantTests(HostileTestCase):
+    """The same refusals at the transport, whoever calls it (a smart verb,
+    breezy's own code on the server's behalf): nothing on disk changes."""
+
+    def test_refused_at_the_transport(self) -> None:
+        t = Storage(self.storage_dir).transport(
+            "hello", writable=True, is_campaign=CAMPAIGNS.__contains__
+        )
+        repo = os.path.join(self.storage_dir, "hello", ".bzr", "repository")
+        pack = os.listdir(os.path.join(repo, "packs"))[0]
+        index = pack[: -len(".pack")] + ".rix"
+        with open(os.path.join(repo, "indices", index), "rb") as f:
+            index_bytes = f.read()
+        url = "file://" + self.path("foreign")
+        branch = "lintian-fixes/.bzr/branch/"
+        refused = [
+            ("put_bytes", branch + "format", REFERENCE),
+            ("put_bytes", branch + "location", url.encode()),
+            ("put_bytes", branch + "bound", url.encode()),
+            ("put_bytes", branch + "branch.conf", b"stacked_on_location = x\n"),
+            ("put_bytes", branch + "branch.conf", b"bound = True\n"),
+            ("put_file", branch + "branch.conf", io.BytesIO(b"bound_location = x\n")),
+            ("append_bytes", branch + "branch.conf", b"x = y\n"),
+            ("open_write_stream", branch + "location"),
+            ("put_bytes", "lintian-fixes/.bzr/branch-format", b"x"),
+            ("delete", "lintian-fixes/.bzr/branch-format"),
+            ("delete", branch + "format"),
+            ("rename", branch + "format", branch + "x"),
+            ("rename", branch + "tags", branch + "branch.conf"),
+            ("delete_tree", "lintian-fixes/.bzr/branch"),
+            ("delete_tree", "lintian-fixes/.bzr"),
+            ("delete", ".bzr/repository/packs/" + pack),
+            ("delete", ".bzr/repository/indices/" + index),
+            ("delete_tree", ".bzr/repository/packs"),
+            ("put_bytes", ".bzr/repository/indices/" + index, b"other"),
+            ("append_bytes", ".bzr/repository/packs/" + pack, b"more"),
+            ("rename", ".bzr/repository/packs/" + pack, ".bzr/repository/upload/x"),
+            (
+                "move",
+                ".bzr/repository/packs/" + pack,
+                ".bzr/repository/obsolete_packs/y",
+            ),
+            (
+                "rename",
+                ".bzr/repository/obsolete_packs",
+                ".bzr/repository/packs/" + pack,
+            ),
+        ]
+        for method, *args in refused:
+            with self.subTest(method=method, args=args[:1]):
+                TRIED["jail"] += 1
+                with self.assertRaises(errors.PermissionDenied):
+                    getattr(t, method)(*args)
+        # a stream over existing pack data with other content: refused at close
+        stream = t.open_write_stream(".bzr/repository/indices/" + index)
+        stream.write(b"other")
+        with self.assertRaises(errors.PermissionDenied):
+            stream.close()
+        self.assertUnchanged()
+        # identical content (two pushes of the same revisions) is accepted
+        stream = t.open_write_stream(".bzr/repository/indices/" + index)
+        stream.write(index_bytes)
+        stream.close()
+        t.put_bytes(".bzr/repository/indices/" + index, index_bytes)
+        t.put_bytes(branch + "branch.conf", b"parent_location = https://example.org/\n")
+        self.assertEqual(os.listdir(os.path.join(repo, "upload")), [])
 
 
 class PlantedReferenceTests(HostileTestCase):
