@@ -1,7 +1,8 @@
 """Cross-cutting concerns as WSGI filters around StoreApp's dispatcher.
 
 * **Request ids.**  Every request gets a fresh id, returned in the
-  ``X-Request-Id`` response header and kept in ``environ[REQUEST_ID_KEY]``.
+  ``X-Request-Id`` response header (next to ``X-Content-Type-Options:
+  nosniff``, sent with every response) and kept in ``environ[REQUEST_ID_KEY]``.
   While the application and its response body run, :data:`request_id_var`
   holds it too, so :func:`current_request_id` names the request in any log
   line (the store's own error lines include it; :class:`RequestIdLogFilter`
@@ -35,6 +36,7 @@ from .http import Request
 from .metrics import metrics_filter
 
 __all__ = [
+    "NOSNIFF",
     "REQUEST_ID_HEADER",
     "REQUEST_ID_KEY",
     "RequestIdLogFilter",
@@ -50,6 +52,10 @@ access_logger = logging.getLogger("breezy_janitor_store.access")
 
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID_KEY = "breezy_janitor_store.request_id"
+#: Sent with every response: no browser takes a plain-text refusal echoing
+#: its input (or a file of a branch) for HTML.
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+_OWN_HEADERS = frozenset({REQUEST_ID_HEADER.lower(), NOSNIFF[0].lower()})
 
 
 def wrap(wsgi: Callable, face: str) -> Callable:
@@ -129,8 +135,8 @@ def _with_request_id(wsgi: Callable) -> Callable:
 
         def start(status: str, headers: list, exc_info: Any = None) -> Callable:
             record.status = status.split(" ", 1)[0]
-            headers = [h for h in headers if h[0].lower() != "x-request-id"]
-            headers.append((REQUEST_ID_HEADER, rid))
+            headers = [h for h in headers if h[0].lower() not in _OWN_HEADERS]
+            headers += [(REQUEST_ID_HEADER, rid), NOSNIFF]
             write = start_response(status, headers, exc_info)
 
             def counting_write(data: bytes) -> None:

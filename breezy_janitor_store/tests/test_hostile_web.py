@@ -1,0 +1,87 @@
+"""Hostile requests to the web side: headers, paths, Host, bad data on disk.
+
+Driven through the real HTTP server (a :class:`RunningStore`) and real
+sockets; writes that plant bad data go through the breezy API over the
+smart protocol, as a worker holding stolen credentials would.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import unittest
+import urllib.parse
+
+from .api_fixtures import hello_store
+
+
+def raw_request(base: str, path: str, method: str = "GET", headers=()) -> tuple:
+    """One request on its own connection: status, header list, body."""
+    parsed = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        names = {k.lower() for k, _ in headers}
+        if "host" not in names:
+            conn.putheader("Host", parsed.netloc)
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        body = resp.read()
+        return resp.status, resp.getheaders(), body
+    finally:
+        conn.close()
+
+
+def raw_head(base: str, path: str) -> bytes:
+    """Everything the server sends for ``HEAD path`` up to the connection's
+    end (``Connection: close``): a body sent by mistake is seen."""
+    parsed = urllib.parse.urlsplit(base)
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=60) as s:
+        s.sendall(
+            f"HEAD {path} HTTP/1.1\r\nHost: {parsed.netloc}\r\n"
+            "Connection: close\r\n\r\n".encode("latin-1")
+        )
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def header_values(headers, name: str) -> list[str]:
+    return [v for k, v in headers if k.lower() == name.lower()]
+
+
+class NosniffTests(unittest.TestCase):
+    """Every response of the store says ``X-Content-Type-Options: nosniff``."""
+
+    def setUp(self) -> None:
+        self.store = hello_store().store
+
+    def test_every_response_says_nosniff_once(self) -> None:
+        public, admin = self.store.public_root, self.store.admin
+        requests = [
+            (public, "/bzr/hello/+revision/%3Chtml%3E%3Cscript%3Ex%3C%2Fscript%3E"),
+            (public, "/bzr/hello/revision-info?old=null:&new=%3Cscript%3E"),
+            (public, "/bzr/nothing/"),
+            (public, "/bzr/hello/lintian-fixes/"),
+            (public, "/bzr/hello/lintian-fixes/.bzr/branch/format"),
+            (public, "/health"),
+            (public, "/bzr/a/%2e%2e/b"),
+            (admin, "/hello/diff?old=x&new=%3Cb%3E"),
+            (admin, "/"),
+        ]
+        for base, path in requests:
+            with self.subTest(path=path):
+                status, headers, body = raw_request(base, path)
+                self.assertEqual(
+                    header_values(headers, "X-Content-Type-Options"),
+                    ["nosniff"],
+                    (status, body[:200]),
+                )
+        # smart responses too
+        status, headers, _ = raw_request(
+            public, "/bzr/hello/.bzr/smart", "POST", [("Content-Length", "0")]
+        )
+        self.assertEqual(header_values(headers, "X-Content-Type-Options"), ["nosniff"])
