@@ -1,4 +1,4 @@
-"""The store's transport decorator: the one enforcement point for disk access.
+"""The store's transport: the one enforcement point for disk access.
 
 Every smart request reaches the disk through a :class:`StoreTransport`.  It is
 rooted at one codebase directory and presents it as a *virtual* tree:

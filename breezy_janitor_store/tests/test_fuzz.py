@@ -6,7 +6,7 @@ reproducible).  The properties:
 
 * the URL location parser accepts exactly ``[a-z0-9][a-z0-9+.-]+`` names,
   one to three of them;
-* the transport decorator's path resolution never leaves the codebase, on
+* the store transport's path resolution never leaves the codebase, on
   paper (segments) and on disk (no read returns a secret kept outside, no
   write lands outside or where the layout forbids);
 * the WSGI application answers any request path with a refusal or a
@@ -115,7 +115,7 @@ class LocationParsingTests(StoreTestCase):
 
 
 class TransportPathTests(StoreTestCase):
-    """The decorator's checks, on paper and against a real directory."""
+    """The transport's checks, on paper and against a real directory."""
 
     def setUp(self) -> None:
         super().setUp()

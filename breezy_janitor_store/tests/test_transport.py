@@ -1,4 +1,4 @@
-"""The transport decorator: jail, layout enforcement, read-only, no disk paths."""
+"""The store transport: jail, layout enforcement, read-only, no disk paths."""
 
 from __future__ import annotations
 
