@@ -89,6 +89,15 @@ def _codebase_root(app: StoreApp, req: Request, codebase: str) -> StoreTransport
     )
 
 
+def _check_names(*names: str | None) -> None:
+    """400 unless the codebase, campaign and role names follow the naming
+    rule (length included: the route patterns do not bound it)."""
+    try:
+        layout.parse_location("/".join(n for n in names if n is not None))
+    except layout.InvalidName as e:
+        raise HTTPError(400, str(e)) from None
+
+
 def _creatable(app: StoreApp, req: Request) -> bool:
     """Whether a smart request of this face could create a codebase: it
     writes, or a worker's credentials would let it (a 401 challenge)."""
@@ -110,6 +119,7 @@ def directory(
     role: str | None = None,
 ) -> list[bytes]:
     """A codebase, campaign or role directory."""
+    _check_names(codebase, campaign, role)
     root = _codebase_root(app, req, codebase)
     _check_campaign(app, campaign)
     segments = tuple(s for s in (campaign, role) if s is not None)
@@ -145,6 +155,7 @@ def control_file(app: StoreApp, req: Request, codebase: str, path: str) -> list[
         raise HTTPError(404, f"no such file: {path}")
     parts = tuple(p for p in parts if p)
     control = parts.index(layout.CONTROL)
+    _check_names(codebase, *parts[:control])
     _check_campaign(app, parts[0] if control > 0 else None)
     root = _codebase_root(app, req, codebase)
     relpath = _escaped(parts)
@@ -155,10 +166,9 @@ def control_file(app: StoreApp, req: Request, codebase: str, path: str) -> list[
         size = status.st_size
         ranges = _ranges(req.environ.get("HTTP_RANGE", ""), size)
         f = root.get(relpath)
-    except errors.PathError:
+    except (errors.PathError, errors.TransportError):
+        # TransportError: no such name on this filesystem (too long, say)
         raise HTTPError(404, f"no such file: {codebase}/{path}") from None
-    except errors.PermissionDenied as e:
-        raise HTTPError(403, str(e)) from None
     if ranges is None:
         req.respond(200, _BINARY, [("Content-Length", str(size)), _ACCEPT_RANGES])
         return _FileBody(f, [(b"", 0, size)])
@@ -264,7 +274,7 @@ def _escaped(segments: tuple[str, ...]) -> str:
 def _exists(t: StoreTransport, relpath: str) -> bool:
     try:
         return bool(t.has(relpath))
-    except errors.PathError:
+    except (errors.PathError, errors.TransportError):
         return False
 
 

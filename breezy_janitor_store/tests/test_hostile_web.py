@@ -12,7 +12,10 @@ import socket
 import unittest
 import urllib.parse
 
+from .. import layout
+from ..auth import BasicAuth, CredentialsFile, add_worker
 from .api_fixtures import hello_store
+from .fixtures import StoreTestCase, brz
 
 
 def raw_request(base: str, path: str, method: str = "GET", headers=()) -> tuple:
@@ -85,3 +88,61 @@ class NosniffTests(unittest.TestCase):
             public, "/bzr/hello/.bzr/smart", "POST", [("Content-Length", "0")]
         )
         self.assertEqual(header_values(headers, "X-Content-Type-Options"), ["nosniff"])
+
+
+class LongNameTests(StoreTestCase):
+    """Over-long names and paths: a 4xx, never a 500 (or a 200)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        credentials = self.path("credentials")
+        add_worker(credentials, "worker-1", "correct horse")
+        self.store = self.start_store(
+            campaigns=["lintian-fixes"],
+            public={"write_policy": BasicAuth(CredentialsFile(credentials))},
+        )
+        brz(
+            "push",
+            "-q",
+            self.smart_url(self.store.admin, "hello/lintian-fixes"),
+            cwd=self.make_branch(),
+        )
+
+    def test_long_control_paths_are_404(self) -> None:
+        paths = [
+            "/bzr/hello/.bzr/" + "c" * 300,
+            "/bzr/hello/lintian-fixes/.bzr/branch/" + "c" * 300,
+            "/bzr/hello/.bzr/" + "/".join(["c" * 250] * 20),
+        ]
+        for base, prefix in ((self.store.public_root, ""), (self.store.admin, "/x")):
+            for path in paths:
+                if prefix:
+                    path = path.removeprefix("/bzr")
+                with (
+                    self.subTest(base=base, path=path[:60]),
+                    self.assertNoLogs("breezy_janitor_store", level="ERROR"),
+                ):
+                    status, _, body = raw_request(base, path)
+                    self.assertEqual(status, 404, body[:300])
+                    self.assertNotIn(b"Traceback", body)
+                    self.assertNotIn(self.storage_dir.encode(), body)
+
+    def test_names_over_the_limit_are_refused(self) -> None:
+        long = "c" * (layout.MAX_NAME_LENGTH + 50)
+        for path in (
+            f"/bzr/hello/lintian-fixes/{long}",
+            f"/bzr/hello/lintian-fixes/{long}/",
+            f"/bzr/hello/lintian-fixes/{long}/.bzr/branch-format",
+            f"/bzr/{long}/",
+        ):
+            with self.subTest(path=path[:60]):
+                raw = raw_head(self.store.public_root, path)
+                status = int(raw.split(b" ", 2)[1])
+                self.assertIn(status, (400, 404), raw[:300])
+                self.assertTrue(raw.endswith(b"\r\n\r\n"), raw[-100:])  # no body
+                status, _, body = raw_request(self.store.public_root, path)
+                self.assertIn(status, (400, 404), body[:300])
+        # names at the limit are still fine
+        ok = "c" * layout.MAX_NAME_LENGTH
+        raw = raw_head(self.store.public_root, f"/bzr/hello/lintian-fixes/{ok}/")
+        self.assertEqual(int(raw.split(b" ", 2)[1]), 200, raw[:300])
