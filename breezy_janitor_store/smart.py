@@ -48,6 +48,7 @@ __all__ = [
     "PROCESS_STREAM_BUDGET",
     "READ_CATEGORY",
     "SMALL_BODY_LIMIT",
+    "UNHANDLED_ERROR",
     "UNSERVED_VERBS",
     "RequestHead",
     "SmartExchange",
@@ -55,6 +56,7 @@ __all__ = [
     "VerbPolicy",
     "verb_category",
     "verb_policy",
+    "well_formed",
 ]
 
 _V3 = protocol.ProtocolThreeDecoder
@@ -231,6 +233,47 @@ class VerbPolicy:
 #: ``UnknownSmartMethod``).
 UNKNOWN_VERB = VerbPolicy(None)
 
+#: The smart error answering a failure that is not a breezy error (its
+#: text, a Python message, is logged with the request id, never sent).
+UNHANDLED_ERROR = (b"error", b"the server could not handle this request")
+#: The smart error answering a request whose verb is not a byte string or
+#: whose arguments are nested deeper than any verb's.
+MALFORMED_ARGUMENTS = (
+    b"error",
+    (
+        b"malformed request: a verb and arguments (byte strings, numbers, "
+        b"or lists of them) expected"
+    ),
+)
+_ARGUMENT_ATOMS = (bytes, int)
+
+
+def well_formed(args: object) -> bool:
+    """Whether ``args`` is a request's structure: a tuple whose first item,
+    the verb, is bytes, and whose arguments are byte strings or numbers,
+    or flat lists of them (``Repository.get_rev_id_for_revno`` sends a
+    pair).
+
+    Looks one level into each argument only, without recursion: it runs
+    before anything hashes, compares or formats the structure, whose depth
+    the client chooses.
+    """
+    if not isinstance(args, tuple) or not args or not isinstance(args[0], bytes):
+        return False
+    for arg in args[1:]:
+        if isinstance(arg, _ARGUMENT_ATOMS):
+            continue
+        if not isinstance(arg, (tuple, list)):
+            return False
+        if not all(isinstance(item, _ARGUMENT_ATOMS) for item in arg):
+            return False
+    return True
+
+
+def _is_breezy_error(e: BaseException) -> bool:
+    """Whether ``e`` is a breezy error the client may see as it is."""
+    return isinstance(e, errors.BzrError) and not e.internal_error
+
 
 def _encodable(response: request.SmartServerResponse) -> request.SmartServerResponse:
     """An error response whose arguments can be encoded.
@@ -264,13 +307,23 @@ def _log_failure(verb: bytes | None, e: BaseException) -> None:
     )
 
 
+class RequestFailed(errors.BzrError):
+    """A failure that is not a breezy error, as a response stream ends with
+    it (the original is logged)."""
+
+    _fmt = "the server could not handle this request"
+
+
 def _logged(chunks: Iterator[bytes], verb: bytes | None) -> Iterator[bytes]:
-    """A response body stream whose failure is logged (with the request id)."""
+    """A response body stream whose failure is logged (with the request id);
+    one that is not a breezy error reaches the client as :class:`RequestFailed`."""
     try:
         yield from chunks
     except Exception as e:
         _log_failure(verb, e)
-        raise
+        if _is_breezy_error(e):
+            raise
+        raise RequestFailed() from None
 
 
 class StoreRequest(request.SmartServerRequest):
@@ -338,16 +391,25 @@ class StoreRequest(request.SmartServerRequest):
             return method(*args)
         except OSError as e:
             if e.errno not in DISK_ERRNOS:
-                _log_failure(self.verb, e)
-                raise
+                return self._unhandled(e)
             where = urlutils.unescape(self._backing_transport.base.split("://", 1)[-1])
             raise errors.PermissionDenied(
                 where.rstrip("/") or "/", e.strerror
             ) from None
-        except Exception as e:
-            if not isinstance(e, errors.BzrError) or e.internal_error:
+        except errors.BzrError as e:
+            if e.internal_error:
                 _log_failure(self.verb, e)
             raise
+        except Exception as e:  # noqa: BLE001 - logged, answered generically
+            return self._unhandled(e)
+
+    def _unhandled(self, e: Exception) -> request.FailedSmartServerResponse:
+        """The generic answer to failure ``e`` (not a breezy error), logged;
+        the rest of the request's body is ignored."""
+        _log_failure(self.verb, e)
+        trace.log_exception_quietly()
+        self._refused = True
+        return request.FailedSmartServerResponse(UNHANDLED_ERROR)
 
 
 class _EarlyEnd(Exception):
@@ -628,7 +690,12 @@ class _Handler(request.SmartServerRequestHandler):
         self.stop: Exception | None = None
 
     def args_received(self, args):
-        self.verb = args[0] if args else None
+        if not well_formed(args):
+            # Nothing hashes, compares or formats what the client sent.
+            self.response = request.FailedSmartServerResponse(MALFORMED_ARGUMENTS)
+            self.finished_reading = True
+            return None
+        self.verb = args[0]
         try:
             self._admit(self.verb, verb_policy(self.verb))
         except Exception as e:  # noqa: BLE001 - raised again by the exchange
@@ -662,6 +729,17 @@ class _Responder(protocol.ProtocolThreeResponder):
         if not response.is_successful():
             response = _encodable(response)
         super().send_response(response)
+
+    def send_error(self, exception):
+        """breezy's answer to a protocol error, unless the error is not a
+        breezy one: a Python message stays in the log."""
+        if isinstance(exception, errors.UnknownSmartMethod) or _is_breezy_error(
+            exception
+        ):
+            return super().send_error(exception)
+        verb = self.handler.verb if self.handler else None
+        _log_failure(verb, exception)
+        return self.send_response(request.FailedSmartServerResponse(UNHANDLED_ERROR))
 
     def send_deferred(self) -> None:
         super().send_response(self.deferred)

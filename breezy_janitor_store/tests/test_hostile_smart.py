@@ -1,0 +1,149 @@
+"""Adversarial smart requests against the store's verb registry.
+
+Each test drives a real server (a ``serve`` subprocess where the attack
+could take the process down) with raw smart requests (``tests/hostile.py``)
+or the real ``brz`` client.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from . import hostile
+from .fixtures import FREE_PORTS, StoreTestCase, brz, http_request, start_serve
+
+_SMART = "/bzr/hello/lintian-fixes/.bzr/smart"
+
+
+def _v3(*parts: bytes) -> bytes:
+    """A v3 request message of raw ``parts`` (kind byte and payload each)."""
+    return b"bzr message 3 (bzr 1.6)\n" + b"".join(parts) + b"e"
+
+
+def _structure(encoded: bytes) -> bytes:
+    return b"s" + struct.pack("!L", len(encoded)) + encoded
+
+
+def _headers(encoded: bytes = b"de") -> bytes:
+    return struct.pack("!L", len(encoded)) + encoded
+
+
+def _deep(depth: int) -> bytes:
+    """A bencoded list nested ``depth`` deep."""
+    return b"l" * depth + b"e" * depth
+
+
+def _post(base: str, path: str, body: bytes) -> tuple[int, bytes]:
+    raw = hostile.raw_http(
+        base,
+        f"POST {path} HTTP/1.1\r\nContent-Length: {len(body)}".encode(),
+        body,
+        timeout=120,
+    )
+    status, _, response = hostile.split_response(raw)
+    return status, response
+
+
+class MalformedArgumentsTests(StoreTestCase):
+    """A request structure the client nests as deep as it likes is refused
+    before anything hashes, compares or formats it; the server lives on."""
+
+    def test_deep_structures_get_a_smart_error_and_the_server_survives(self) -> None:
+        proc, admin, public = start_serve(self, "-d", self.storage_dir, *FREE_PORTS)
+        brz("push", "-q", f"bzr+{admin}/hello/lintian-fixes", cwd=self.make_branch())
+        verb = hostile.bencoded((b"BzrDir.open_2.1", b"."))
+        cases = {
+            # the verb itself is a 200,000-deep list (+ as deep as the
+            # 4 MiB read before the verb allows)
+            "deep verb": _v3(_headers(), _structure(_deep(200_000))),
+            "deeper verb": _v3(_headers(), _structure(_deep(1_900_000))),
+            "deep argument": _v3(
+                _headers(), _structure(b"l15:BzrDir.open_2.1" + _deep(200_000) + b"e")
+            ),
+            "non-bytes verb": _v3(_headers(), _structure(b"li1ee")),
+            "deep second structure": _v3(
+                _headers(), _structure(verb), _structure(_deep(200_000))
+            ),
+            "deep headers": _v3(_headers(b"d1:x" + _deep(200_000) + b"e")),
+        }
+        for name, body in cases.items():
+            with self.subTest(name):
+                status, response = _post(public, _SMART, body)
+                self.assertEqual(proc.poll(), None, "the server died")
+                self.assertEqual(status, 200, response[:300])
+                ok, args = hostile.decode_response(response)
+                if name == "deep second structure":  # answered before it
+                    self.assertTrue(ok, args)
+                else:
+                    self.assertFalse(ok)
+                    self.assertEqual(args[0], b"error", args)
+                self.assertEqual(hostile.leaks(response, self.tmp), [])
+                self.assertNotIn(b"Recursion", response)
+                self.assertEqual(http_request(admin + "/health")[0], 200)
+        # the malformed verb and argument got the store's own answer
+        for name in ("deep verb", "deep argument", "non-bytes verb"):
+            ok, args = hostile.decode_response(_post(public, _SMART, cases[name])[1])
+            self.assertIn(b"malformed request", args[1])
+        copy = self.path("copy")
+        brz("branch", "-q", f"bzr+{public}/bzr/hello/lintian-fixes", copy)
+
+
+class InternalErrorsTests(StoreTestCase):
+    """A failure that is not a breezy error reaches the client as a generic
+    smart error; breezy's own errors keep their meaning."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store = self.start_store()
+        brz(
+            "push",
+            "-q",
+            self.smart_url(self.store.admin, "hello/lintian-fixes"),
+            cwd=self.make_branch(),
+        )
+
+    def call(self, base: str, path: str, message: bytes) -> tuple[bool, tuple, bytes]:
+        status, body = http_request(base + path, data=message)[0::2]
+        self.assertEqual(status, 200, body[:300])
+        ok, args = hostile.decode_response(body)
+        return ok, args, body
+
+    def test_python_errors_are_not_sent(self) -> None:
+        admin, public = self.store.admin, self.store.public_root
+        cases = [
+            (public, _SMART, hostile.encode_request(b"hello", b"extra")),
+            (
+                admin,
+                "/hello/lintian-fixes/.bzr/smart",
+                hostile.encode_request(
+                    b"Repository.insert_stream_1.19",
+                    b"../",
+                    b"",
+                    b"",
+                    chunks=[b"garbage"],
+                ),
+            ),
+            (
+                public,
+                _SMART,
+                hostile.encode_request(b"Repository.get_parent_map", b"../", 1, 2),
+            ),
+        ]
+        for base, path, message in cases:
+            with self.subTest(message[:80]):
+                ok, args, body = self.call(base, path, message)
+                self.assertFalse(ok)
+                self.assertEqual(
+                    args, (b"error", b"the server could not handle this request")
+                )
+                for python in (b"TypeError", b"positional argument", b" at 0x"):
+                    self.assertNotIn(python, body)
+        # breezy's errors keep their meaning
+        ok, args, _ = self.call(
+            self.store.public_root, _SMART, hostile.encode_request(b"get", b"nothing")
+        )
+        self.assertEqual((ok, args[0]), (False, b"NoSuchFile"))
+        ok, args, _ = self.call(
+            self.store.public_root, _SMART, hostile.encode_request(b"no.such.verb")
+        )
+        self.assertEqual(args, (b"UnknownMethod", b"no.such.verb"))
