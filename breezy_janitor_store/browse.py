@@ -7,7 +7,8 @@ script, no frames, no forms), ``nosniff``, ``X-Frame-Options: DENY`` and
 
 ``/`` says what the store is; ``/bzr/`` lists the codebases; a codebase page
 lists its branches with the command to branch each; a branch page shows its
-recent history (paged) and tags; a revision page shows its message,
+recent history (paged) and tags (at most :data:`MAX_TAGS`; unreadable
+tags are said to be so); a revision page shows its message,
 metadata and the diff against its left-hand parent.  Every value that comes
 from a repository or a request is escaped with :func:`html.escape`.
 """
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_SECURITY_POLICY",
     "HTML_HEADERS",
+    "MAX_TAGS",
     "PAGE_SIZE",
     "branch_page",
     "codebase_list_page",
@@ -48,6 +50,8 @@ __all__ = [
 
 #: Revisions per page of a branch's history.
 PAGE_SIZE = 50
+#: Tags listed on a branch page (the first by name; the rest are counted).
+MAX_TAGS = 200
 #: Bytes of (HTML) diff on a revision page before the rest is left out.
 PAGE_DIFF_LIMIT = 1024 * 1024
 HTML_TYPE = "text/html; charset=utf-8"
@@ -336,7 +340,7 @@ def branch_page(
     base = _base(app, req)
     with branch.lock_read():
         tip_revno, tip = branch.last_revision_info()
-        tags = sorted(branch.tags.get_tag_dict().items())
+        tags = _tags(branch)
     line = history.mainline(repo, tip)
     start = (number - 1) * PAGE_SIZE
     if number > 1 and start >= len(line):
@@ -385,13 +389,19 @@ def branch_page(
     if pager:
         parts.append(f'<nav class="pager">{"".join(pager)}</nav>\n')
     parts.append("<h2>Tags</h2>\n")
-    if tags:
+    if tags is None:
+        parts.append("<p>The tags of this branch cannot be read.</p>\n")
+    elif tags:
+        if len(tags) > MAX_TAGS:
+            parts.append(
+                f"<p>{len(tags)} tags; the first {MAX_TAGS} by name are shown.</p>\n"
+            )
         parts.append(
             "<table>\n<thead><tr><th>Tag</th><th>Revision id</th></tr></thead>\n"
             "<tbody>\n"
             + "".join(
                 f"<tr><td>{esc(name)}</td><td>{_rev_link(base, codebase, revid)}</td></tr>\n"
-                for name, revid in tags
+                for name, revid in tags[:MAX_TAGS]
             )
             + "</tbody>\n</table>\n"
         )
@@ -404,6 +414,19 @@ def branch_page(
         *((s, None) for s in segments),
     ]
     return respond_html(req, page(location, crumbs, "".join(parts)))
+
+
+def _tags(branch) -> list[tuple[str, bytes]] | None:
+    """The branch's tags sorted by name; None when they cannot be read
+    (a writer may store any bytes as its tags)."""
+    try:
+        tags = sorted(branch.tags.get_tag_dict().items())
+    except Exception:  # whatever breezy's parser makes of bad bytes
+        logger.debug("unreadable tags in %s", branch.base, exc_info=True)
+        return None
+    if all(isinstance(n, str) and isinstance(r, bytes) for n, r in tags):
+        return tags
+    return None
 
 
 def _page_number(req: Request) -> int:

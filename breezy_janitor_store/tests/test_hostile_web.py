@@ -12,8 +12,11 @@ import socket
 import unittest
 import urllib.parse
 
-from .. import layout
+from breezy.branch import Branch
+
+from .. import browse, layout
 from ..auth import BasicAuth, CredentialsFile, add_worker
+from . import hostile
 from .api_fixtures import hello_store
 from .fixtures import StoreTestCase, brz
 
@@ -146,3 +149,63 @@ class LongNameTests(StoreTestCase):
         ok = "c" * layout.MAX_NAME_LENGTH
         raw = raw_head(self.store.public_root, f"/bzr/hello/lintian-fixes/{ok}/")
         self.assertEqual(int(raw.split(b" ", 2)[1]), 200, raw[:300])
+
+
+class BadTagsTests(StoreTestCase):
+    """Tags a writer stored as any bytes: the branch page still answers."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store = self.start_store(campaigns=["lintian-fixes"])
+        work = self.make_branch()
+        url = self.smart_url(self.store.admin, "hello/lintian-fixes")
+        brz("push", "-q", url, cwd=work)
+        self.tip = Branch.open(work).last_revision()
+        self.client = hostile.smart_client(url)
+        self.page_url = self.store.public_root + "/bzr/hello/lintian-fixes/"
+
+    def set_tags_bytes(self, data: bytes) -> None:
+        """What a worker's ``Branch.set_tags_bytes`` stores, verbatim."""
+        _, token, repo_token = self.client.call(b"Branch.lock_write", b".", b"", b"")
+        try:
+            response = self.client.call_with_body_bytes(
+                b"Branch.set_tags_bytes", (b".", token, repo_token), data
+            )
+            self.assertEqual(response, ())
+        finally:
+            self.client.call(b"Branch.unlock", b".", token, repo_token)
+
+    def test_unreadable_tags_are_shown_as_such(self) -> None:
+        for data in (
+            b"l3:fooe",
+            b"d3:fooi5ee",
+            b"d3:foo5:ghostse",
+            b"d3:\xff\xfe\xfd5:ghoste",
+            b"d3:fool3:xyzee",
+            b"not bencode",
+            b"d3:foo5:ghoste",
+        ):
+            with self.subTest(data=data):
+                self.set_tags_bytes(data)
+                status, _, body = raw_request(
+                    self.store.public_root, "/bzr/hello/lintian-fixes/"
+                )
+                self.assertEqual(status, 200, body[:300])
+                self.assertNotIn(b"Traceback", body)
+                if data == b"d3:foo5:ghoste":  # readable: a tag of a ghost
+                    self.assertIn(b"<td>foo</td>", body)
+                else:
+                    self.assertIn(b"tags of this branch cannot be read", body)
+
+    def test_many_tags_are_bounded(self) -> None:
+        count = 30_000
+        tags = {b"tag-%05d" % i: self.tip for i in range(count)}
+        self.set_tags_bytes(hostile.bencoded(tags))
+        status, _, body = raw_request(
+            self.store.public_root, "/bzr/hello/lintian-fixes/"
+        )
+        self.assertEqual(status, 200, body[:300])
+        self.assertEqual(body.count(b"<td>tag-"), browse.MAX_TAGS)
+        self.assertIn(b"<td>tag-00000</td>", body)
+        self.assertIn(f"{count} tags; the first {browse.MAX_TAGS}".encode(), body)
+        self.assertLess(len(body), 256 * 1024)
