@@ -20,6 +20,7 @@ import datetime
 import hashlib
 import html
 import logging
+import re
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -140,18 +141,34 @@ def respond_html(req: Request, body: bytes) -> list[bytes]:
 # -- URLs --
 
 
+#: A ``Host`` header links may be built from: a host name, an IPv4 or a
+#: bracketed IPv6 address, and an optional port.
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+)
+
+
 def public_root(app: StoreApp, req: Request) -> str:
     """Absolute URL of the public face's root, without a trailing slash.
 
     ``app.public_url`` when set, else (on the public face) derived from the
-    request; on the admin face without ``public_url``, ``""`` (links are
+    request: its ``Host`` when that is a host name or address with an
+    optional port, else the server's own name and port (a client still
+    chooses which valid host name links show: set ``public_url`` behind a
+    cache).  On the admin face without ``public_url``, ``""`` (links are
     then root-relative: the public face is assumed to share the host).
     """
     configured = getattr(app, "public_url", None)
     if configured:
         return configured.rstrip("/")
     if app.face == "public":
-        return application_uri(req.environ).rstrip("/")
+        environ = req.environ
+        if not _HOST.fullmatch(environ.get("HTTP_HOST", "")):
+            # not a host name or address: the address the server listens on
+            environ = {k: v for k, v in environ.items() if k != "HTTP_HOST"}
+        return application_uri(environ).rstrip("/")
     return ""
 
 

@@ -209,3 +209,52 @@ class BadTagsTests(StoreTestCase):
         self.assertIn(b"<td>tag-00000</td>", body)
         self.assertIn(f"{count} tags; the first {browse.MAX_TAGS}".encode(), body)
         self.assertLess(len(body), 256 * 1024)
+
+
+class HostHeaderTests(unittest.TestCase):
+    """Without a configured public URL, links come from ``Host`` only when
+    it is a host name or address; anything else is never reflected."""
+
+    def setUp(self) -> None:
+        self.shared = hello_store()
+        self.store = self.shared.store
+        self.port = urllib.parse.urlsplit(self.store.public_root).port
+
+    def get(self, path: str, host: str) -> bytes:
+        status, _, body = raw_request(
+            self.store.public_root, path, headers=[("Host", host)]
+        )
+        self.assertEqual(status, 200, body[:300])
+        return body
+
+    def paths(self) -> list[str]:
+        new = urllib.parse.quote(self.shared.revisions["r2"].decode(), safe="")
+        return [
+            "/",
+            "/bzr/hello/",
+            "/bzr/hello/lintian-fixes/",
+            f"/bzr/hello/revision-info?old=null:&new={new}",
+        ]
+
+    def test_malformed_hosts_are_not_reflected(self) -> None:
+        own = f"127.0.0.1:{self.port}".encode()
+        for host in (
+            'evil.example"><x',
+            "evil.example/<script>",
+            "evil example",
+            "evil.example:80:81",
+            "user@evil.example",
+            "[::1",
+        ):
+            for path in self.paths():
+                with self.subTest(host=host, path=path):
+                    body = self.get(path, host)
+                    self.assertNotIn(b"evil", body)
+                    self.assertNotIn(b"<x", body)
+                    self.assertIn(b"http://" + own + b"/bzr/", body)
+
+    def test_valid_hosts_are_used(self) -> None:
+        for host in (f"localhost:{self.port}", "bzr.example.org", "[::1]:8080"):
+            with self.subTest(host=host):
+                body = self.get("/bzr/hello/lintian-fixes/", host)
+                self.assertIn(f"brz branch http://{host}/bzr/hello/".encode(), body)
