@@ -167,7 +167,10 @@ class StoreTransport(Transport):
 
     def _resolve(self, relpath: str) -> tuple[str, ...]:
         """Virtual segments of ``relpath`` (URL-escaped) below the jail root."""
-        return _resolve(self._segments, relpath)
+        try:
+            return _resolve_kept(self._segments, relpath)
+        except _Unkept as e:
+            return e.value
 
     def _read_path(self, relpath: str) -> tuple[tuple[str, ...], str]:
         segments = self._resolve(relpath)
@@ -580,18 +583,21 @@ MEMO_SIZE = 4096
 _escape = functools.lru_cache(maxsize=MEMO_SIZE)(urlutils.escape)
 
 
-def _resolve(base: tuple[str, ...], relpath: str) -> tuple[str, ...]:
-    """Segments of ``relpath`` (URL-escaped) from ``base``, clamped at the root."""
-    if len(relpath) + sum(map(len, base)) <= MEMO_LIMIT:
-        return _resolve_kept(base, relpath)
-    return _resolve_path(base, relpath)
+class _Unkept(Exception):
+    """Carries a result with too long arguments out of its memo, unkept
+    (``lru_cache`` keeps every value returned, no exception raised)."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__()
+        self.value = value
 
 
 def _join(segments: tuple[str, ...]) -> str:
     """URL-escaped relative path of ``segments``."""
-    if sum(map(len, segments)) <= MEMO_LIMIT:
+    try:
         return _join_kept(segments)
-    return _join_path(segments)
+    except _Unkept as e:
+        return e.value
 
 
 def _resolve_path(base: tuple[str, ...], relpath: str) -> tuple[str, ...]:
@@ -619,8 +625,23 @@ def _join_path(segments: tuple[str, ...]) -> str:
     return "/".join(map(_escape, segments)) or "."
 
 
-_resolve_kept = functools.lru_cache(maxsize=MEMO_SIZE)(_resolve_path)
-_join_kept = functools.lru_cache(maxsize=MEMO_SIZE)(_join_path)
+@functools.lru_cache(maxsize=MEMO_SIZE)
+def _resolve_kept(base: tuple[str, ...], relpath: str) -> tuple[str, ...]:
+    """:func:`_resolve_path`, kept unless its arguments are long (the length
+    is counted on a miss only: a hit costs one lookup)."""
+    segments = _resolve_path(base, relpath)
+    if len(relpath) + sum(map(len, base)) > MEMO_LIMIT:
+        raise _Unkept(segments)
+    return segments
+
+
+@functools.lru_cache(maxsize=MEMO_SIZE)
+def _join_kept(segments: tuple[str, ...]) -> str:
+    """:func:`_join_path`, kept unless ``segments`` are long."""
+    joined = _join_path(segments)
+    if sum(map(len, segments)) > MEMO_LIMIT:
+        raise _Unkept(joined)
+    return joined
 
 
 def _directory_url(segments: tuple[str, ...]) -> str:
