@@ -13,7 +13,8 @@ transport is stamped (:func:`stamp`) with:
 ``hostname`` and ``pid`` stay those of the store process holding the lock.
 breezy shows ``user`` to a client that finds the lock held, and
 :mod:`breezy_janitor_store.locks` lists it; :func:`holder_fields` gives the
-fields as a dict for any other listing.
+fields as a dict for any other listing.  Read-only transports (anonymous
+clients) never show a lock record (:func:`is_lock_record`): it is absent.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "REQUEST_ID",
     "acting_for",
     "holder_fields",
+    "is_lock_record",
     "is_pending_record",
     "stamp",
 ]
@@ -71,6 +73,23 @@ def is_pending_record(disk: tuple[str, ...]) -> bool:
         and disk[-1] == "info"
         and disk[-2].endswith(".tmp")
         and CONTROL in disk
+    )
+
+
+#: Lock directories of a control directory: breezy's ``LockDir``\ s and the
+#: store's pack lock.
+LOCK_DIRECTORIES = frozenset({"lock", "pack-lock"})
+
+
+def is_lock_record(disk: tuple[str, ...]) -> bool:
+    """Whether on-disk ``disk`` is a lock record, held or being taken or
+    released (``.../lock/ANY/info`` inside a control directory): it names
+    the holder, so a face that cannot write does not show it."""
+    return (
+        len(disk) >= 4
+        and disk[-1] == "info"
+        and disk[-3] in LOCK_DIRECTORIES
+        and CONTROL in disk[:-3]
     )
 
 

@@ -8,7 +8,7 @@ rooted at one codebase directory and presents it as a *virtual* tree:
 * it maps the role ``main`` onto the campaign directory (see
   :func:`breezy_janitor_store.layout.to_disk`);
 * on a read-only face every write raises breezy's ``readonly transport``
-  error; on a writable face each write is checked against the layout rules
+  error, and lock records (which name their holder) are absent; on a writable face each write is checked against the layout rules
   and refused with ``PermissionDenied`` naming the reason;
 * its URLs (``janitor-store:///CODEBASE/...``) and the paths in the errors it
   raises are virtual, so no server filesystem path ever reaches a client.
@@ -175,6 +175,9 @@ class StoreTransport(Transport):
     def _read_path(self, relpath: str) -> tuple[tuple[str, ...], str]:
         segments = self._resolve(relpath)
         disk = layout.to_disk(segments)
+        if not self._jail.writable and holders.is_lock_record(disk):
+            # it names the holder (worker, address): absent to readers
+            raise NoSuchFile(self._display(segments))
         self._confine(segments, disk)
         return segments, _join(disk)
 
@@ -312,7 +315,11 @@ class StoreTransport(Transport):
         return self._call("get", *self._read_path(relpath))
 
     def has(self, relpath):
-        return self._call("has", *self._read_path(relpath))
+        try:
+            path = self._read_path(relpath)
+        except NoSuchFile:
+            return False
+        return self._call("has", *path)
 
     def stat(self, relpath):
         segments, disk = self._read_path(relpath)
@@ -362,7 +369,11 @@ class StoreTransport(Transport):
             directory = pending.pop()
             for name in self.list_dir(directory or "."):
                 path = directory + name
-                if stat.S_ISDIR(self.stat(path).st_mode):
+                try:
+                    mode = self.stat(path).st_mode
+                except NoSuchFile:  # gone meanwhile, or a hidden lock record
+                    continue
+                if stat.S_ISDIR(mode):
                     pending.append(path + "/")
                 else:
                     yield path

@@ -8,17 +8,20 @@ smart protocol, as a worker holding stolen credentials would.
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import unittest
 import urllib.parse
 
+from breezy import bedding
 from breezy.branch import Branch
 
 from .. import browse, layout
 from ..auth import BasicAuth, CredentialsFile, add_worker
 from . import hostile
 from .api_fixtures import hello_store
-from .fixtures import StoreTestCase, brz
+from .fixtures import StoreTestCase, brz, http_request
+from .test_auth import write_authentication_conf
 
 
 def raw_request(base: str, path: str, method: str = "GET", headers=()) -> tuple:
@@ -258,3 +261,98 @@ class HostHeaderTests(unittest.TestCase):
             with self.subTest(host=host):
                 body = self.get("/bzr/hello/lintian-fixes/", host)
                 self.assertIn(f"brz branch http://{host}/bzr/hello/".encode(), body)
+
+
+class LockRecordTests(StoreTestCase):
+    """Anonymous readers never see a lock record (it names the worker)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        credentials = self.path("credentials")
+        add_worker(credentials, "worker-1", "correct horse")
+        self.store = self.start_store(
+            campaigns=["lintian-fixes"],
+            public={"write_policy": BasicAuth(CredentialsFile(credentials))},
+        )
+        brz(
+            "push",
+            "-q",
+            self.smart_url(self.store.admin, "hello/lintian-fixes"),
+            cwd=self.make_branch(),
+        )
+        write_authentication_conf(self.store.public, "worker-1", "correct horse")
+        worker = hostile.smart_client(
+            self.smart_url(self.store.public, "hello/lintian-fixes")
+        )
+        _, token, repo_token = worker.call(b"Branch.lock_write", b".", b"", b"")
+        self.addCleanup(worker.call, b"Branch.unlock", b".", token, repo_token)
+        with open(
+            os.path.join(
+                self.storage_dir,
+                "hello",
+                "lintian-fixes",
+                ".bzr",
+                "branch",
+                "lock",
+                "held",
+                "info",
+            ),
+            "rb",
+        ) as f:
+            self.record = f.read()
+        self.assertIn(b"worker-1", self.record)
+        os.remove(bedding.authentication_config_path())  # anonymous from here
+
+    def assert_no_record(self, data: bytes) -> None:
+        for secret in (b"worker-1", b"nonce", b"request_id", b"hostname"):
+            self.assertNotIn(secret, data)
+
+    def test_plain_http_reads_do_not_show_lock_records(self) -> None:
+        for path in (
+            "/bzr/hello/lintian-fixes/.bzr/branch/lock/held/info",
+            "/bzr/hello/lintian-fixes/main/.bzr/branch/lock/held/info",
+        ):
+            with self.subTest(path=path):
+                status, _, body = raw_request(self.store.public_root, path)
+                self.assertEqual(status, 404, body[:300])
+                self.assert_no_record(body)
+        status, _, body = raw_request(
+            self.store.public_root, "/bzr/hello/lintian-fixes/.bzr/branch/lock/held/"
+        )
+        self.assertEqual((status, body), (200, b""))
+        # the admin face (trusted) lists the holder
+        status, _, body = raw_request(self.store.admin, "/hello/locks")
+        self.assertEqual(status, 200, body[:300])
+        self.assertIn(b"worker-1", body)
+
+    def test_smart_vfs_reads_do_not_show_lock_records(self) -> None:
+        url = self.store.public + "/hello/lintian-fixes/.bzr/smart"
+        for verb, args, body in (
+            (b"get", (b".bzr/branch/lock/held/info",), None),
+            (b"get", (b"../hello/lintian-fixes/.bzr/branch/lock/held/info",), None),
+            (b"readv", (b".bzr/branch/lock/held/info",), b"0,10"),
+            (b"has", (b".bzr/branch/lock/held/info",), None),
+        ):
+            with self.subTest(verb=verb, args=args):
+                status, _, raw = http_request(
+                    url, data=hostile.encode_request(verb, *args, body=body)
+                )
+                self.assertEqual(status, 200, raw[:300])
+                self.assert_no_record(raw)
+                ok, answer = hostile.decode_response(raw)
+                if verb == b"has":
+                    self.assertEqual(answer, (b"no",))
+                else:
+                    self.assertFalse(ok, answer)
+                    self.assertEqual(answer[0], b"NoSuchFile")
+
+    def test_anonymous_clients_still_read_a_locked_branch(self) -> None:
+        for scheme in ("bzr+", "nosmart+"):
+            url = scheme + self.store.public + "/hello/lintian-fixes"
+            with self.subTest(url=url):
+                out = self.path("copy-" + scheme.rstrip("+"))
+                brz("branch", "-q", url, out)
+                self.assertIn(b"change", brz("log", url).stdout)
+                info = brz("info", url)
+                self.assert_no_record(info.stdout + info.stderr)
+
