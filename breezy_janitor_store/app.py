@@ -170,11 +170,11 @@ class StoreApp:
         length = self._content_length(req)
         codebase = location.codebase
         challenge = getattr(self.write_policy, "realm", None)
-        if writable:
-            # A codebase the policy allows gets its shared repository on the
-            # first request that may write, so clients find it in place.
-            self.storage.ensure_repository(codebase)
-        elif not self.storage.has_repository(codebase) and challenge is None:
+        if (
+            not writable
+            and not self.storage.has_repository(codebase)
+            and (challenge is None)
+        ):
             # (With a challenge, a known codebase not yet on disk is served
             # read-only, empty, so a first push reaches a write verb and
             # gets the 401 that makes brz send its credentials.)
@@ -212,7 +212,18 @@ class StoreApp:
                     self.storage, location, verb, self.break_locks_older_than
                 )
 
-        exchange = SmartExchange(root.clone(_relpath(location)), root, admit)
+        def prepare_write() -> None:
+            """A codebase the policy allows gets its shared repository when
+            a writer's verb that writes is about to run (not a refused one),
+            or opens the codebase root, so clients find it in place."""
+            self.storage.ensure_repository(codebase)
+
+        exchange = SmartExchange(
+            root.clone(_relpath(location)),
+            root,
+            admit,
+            prepare_write if writable else None,
+        )
         streamed = False
         try:
             try:

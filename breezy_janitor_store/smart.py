@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from breezy import errors, registry, trace, urlutils
 from breezy.bzr.branch import BranchReferenceFormat
+from breezy.bzr.bzrdir import BzrDirMetaFormat1
 from breezy.bzr.smart import bzrdir, medium, message, protocol, request
 from breezy.bzr.smart.repository import (
     SmartServerRepositoryInsertStream,
@@ -122,10 +123,26 @@ _OLD_PROTOCOL_VERBS = (b"hello",)
 ArgumentCheck = Callable[["StoreRequest", tuple], "tuple[bytes, bytes] | None"]
 
 
+#: Network names of the control directories a client may create: breezy's
+#: meta directory (what ``brz push`` asks for a branch in a shared
+#: repository).  Not the colocated variant (``development-colo``: the smart
+#: client cannot open colocated branches, and a location holds one branch)
+#: nor the all-in-one formats of old (``Bazaar-NG branch, format 6``), which
+#: keep a repository inside the branch.
+CONTROL_DIR_FORMATS = frozenset({BzrDirMetaFormat1().network_name()})
+_CONTROL_DIR_FORMAT = (
+    b"a branch is made in breezy's meta directory format "
+    b"(Bazaar-NG meta directory, format 1)"
+)
+
+
 def _no_new_repository(req: StoreRequest, args: tuple) -> tuple[bytes, bytes] | None:
     """``BzrDirFormat.initialize_ex_1.16`` (arguments: format, path,
     use_existing_dir, create_prefix, force_new_repo, stacked_on, ...) may
-    not ask for a repository of its own, nor for stacking."""
+    create only a meta directory, and may not ask for a repository of its
+    own, nor for stacking."""
+    if len(args) > 1 and args[0] not in CONTROL_DIR_FORMATS:
+        return args[1], _CONTROL_DIR_FORMAT
     if len(args) > 4 and args[4] == b"True":
         return args[1], _NEW_REPOSITORY
     if len(args) > 5 and args[5]:
@@ -673,19 +690,32 @@ class StreamBudget:
 #: is not given one of its own.
 PROCESS_STREAM_BUDGET = StreamBudget()
 
+#: Verbs opening the control directory at their path argument.
+_OPENS_CONTROL_DIR = frozenset({b"BzrDir.open", b"BzrDir.open_2.1"})
+
 #: ``admit(verb, policy)``: called before a verb runs; raises to stop it.
 Admit = Callable[[bytes | None, VerbPolicy], None]
+#: ``prepare_write()``: called before a verb that may write runs, once its
+#: policy allows these arguments; raises to stop it.
+PrepareWrite = Callable[[], None]
 
 
 class _Handler(request.SmartServerRequestHandler):
     """breezy's request handler over the store's registry, asking ``admit``
     before each verb runs."""
 
-    def __init__(self, transport: Transport, jail_root: Transport, admit: Admit):
+    def __init__(
+        self,
+        transport: Transport,
+        jail_root: Transport,
+        admit: Admit,
+        prepare_write: PrepareWrite | None = None,
+    ):
         super().__init__(
             transport, commands=COMMANDS, root_client_path=None, jail_root=jail_root
         )
         self._admit = admit
+        self._prepare_write = prepare_write
         self.verb: bytes | None = None
         self.stop: Exception | None = None
 
@@ -696,8 +726,11 @@ class _Handler(request.SmartServerRequestHandler):
             self.finished_reading = True
             return None
         self.verb = args[0]
+        policy = verb_policy(self.verb)
         try:
-            self._admit(self.verb, verb_policy(self.verb))
+            self._admit(self.verb, policy)
+            if self._prepare_write is not None and self._allowed_write(policy, args):
+                self._prepare_write()
         except Exception as e:  # noqa: BLE001 - raised again by the exchange
             # Nothing runs.
             self.stop = e
@@ -705,6 +738,22 @@ class _Handler(request.SmartServerRequestHandler):
             self.finished_reading = True
             return None
         return super().args_received(args)
+
+    def _allowed_write(self, policy: VerbPolicy, args: tuple) -> bool:
+        """Whether the verb may write and its policy allows ``args`` (the
+        verb itself asks the policy again when it runs), or it opens the
+        codebase's own control directory (a writer's ``ControlDir.open``
+        of the codebase URL, over plain HTTP too, expects to find it)."""
+        if not policy.writes and self.verb not in _OPENS_CONTROL_DIR:
+            return False
+        cls = COMMANDS.get(self.verb)
+        req = cls(self._backing_transport, self._root_client_path, self._jail_root)
+        try:
+            if not policy.writes:
+                return len(args) > 1 and req.disk_path(args[1]) == ()
+            return policy.refusal(req, args[1:]) is None
+        except Exception:  # noqa: BLE001 - the verb answers it when it runs
+            return False
 
     def abort(self) -> None:
         """Stop a request whose body will never end (client gone, or lying)."""
@@ -837,15 +886,23 @@ class SmartExchange:
     :param admit: called with the verb and its :class:`VerbPolicy` before
         the verb runs; an exception it raises stops the request (nothing
         runs) and is raised again by :meth:`feed`.
+    :param prepare_write: called after ``admit`` when the verb may write
+        and its policy allows its arguments (not for a refused one), or
+        when it opens the control directory of the codebase's root; raises
+        as ``admit`` does.
     """
 
     def __init__(
-        self, transport: Transport, jail_root: Transport, admit: Admit
+        self,
+        transport: Transport,
+        jail_root: Transport,
+        admit: Admit,
+        prepare_write: PrepareWrite | None = None,
     ) -> None:
         self._transport = transport
         self._jail_root = jail_root
         self._sink = _Sink()
-        self._handler = _Handler(transport, jail_root, admit)
+        self._handler = _Handler(transport, jail_root, admit, prepare_write)
         self._responder = _Responder(self._sink.write)
         self._responder.handler = self._handler
         self._decoder = None

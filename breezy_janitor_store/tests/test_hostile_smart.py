@@ -7,10 +7,20 @@ or the real ``brz`` client.
 
 from __future__ import annotations
 
+import os
 import struct
 
+from breezy import controldir
+
 from . import hostile
-from .fixtures import FREE_PORTS, StoreTestCase, brz, http_request, start_serve
+from .fixtures import (
+    FREE_PORTS,
+    StoreTestCase,
+    brz,
+    http_request,
+    start_serve,
+    tree_digest,
+)
 
 _SMART = "/bzr/hello/lintian-fixes/.bzr/smart"
 
@@ -147,3 +157,91 @@ class InternalErrorsTests(StoreTestCase):
             self.store.public_root, _SMART, hostile.encode_request(b"no.such.verb")
         )
         self.assertEqual(args, (b"UnknownMethod", b"no.such.verb"))
+
+
+def _initialize_ex(network_name: bytes, path: bytes) -> bytes:
+    """``BzrDirFormat.initialize_ex_1.16`` as ``brz push`` sends it for a
+    new branch in a shared repository, but for ``network_name``."""
+    return hostile.encode_request(
+        b"BzrDirFormat.initialize_ex_1.16",
+        network_name,
+        path,
+        b"True",  # use_existing_dir
+        b"False",  # create_prefix
+        b"False",  # force_new_repo
+        b"",  # stacked_on
+        b"",  # stack_on_pwd
+        b"",  # repo_format_name
+        b"False",  # make_working_trees
+        b"False",  # shared_repo
+    )
+
+
+class WriterRefusalsTests(StoreTestCase):
+    """A writer's refused request changes nothing on disk: no control
+    directory of a format that holds its own repository, no shared
+    repository for a codebase the refused request named."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store = self.start_store(campaigns=["lintian-fixes", "f-weave"])
+        brz(
+            "push",
+            "-q",
+            self.smart_url(self.store.admin, "hello/lintian-fixes"),
+            cwd=self.make_branch(),
+        )
+
+    def call(self, path: str, message: bytes) -> tuple[bool, tuple]:
+        status, _, body = http_request(self.store.admin + path, data=message)
+        self.assertEqual(status, 200, body[:300])
+        return hostile.decode_response(body)
+
+    def test_only_meta_directories_are_created(self) -> None:
+        before = tree_digest(self.storage_dir)
+        colo = controldir.format_registry.make_controldir("development-colo")
+        for name in (b"Bazaar-NG branch, format 6\n", colo.network_name(), b"bogus"):
+            for path, target in (
+                ("/hello/lintian-fixes/.bzr/smart", b"../f-weave"),
+                ("/hello/f-weave/.bzr/smart", b"."),
+                ("/fresh/f-weave/.bzr/smart", b"."),
+            ):
+                with self.subTest(name=name, target=target, path=path):
+                    ok, args = self.call(path, _initialize_ex(name, target))
+                    self.assertFalse(ok)
+                    self.assertEqual(args[0], b"PermissionDenied", args)
+                    self.assertIn(b"meta directory", args[2])
+                    self.assertEqual(tree_digest(self.storage_dir), before)
+        self.assertEqual(os.listdir(self.storage_dir), ["hello"])
+        # the meta directory brz push asks for is made
+        meta = hostile.format_names()["bzrdir"]
+        ok, args = self.call(
+            "/hello/lintian-fixes/.bzr/smart", _initialize_ex(meta, b"../f-weave")
+        )
+        self.assertTrue(ok, args)
+
+    def test_a_refused_write_to_a_new_codebase_leaves_nothing(self) -> None:
+        cases = [
+            hostile.encode_request(b"put", b"x", b"", body=b"data"),
+            hostile.encode_request(b"mkdir", b".bzr", b""),
+            hostile.encode_request(b"delete", b"../.bzr/repository/pack-names"),
+            _initialize_ex(b"Bazaar-NG branch, format 6\n", b"."),
+        ]
+        for message in cases:
+            with self.subTest(message[:60]):
+                ok, args = self.call("/fresh/lintian-fixes/.bzr/smart", message)
+                self.assertFalse(ok, args)
+                self.assertEqual(os.listdir(self.storage_dir), ["hello"])
+
+    def test_the_workers_first_push_still_creates_the_codebase(self) -> None:
+        ok, args = self.call(
+            "/fresh/.bzr/smart", hostile.encode_request(b"mkdir", b".", b"")
+        )
+        self.assertTrue(ok or args[0] == b"FileExists", args)
+        self.assertIn("fresh", os.listdir(self.storage_dir))
+        brz(
+            "push",
+            "-q",
+            self.smart_url(self.store.admin, "fresh/lintian-fixes"),
+            cwd=self.path("work"),
+        )
