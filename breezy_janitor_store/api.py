@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import configobj
-from breezy import errors, urlutils
+from breezy import errors
 
 from . import branches, browse, diff, history, layout, locks
 from .context import current_request_id
@@ -326,41 +326,10 @@ def set_remote(app: StoreApp, req: Request, codebase: str, remote: str) -> list[
     return req.text(200, f"parent of {codebase}/{remote} set to {url}")
 
 
-#: URL schemes a remote may have (the janitor's upstream and VCS locations).
-REMOTE_SCHEMES = frozenset(
-    {
-        "http",
-        "https",
-        "git",
-        "ssh",
-        "git+ssh",
-        "bzr",
-        "bzr+ssh",
-        "bzr+http",
-        "bzr+https",
-        "svn",
-        "svn+ssh",
-        "svn+http",
-        "svn+https",
-    }
-)
-
-
 def _check_url(url: str) -> None:
-    if not url.isascii() or any(c.isspace() or ord(c) < 32 for c in url):
-        raise HTTPError(400, "invalid url: only printable ASCII without spaces")
-    try:
-        parsed = urlutils.URL.from_string(url)
-    except (urlutils.InvalidURL, ValueError) as e:
-        raise HTTPError(400, f"invalid url: {e}") from None
-    if not parsed.scheme or not parsed.host:
-        raise HTTPError(400, "invalid url: expected SCHEME://HOST/PATH")
-    if parsed.scheme.lower() not in REMOTE_SCHEMES:
-        raise HTTPError(
-            400,
-            f"invalid url: scheme {parsed.scheme} not allowed "
-            f"(allowed: {', '.join(sorted(REMOTE_SCHEMES))})",
-        )
+    reason = layout.url_refusal(url)
+    if reason is not None:
+        raise HTTPError(400, f"invalid url: {reason}")
 
 
 def _form(req: Request) -> dict[str, str]:

@@ -17,18 +17,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from breezy import urlutils
+
 __all__ = [
     "MAIN_ROLE",
+    "REMOTE_SCHEMES",
     "InvalidName",
     "Location",
     "is_format_file",
+    "is_location_option",
     "is_pack_data",
     "is_valid_name",
+    "location_refusal",
     "move_refusal",
     "parse_location",
     "removal_refusal",
     "to_disk",
     "tree_removal_refusal",
+    "url_refusal",
     "vfs_write_refusal",
     "write_refusal",
 ]
@@ -320,3 +326,82 @@ def is_branch_lock(disk: tuple[str, ...]) -> bool:
     """Whether on-disk ``disk`` is a branch's lock directory (made once,
     when the branch is made)."""
     return disk[:1] != (CONTROL,) and control_path(disk) == ("branch", "lock")
+
+
+#: URL schemes a branch's remote or other location may have (the janitor's
+#: upstream and VCS locations); never ``file:``.
+REMOTE_SCHEMES = frozenset(
+    {
+        "http",
+        "https",
+        "git",
+        "ssh",
+        "git+ssh",
+        "bzr",
+        "bzr+ssh",
+        "bzr+http",
+        "bzr+https",
+        "svn",
+        "svn+ssh",
+        "svn+http",
+        "svn+https",
+    }
+)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_ESCAPED_SEPARATOR = re.compile(r"%(?:2e|2f|5c|00)", re.IGNORECASE)
+
+
+def url_refusal(url: str) -> str | None:
+    """Why ``url`` may not be a branch's remote, or None: it must be
+    printable ASCII, ``SCHEME://HOST/...`` with a scheme of
+    :data:`REMOTE_SCHEMES`."""
+    if not url.isascii() or any(c.isspace() or ord(c) < 32 or c == "\x7f" for c in url):
+        return "only printable ASCII without spaces"
+    try:
+        parsed = urlutils.URL.from_string(url)
+    except (urlutils.InvalidURL, ValueError) as e:
+        return str(e)
+    if not parsed.scheme or not parsed.host:
+        return "expected SCHEME://HOST/PATH"
+    if parsed.scheme.lower() not in REMOTE_SCHEMES:
+        return (
+            f"scheme {parsed.scheme} not allowed "
+            f"(allowed: {', '.join(sorted(REMOTE_SCHEMES))})"
+        )
+    return None
+
+
+def is_location_option(name: str) -> bool:
+    """Whether branch option ``name`` names a location (``parent_location``,
+    ``push_location``, ``public_branch``, ``submit_branch``...)."""
+    return name.endswith(("_location", "_branch"))
+
+
+def location_refusal(branch: tuple[str, ...], value: str) -> str | None:
+    """Why a branch at on-disk ``branch`` (relative to its codebase) may not
+    name location ``value`` in its configuration, or None.
+
+    Empty (unset), a URL :func:`url_refusal` allows, or a relative path
+    that stays inside the codebase (breezy stores a location on the same
+    server relative to the branch).
+    """
+    if not value:
+        return None
+    if _SCHEME.match(value):
+        return url_refusal(value)
+    if (
+        value.startswith("/")
+        or "\\" in value
+        or _ESCAPED_SEPARATOR.search(value)
+        or any(ord(c) < 32 or c == "\x7f" for c in value)
+    ):
+        return "only a URL or a path relative to the branch, inside its codebase"
+    depth = len(branch)
+    for part in value.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return "a relative location must stay inside the codebase"
+        elif part not in ("", "."):
+            depth += 1
+    return None

@@ -249,7 +249,12 @@ class StoreTransport(Transport):
                 self._refuse(segments, layout.CHECKED_REASON)
             if layout.is_format_file(disk) and self._exists(disk):
                 self._refuse(segments, layout.FORMAT_REASON)
-            self._refuse(segments, content_refusal(layout.control_path(disk), data))
+            self._refuse(
+                segments,
+                content_refusal(
+                    layout.control_path(disk), data, disk[: disk.index(layout.CONTROL)]
+                ),
+            )
         elif data is not None and layout.is_pack_data(disk) and self._exists(disk):
             with open(os.path.join(self._jail.real_root, *disk), "rb") as f:
                 if f.read(len(data) + 1) != data:
@@ -556,11 +561,17 @@ class _SameContentStream:
             )
 
 
-def content_refusal(part: tuple[str, ...], data: bytes) -> str | None:
-    """Why a branch may not hold ``data`` at ``part`` (inside its ``.bzr``).
+def content_refusal(
+    part: tuple[str, ...], data: bytes, where: tuple[str, ...] = ()
+) -> str | None:
+    """Why a branch (at on-disk ``where`` in its codebase) may not hold
+    ``data`` at ``part`` (inside its ``.bzr``).
 
     The store never follows a location a branch names: a branch reference,
-    a stacked-on branch and a bound master are refused when written.
+    a stacked-on branch and a bound master are refused when written.  Any
+    other location it names (``parent_location``, ``push_location``,
+    ``public_branch``...) must be one :func:`layout.location_refusal`
+    allows: a URL of a remote scheme, or relative inside the codebase.
     """
     if part in (("branch", "location"), ("branch", "bound")):
         return REFERENCE_REASON
@@ -582,6 +593,24 @@ def content_refusal(part: tuple[str, ...], data: bytes) -> str | None:
                 return f"{option}: {REFERENCE_REASON}"
         if str(conf.get("bound", "")).strip().lower() in ("true", "yes", "on", "1"):
             return f"bound: {REFERENCE_REASON}"
+        return _location_options_refusal(conf, where)
+    return None
+
+
+def _location_options_refusal(section, where: tuple[str, ...]) -> str | None:
+    """Why a location option of configuration ``section`` (or of any of its
+    sections) is not allowed, or None."""
+    for name, value in section.items():
+        if not layout.is_location_option(name):
+            if not isinstance(value, dict):
+                continue
+            reason = _location_options_refusal(value, where)
+        elif not isinstance(value, str):
+            reason = "not a single location"
+        else:
+            reason = layout.location_refusal(where, value)
+        if reason is not None:
+            return f"{name}: {reason}"
     return None
 
 

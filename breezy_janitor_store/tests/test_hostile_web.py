@@ -13,7 +13,7 @@ import socket
 import unittest
 import urllib.parse
 
-from breezy import bedding
+from breezy import bedding, errors
 from breezy.branch import Branch
 
 from .. import browse, layout
@@ -356,3 +356,130 @@ class LockRecordTests(StoreTestCase):
                 info = brz("info", url)
                 self.assert_no_record(info.stdout + info.stderr)
 
+
+class LocationOptionTests(StoreTestCase):
+    """A writer sets locations in a branch's configuration: only remote URLs
+    of the allowed schemes, or relative ones inside the codebase, are kept."""
+
+    BAD = (
+        "file:///etc/passwd",
+        "file:///root",
+        "/etc/passwd",
+        "../../other/lintian-fixes",
+        "../%2e%2e/other",
+        "lp:foo",
+        "javascript:alert(1)",
+        "ftp://example.org/x",
+    )
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store = self.start_store(campaigns=["lintian-fixes", "fresh-releases"])
+        self.url = self.smart_url(self.store.admin, "hello/lintian-fixes")
+        brz("push", "-q", self.url, cwd=self.make_branch())
+        self.conf = os.path.join(
+            self.storage_dir, "hello", "lintian-fixes", ".bzr", "branch", "branch.conf"
+        )
+
+    def conf_bytes(self) -> bytes:
+        with open(self.conf, "rb") as f:
+            return f.read()
+
+    def test_config_options_are_refused_with_the_reason(self) -> None:
+        branch = Branch.open(self.url)
+        for name in (
+            "parent_location",
+            "push_location",
+            "public_location",
+            "public_branch",
+            "submit_branch",
+        ):
+            for value in self.BAD:
+                with self.subTest(name=name, value=value):
+                    before = self.conf_bytes()
+                    with (
+                        branch.lock_write(),
+                        self.assertRaises(
+                            (errors.PermissionDenied, errors.ErrorFromSmartServer)
+                        ) as caught,
+                    ):
+                        branch.get_config().set_user_option(name, value)
+                    self.assertIn(f"{name}: ", str(caught.exception))
+                    self.assertEqual(self.conf_bytes(), before)
+        # put_config_file: the whole file
+        client = hostile.smart_client(self.url)
+        _, token, repo_token = client.call(b"Branch.lock_write", b".", b"", b"")
+        try:
+            for body in (
+                b"submit_branch = file:///x\n",
+                b"[sub]\npush_location = file:///x\n",
+                b"parent_location = https://a.example/x, file:///y\n",
+            ):
+                with (
+                    self.subTest(body=body),
+                    self.assertRaises(errors.ErrorFromSmartServer) as caught,
+                ):
+                    client.call_with_body_bytes(
+                        b"Branch.put_config_file", (b".", token, repo_token), body
+                    )
+                self.assertEqual(caught.exception.error_tuple[0], b"PermissionDenied")
+            # a location option that is a section
+            with self.assertRaises(errors.ErrorFromSmartServer) as caught:
+                client.call(
+                    b"Branch.set_config_option_dict",
+                    b".",
+                    token,
+                    repo_token,
+                    hostile.bencoded({b"a": b"file:///x"}),
+                    b"parent_location",
+                    b"",
+                )
+            self.assertEqual(caught.exception.error_tuple[0], b"PermissionDenied")
+        finally:
+            client.call(b"Branch.unlock", b".", token, repo_token)
+        self.assertEqual(self.conf_bytes(), before)
+
+    def test_set_parent_and_push_location_store_nothing_refused(self) -> None:
+        # breezy saves these when the branch is unlocked, and swallows
+        # errors there: the client sees success, nothing is stored (a stock
+        # push of a branch whose parent is a local path goes on)
+        branch = Branch.open(self.url)
+        before = self.conf_bytes()
+        for value in self.BAD:
+            with self.subTest(value=value):
+                with branch.lock_write():
+                    branch.set_parent(value)
+                with branch.lock_write():
+                    branch.set_push_location(value)
+                self.assertEqual(self.conf_bytes(), before)
+
+    def test_allowed_locations_are_stored(self) -> None:
+        branch = Branch.open(self.url)
+        with branch.lock_write():
+            branch.set_parent("https://salsa.debian.org/debian/hello")
+        with branch.lock_write():
+            config = branch.get_config()
+            config.set_user_option("push_location", "bzr+ssh://bzr.example.org/h")
+            config.set_user_option("public_branch", "../fresh-releases")
+            config.set_user_option("submit_branch", "")
+        text = self.conf_bytes()
+        self.assertIn(b"parent_location = https://salsa.debian.org/debian/hello", text)
+        self.assertIn(b"push_location = bzr+ssh://bzr.example.org/h", text)
+        self.assertIn(b"public_branch = ../fresh-releases", text)
+        # and the admin's remotes
+        status, _, body = http_request(
+            self.store.admin + "/hello/remotes/fresh-releases",
+            data=b"url=https://example.org/x",
+        )
+        self.assertEqual(status, 404, body)  # no such branch yet
+        status, _, body = http_request(
+            self.store.admin + "/hello/remotes/lintian-fixes",
+            data=b"url=https://example.org/x",
+        )
+        self.assertEqual(status, 200, body)
+        # a stock push of a branch whose parent is a local path succeeds
+        local = self.path("local-parent")
+        brz("branch", "-q", self.path("work"), local)
+        url = self.smart_url(self.store.admin, "hello/fresh-releases")
+        brz("push", "-q", url, cwd=local)
+        self.assertEqual(Branch.open(url).get_parent(), None)
