@@ -33,6 +33,7 @@ __all__ = [
     "StackedBranch",
     "UnknownBranchFormat",
     "open_branch",
+    "open_branch_in",
     "open_controldir",
     "open_repository",
 ]
@@ -100,14 +101,26 @@ def open_branch(
     """
     location = "/".join(segments)
     controldir = open_controldir(root.clone(location))
+    if repository is None:
+        repository = open_repository(root)
+    return open_branch_in(controldir, location, repository)
+
+
+def open_branch_in(
+    controldir: BzrDir, location: str, repository: Repository | None = None
+) -> Branch:
+    """The branch of ``controldir`` (named ``location`` in errors).
+
+    :param repository: its repository; found by breezy when None.
+    :raises errors.NotBranchError: no branch there.
+    :raises RefusedBranch: a branch reference, stacked, or of unknown format.
+    """
     try:
         fmt = controldir.find_branch_format()
     except (errors.UnknownFormatError, errors.UnsupportedFormatError):
         raise UnknownBranchFormat(location) from None
     if isinstance(fmt, BranchReferenceFormat):
         raise BranchReference(location)
-    if repository is None:
-        repository = open_repository(root)
     # The format found is opened as it is: a reference planted since is not
     # read; fallbacks (stacking) are never opened.
     branch = fmt.open(

@@ -39,7 +39,7 @@ from breezy.bzr.smart.repository import (
 from breezy.transport import Transport
 from fastbencode import bencode
 
-from . import layout
+from . import branches, layout
 from .context import current_request_id
 from .transport import DISK_ERRNOS, FOLLOWED_OPTIONS, REFERENCE_REASON
 
@@ -602,8 +602,65 @@ class _InitializeBzrDirEx(bzrdir.SmartServerRequestBzrDirInitializeEx):
             ) from None
 
 
+def _refused_branch(controldir) -> branches.RefusedBranch | None:
+    """Why the branch of ``controldir`` is not served, or None (no branch,
+    or one served as breezy serves it)."""
+    where = urlutils.unescape(controldir.root_transport.base.split("://", 1)[-1])
+    try:
+        branches.open_branch_in(controldir, where.rstrip("/") or "/")
+    except branches.RefusedBranch as e:
+        return e
+    except errors.BzrError:
+        pass  # breezy's own request answers
+    return None
+
+
+class _OpenBranch(bzrdir.SmartServerRequestOpenBranch):
+    """``BzrDir.open_branch``: a branch reference or a stacked branch (left
+    on disk) is no branch; its location is never handed to the client."""
+
+    def do_bzrdir_request(self):
+        if _refused_branch(self._bzrdir) is not None:
+            return request.FailedSmartServerResponse((b"nobranch",))
+        return super().do_bzrdir_request()
+
+
+class _OpenBranchV2(bzrdir.SmartServerRequestOpenBranchV2):
+    __doc__ = _OpenBranch.__doc__
+
+    def do_bzrdir_request(self):
+        if _refused_branch(self._bzrdir) is not None:
+            return request.FailedSmartServerResponse((b"nobranch",))
+        return super().do_bzrdir_request()
+
+
+class _OpenBranchV3(bzrdir.SmartServerRequestOpenBranchV3):
+    """``BzrDir.open_branchV3``: as :class:`_OpenBranch`, saying why."""
+
+    def do_bzrdir_request(self):
+        refused = _refused_branch(self._bzrdir)
+        if refused is not None:
+            return request.FailedSmartServerResponse(
+                (b"nobranch", str(refused).encode("utf-8"))
+            )
+        return super().do_bzrdir_request()
+
+
+class _GetBranches(bzrdir.SmartServerBzrDirRequestGetBranches):
+    """``BzrDir.get_branches``: a refused branch is not listed."""
+
+    def do_bzrdir_request(self):
+        if _refused_branch(self._bzrdir) is not None:
+            return request.SuccessfulSmartServerResponse((b"success",), bencode({}))
+        return super().do_bzrdir_request()
+
+
 #: The store's own request classes for some of breezy's verbs.
 _OVERRIDES = {
+    b"BzrDir.get_branches": _GetBranches,
+    b"BzrDir.open_branch": _OpenBranch,
+    b"BzrDir.open_branchV2": _OpenBranchV2,
+    b"BzrDir.open_branchV3": _OpenBranchV3,
     b"BzrDirFormat.initialize": _InitializeBzrDir,
     b"BzrDirFormat.initialize_ex_1.16": _InitializeBzrDirEx,
 }
