@@ -20,6 +20,7 @@ __all__ = ["REPOSITORY_FORMAT", "Storage"]
 
 #: Format of the shared repository created for each codebase.
 REPOSITORY_FORMAT = "2a"
+_CONTROL_SUFFIX = os.sep + CONTROL
 #: Jailed codebase roots kept for reuse (see :meth:`Storage.transport`).
 ROOT_CACHE_SIZE = 1024
 
@@ -30,16 +31,19 @@ class Storage:
     def __init__(self, directory: str) -> None:
         packing.install()
         self.directory = os.path.abspath(directory)
+        self._prefix = os.path.join(self.directory, "")  # with its separator
         self._lock = threading.Lock()
         self._roots: OrderedDict[tuple, tuple[tuple, StoreTransport]] = OrderedDict()
         self._roots_lock = threading.Lock()
 
     def path(self, codebase: str) -> str:
-        return os.path.join(self.directory, codebase)
+        # (concatenated, not os.path.join: called several times a request,
+        # and codebase names have no separator)
+        return self._prefix + codebase
 
     def has_repository(self, codebase: str) -> bool:
         """Whether ``codebase`` has its shared repository on disk."""
-        return os.path.isdir(os.path.join(self.path(codebase), CONTROL))
+        return os.path.isdir(self._prefix + codebase + _CONTROL_SUFFIX)
 
     def codebases(self) -> list[str]:
         """Names of the codebases on disk, sorted."""
