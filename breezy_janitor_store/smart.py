@@ -853,12 +853,19 @@ class _Responder(protocol.ProtocolThreeResponder):
 
 
 class _Sink:
-    """Where the responder writes: a list, or a bounded queue while streaming."""
+    """Where the responder writes: a list, or a bounded queue while streaming
+    (:meth:`stream`: until ``cancelled`` is set)."""
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
         self.queue: queue.Queue | None = None
+        self.cancelled: threading.Event | None = None
+
+    def stream(self, depth: int) -> None:
+        """From now on, queue what is written, at most ``depth`` chunks ahead."""
+        self.chunks = []
         self.cancelled = threading.Event()
+        self.queue = queue.Queue(depth)
 
     def write(self, data: object) -> None:
         """Buffer ``data``, or queue it, waiting while the client is slow."""
@@ -1029,8 +1036,7 @@ class SmartExchange:
         """Produce the response, a bounded number of chunks ahead of the client."""
         sink = self._sink
         head = self.buffered()
-        sink.chunks = []
-        sink.queue = queue.Queue(QUEUE_DEPTH)
+        sink.stream(QUEUE_DEPTH)
         done = object()
 
         def produce() -> None:
