@@ -19,9 +19,7 @@ clients) never show a lock record (:func:`is_lock_record`): it is absent.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import Iterator
 
 from breezy.lockdir import LockHeldInfo
 
@@ -49,8 +47,7 @@ _holder: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
 )
 
 
-@contextlib.contextmanager
-def acting_for(worker: str | None, client: str | None) -> Iterator[None]:
+def acting_for(worker: str | None, client: str | None) -> _ActingFor:
     """Locks taken in this context (and threads started with a copy of it)
     are recorded as taken for ``worker`` at ``client``."""
     holder = {REQUEST_ID: current_request_id()}
@@ -58,11 +55,23 @@ def acting_for(worker: str | None, client: str | None) -> Iterator[None]:
         holder["user"] = worker
     if client:
         holder[CLIENT] = client
-    token = _holder.set(holder)
-    try:
-        yield
-    finally:
-        _holder.reset(token)
+    return _ActingFor(holder)
+
+
+class _ActingFor:
+    """The context of :func:`acting_for` (a class: it is entered on every
+    smart request, and a generator-based context manager costs more)."""
+
+    __slots__ = ("_holder", "_token")
+
+    def __init__(self, holder: dict[str, str]) -> None:
+        self._holder = holder
+
+    def __enter__(self) -> None:
+        self._token = _holder.set(self._holder)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _holder.reset(self._token)
 
 
 def is_pending_record(disk: tuple[str, ...]) -> bool:
