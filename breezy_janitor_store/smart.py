@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from breezy import errors, registry, trace, urlutils
+from breezy.branch import Branch
 from breezy.bzr.branch import BranchReferenceFormat
 from breezy.bzr.bzrdir import BzrDirMetaFormat1
 from breezy.bzr.smart import bzrdir, medium, message, protocol, request
@@ -602,17 +603,40 @@ class _InitializeBzrDirEx(bzrdir.SmartServerRequestBzrDirInitializeEx):
             ) from None
 
 
+def _served_branch(controldir) -> Branch | None:
+    """The branch of ``controldir``, opened as the store serves it; None
+    where breezy's own request answers (no branch, or an error).
+
+    :raises branches.RefusedBranch: the branch is not served.
+    """
+    where = urlutils.unescape(controldir.root_transport.base.split("://", 1)[-1])
+    try:
+        return branches.open_branch_in(controldir, where.rstrip("/") or "/")
+    except branches.RefusedBranch:
+        raise
+    except errors.BzrError:
+        return None  # breezy's own request answers
+
+
 def _refused_branch(controldir) -> branches.RefusedBranch | None:
     """Why the branch of ``controldir`` is not served, or None (no branch,
     or one served as breezy serves it)."""
-    where = urlutils.unescape(controldir.root_transport.base.split("://", 1)[-1])
     try:
-        branches.open_branch_in(controldir, where.rstrip("/") or "/")
+        _served_branch(controldir)
     except branches.RefusedBranch as e:
         return e
-    except errors.BzrError:
-        pass  # breezy's own request answers
     return None
+
+
+def _served_format(controldir) -> request.SmartServerResponse | None:
+    """breezy's ``open_branchV2``/``V3`` answer for the branch of
+    ``controldir`` that :func:`_served_branch` opened (breezy would open it
+    and its repository again, to name its format); None if it is gone since."""
+    try:
+        fmt = controldir.find_branch_format()
+    except errors.NotBranchError:
+        return None
+    return request.SuccessfulSmartServerResponse((b"branch", fmt.network_name()))
 
 
 class _OpenBranch(bzrdir.SmartServerRequestOpenBranch):
@@ -629,8 +653,13 @@ class _OpenBranchV2(bzrdir.SmartServerRequestOpenBranchV2):
     __doc__ = _OpenBranch.__doc__
 
     def do_bzrdir_request(self):
-        if _refused_branch(self._bzrdir) is not None:
+        try:
+            branch = _served_branch(self._bzrdir)
+        except branches.RefusedBranch:
             return request.FailedSmartServerResponse((b"nobranch",))
+        answer = _served_format(self._bzrdir) if branch is not None else None
+        if answer is not None:
+            return answer
         return super().do_bzrdir_request()
 
 
@@ -638,11 +667,15 @@ class _OpenBranchV3(bzrdir.SmartServerRequestOpenBranchV3):
     """``BzrDir.open_branchV3``: as :class:`_OpenBranch`, saying why."""
 
     def do_bzrdir_request(self):
-        refused = _refused_branch(self._bzrdir)
-        if refused is not None:
+        try:
+            branch = _served_branch(self._bzrdir)
+        except branches.RefusedBranch as refused:
             return request.FailedSmartServerResponse(
                 (b"nobranch", str(refused).encode("utf-8"))
             )
+        answer = _served_format(self._bzrdir) if branch is not None else None
+        if answer is not None:
+            return answer
         return super().do_bzrdir_request()
 
 
