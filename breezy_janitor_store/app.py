@@ -201,7 +201,7 @@ class StoreApp:
             limit = policy.body_limit(writable, self.client_max_size)
             if length > limit:
                 raise _too_large(length, limit, verb if policy.category else None)
-            if policy.heavy and not turn.take():
+            if policy.heavy and not turn.take(writer=policy.writes):
                 raise HTTPError(
                     503,
                     f"the server is busy with {turn.budget.slots} streams; retry later",
@@ -244,7 +244,13 @@ class StoreApp:
             if exchange.streaming:
                 req.respond(200, "application/octet-stream")
                 streamed = True  # the turn ends with the response body
-                return _Releasing(exchange.stream(), turn.release)
+                budget = turn.budget
+                body = (
+                    exchange.stream(budget.min_rate, budget.stall_window, turn.release)
+                    if turn.held
+                    else exchange.stream()
+                )
+                return _Releasing(body, turn.release)
             body = exchange.buffered()
         finally:
             if not streamed:
@@ -359,17 +365,23 @@ class _Turn:
     def __init__(self, budget: StreamBudget) -> None:
         self.budget = budget
         self._held = False
+        self._writer = False
         self._lock = threading.Lock()
 
-    def take(self) -> bool:
-        self._held = self.budget.acquire()
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def take(self, writer: bool = False) -> bool:
+        self._writer = writer
+        self._held = self.budget.acquire(writer)
         return self._held
 
     def release(self) -> None:
         with self._lock:
             held, self._held = self._held, False
         if held:
-            self.budget.release()
+            self.budget.release(self._writer)
 
 
 class _Releasing:

@@ -22,6 +22,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from breezy import errors, registry, trace, urlutils
 from breezy.branch import Branch
 from breezy.bzr.branch import BranchReferenceFormat
 from breezy.bzr.bzrdir import BzrDirMetaFormat1
-from breezy.bzr.smart import bzrdir, medium, message, protocol, request
+from breezy.bzr.smart import bzrdir, medium, message, protocol, request, vfs
 from breezy.bzr.smart.repository import (
     SmartServerRepositoryInsertStream,
     SmartServerRepositoryInsertStream_1_19,
@@ -50,8 +51,11 @@ __all__ = [
     "PROCESS_STREAM_BUDGET",
     "READ_CATEGORY",
     "SMALL_BODY_LIMIT",
+    "STREAM_MIN_RATE",
+    "STREAM_STALL_WINDOW",
     "UNHANDLED_ERROR",
     "UNSERVED_VERBS",
+    "VFS_READ_LIMIT",
     "RequestHead",
     "SmartExchange",
     "StreamBudget",
@@ -72,6 +76,16 @@ QUEUE_DEPTH = 8
 MAX_BACKLOG = 4 * 1024 * 1024
 #: Largest request body of every verb but a writer's insert stream.
 SMALL_BODY_LIMIT = 4 * 1024 * 1024
+#: Largest answer of a file-level read (``get``, ``readv``): breezy's own
+#: client asks ``readv`` for at most this much at once (its
+#: ``RemoteTransport._max_readv_bytes``) and ``get`` only for small control
+#: files; repository data is read through the repository verbs.
+VFS_READ_LIMIT = 5 * 1024 * 1024
+#: Seconds over which a heavy response stream's progress is measured.
+STREAM_STALL_WINDOW = 30.0
+#: Bytes per second a client must take of a heavy response stream, over
+#: each :data:`STREAM_STALL_WINDOW`, to keep its slot; a slower one is cut.
+STREAM_MIN_RATE = 16 * 1024
 READ_CATEGORY = "read"
 _MARKER = protocol.MESSAGE_VERSION_THREE
 
@@ -110,6 +124,11 @@ HEAVY_VERBS = frozenset(
         b"Repository.reconcile",
         b"PackRepository.autopack",
         b"VersionedFileRepository.get_inventories",
+        # whole answers built in memory, as large as the file or history
+        b"Repository.annotate_file_revision",
+        b"Repository.all_revision_ids",
+        b"Repository.gather_stats",
+        b"Repository.get_revision_graph",
     }
 )
 _NEW_REPOSITORY = (
@@ -688,6 +707,38 @@ class _GetBranches(bzrdir.SmartServerBzrDirRequestGetBranches):
         return super().do_bzrdir_request()
 
 
+def _check_read_size(client_path: bytes, size: int) -> None:
+    """Refuse a file-level read answering ``size`` bytes over the limit."""
+    if size > VFS_READ_LIMIT:
+        raise errors.PermissionDenied(
+            client_path.decode("utf-8", "replace"),
+            f"a file-level read answers at most {VFS_READ_LIMIT} bytes, "
+            f"not {size}; repository data is read with Repository.get_stream",
+        )
+
+
+class _BoundedGet(vfs.GetRequest):
+    """``get`` of a file no larger than :data:`VFS_READ_LIMIT`."""
+
+    def do(self, relpath):
+        path = self.translate_client_path(relpath)
+        _check_read_size(relpath, self._backing_transport.stat(path).st_size)
+        return super().do(relpath)
+
+
+class _BoundedReadv(vfs.ReadvRequest):
+    """``readv`` of ranges adding up to no more than :data:`VFS_READ_LIMIT`."""
+
+    def do(self, relpath):
+        self._client_path = relpath
+        return super().do(relpath)
+
+    def do_body(self, body_bytes):
+        offsets = self._deserialise_offsets(body_bytes)
+        _check_read_size(self._client_path, sum(max(n, 0) for _, n in offsets))
+        return super().do_body(body_bytes)
+
+
 #: The store's own request classes for some of breezy's verbs.
 _OVERRIDES = {
     b"BzrDir.get_branches": _GetBranches,
@@ -696,6 +747,8 @@ _OVERRIDES = {
     b"BzrDir.open_branchV3": _OpenBranchV3,
     b"BzrDirFormat.initialize": _InitializeBzrDir,
     b"BzrDirFormat.initialize_ex_1.16": _InitializeBzrDirEx,
+    b"get": _BoundedGet,
+    b"readv": _BoundedReadv,
 }
 
 
@@ -752,28 +805,53 @@ def verb_category(verb: bytes | None) -> str | None:
 class StreamBudget:
     """How many heavy streams a process runs at once.
 
+    Writers (verbs that may write: ``insert_stream*``, ``pack``...) never
+    wait behind readers: at most ``slots`` writers run at once, and a
+    reader starts only while fewer than ``slots`` streams (of either kind)
+    run, so never more than twice ``slots`` run together.  A reader's
+    response stream keeps its slot only while its client takes at least
+    ``min_rate`` bytes a second over each ``stall_window`` seconds; a slower
+    one is cut and its slot given back.
+
     :param slots: streams at once (default: the number of CPUs).
     :param wait: seconds a stream waits for a slot before it is refused.
+    :param stall_window: seconds over which a response's progress is measured.
+    :param min_rate: bytes a second a client must take of a response.
     """
 
-    def __init__(self, slots: int | None = None, wait: float = 30.0) -> None:
+    def __init__(
+        self,
+        slots: int | None = None,
+        wait: float = 30.0,
+        stall_window: float = STREAM_STALL_WINDOW,
+        min_rate: float = STREAM_MIN_RATE,
+    ) -> None:
         self.slots = slots or os.cpu_count() or 1
         self.wait = wait
+        self.stall_window = stall_window
+        self.min_rate = min_rate
         self._free = threading.Condition()
         self.in_use = 0
+        self.writers = 0
 
-    def acquire(self) -> bool:
+    def acquire(self, writer: bool = False) -> bool:
         """Take a slot, waiting up to :attr:`wait`; whether one was taken."""
         with self._free:
-            if not self._free.wait_for(lambda: self.in_use < self.slots, self.wait):
+            if writer:
+                room = lambda: self.writers < self.slots
+            else:
+                room = lambda: self.in_use < self.slots
+            if not self._free.wait_for(room, self.wait):
                 return False
             self.in_use += 1
+            self.writers += writer
             return True
 
-    def release(self) -> None:
+    def release(self, writer: bool = False) -> None:
         with self._free:
             self.in_use -= 1
-            self._free.notify()
+            self.writers -= writer
+            self._free.notify_all()
 
 
 #: The budget of heavy streams shared by every StoreApp of the process that
@@ -885,14 +963,28 @@ class _Responder(protocol.ProtocolThreeResponder):
         self.flush()
 
 
+class _TooSlow(ConnectionAbortedError):
+    """The client took a response stream slower than its minimum rate."""
+
+
 class _Sink:
     """Where the responder writes: a list, or a bounded queue while streaming
-    (:meth:`stream`: until ``cancelled`` is set)."""
+    (:meth:`stream`: until ``cancelled`` is set).
+
+    With a minimum rate (:meth:`pace`), a client that takes less than
+    ``min_rate`` bytes a second over a window of ``window`` seconds has the
+    stream cut (:attr:`cut`).
+    """
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
         self.queue: queue.Queue | None = None
         self.cancelled: threading.Event | None = None
+        self.cut = False
+        self.taken = 0  # bytes the client's side took from the queue
+        self._min_rate: float | None = None
+        self._window = 1.0
+        self._mark = (0.0, 0)
 
     def stream(self, depth: int) -> None:
         """From now on, queue what is written, at most ``depth`` chunks ahead."""
@@ -900,14 +992,47 @@ class _Sink:
         self.cancelled = threading.Event()
         self.queue = queue.Queue(depth)
 
+    def pace(self, min_rate: float | None, window: float) -> None:
+        """Cut the stream when its client is slower than ``min_rate``."""
+        self._min_rate, self._window = min_rate, window
+        self._mark = (time.monotonic(), self.taken)
+
+    def _check_pace(self) -> None:
+        if self._min_rate is None:
+            return
+        now = time.monotonic()
+        since, taken = self._mark
+        if now - since < self._window:
+            return
+        if self.taken - taken < self._min_rate * self._window:
+            self.cut = True
+            raise _TooSlow(
+                f"the client took {self.taken - taken} bytes in {now - since:.0f} s"
+            )
+        self._mark = (now, self.taken)
+
+    def wait_taken(self) -> None:
+        """Wait until the client's side has sent everything, or went."""
+        while not self.cancelled.is_set():
+            self._check_pace()
+            self.cancelled.wait(min(1.0, self._window / 4))
+
+    def drop(self) -> None:
+        """Forget what is queued (the stream was cut)."""
+        self.cut = True
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.queue.get_nowait()
+
     def write(self, data: object) -> None:
         """Buffer ``data``, or queue it, waiting while the client is slow."""
         if self.queue is None:
             self.chunks.append(data)
             return
-        while not self.cancelled.is_set():
+        while not (self.cancelled.is_set() or self.cut):
+            self._check_pace()
             try:
-                self.queue.put(data, timeout=1)
+                self.queue.put(data, timeout=min(1.0, self._window / 4))
                 return
             except queue.Full:
                 continue
@@ -1065,27 +1190,51 @@ class SmartExchange:
         self._responder.flush()
         return b"".join(self._sink.chunks)
 
-    def stream(self) -> Iterator[bytes]:
-        """Produce the response, a bounded number of chunks ahead of the client."""
+    def stream(
+        self,
+        min_rate: float | None = None,
+        window: float = STREAM_STALL_WINDOW,
+        on_cut: Callable[[], None] | None = None,
+    ) -> Iterator[bytes]:
+        """Produce the response, a bounded number of chunks ahead of the client.
+
+        With ``min_rate``, a client taking less than that many bytes a
+        second over ``window`` seconds has the response cut (it ends short,
+        the connection closes) and ``on_cut`` is called at once.
+        """
         sink = self._sink
         head = self.buffered()
         sink.stream(QUEUE_DEPTH)
+        sink.pace(min_rate, window)
         done = object()
 
         def produce() -> None:
             try:
-                self._responder.send_deferred()
-            except ConnectionAbortedError:
-                pass
-            except Exception:  # the client sees a cut stream; we log
-                trace.log_exception_quietly()
-                logger.exception(
-                    "error streaming a smart response (request %s)",
-                    current_request_id(),
-                )
-            finally:
+                try:
+                    self._responder.send_deferred()
+                except _TooSlow:
+                    raise
+                except ConnectionAbortedError:
+                    return
+                except Exception:  # the client sees a cut stream; we log
+                    trace.log_exception_quietly()
+                    logger.exception(
+                        "error streaming a smart response (request %s)",
+                        current_request_id(),
+                    )
                 with contextlib.suppress(ConnectionAbortedError):
                     sink.write(done)
+                sink.wait_taken()
+            except _TooSlow as e:
+                sink.drop()
+                logger.warning(
+                    "smart verb %s: response cut, client too slow: %s (request %s)",
+                    (self.verb or b"?").decode("ascii", "replace"),
+                    e,
+                    current_request_id(),
+                )
+                if on_cut is not None:
+                    on_cut()
 
         thread = threading.Thread(
             target=contextvars.copy_context().run,  # keeps the request id
@@ -1098,10 +1247,21 @@ class SmartExchange:
             if head:
                 yield head
             while True:
-                item = sink.queue.get()
+                try:
+                    item = sink.queue.get(timeout=1)
+                except queue.Empty:
+                    if sink.cut:
+                        break  # the response ends short
+                    continue
                 if item is done:
                     break
-                yield item
+                # in pieces, so the client's progress is seen as it reads
+                for start in range(0, len(item), MAX_CHUNK):
+                    if sink.cut:
+                        return
+                    piece = item[start : start + MAX_CHUNK]
+                    sink.taken += len(piece)
+                    yield piece
         finally:
             sink.cancelled.set()
             thread.join()

@@ -8,10 +8,12 @@ or the real ``brz`` client.
 from __future__ import annotations
 
 import os
+import socket
 import struct
 
 from breezy import controldir
 
+from ..smart import VFS_READ_LIMIT, StreamBudget
 from . import hostile
 from .fixtures import (
     FREE_PORTS,
@@ -20,6 +22,7 @@ from .fixtures import (
     http_request,
     start_serve,
     tree_digest,
+    wait_for,
 )
 
 _SMART = "/bzr/hello/lintian-fixes/.bzr/smart"
@@ -245,3 +248,131 @@ class WriterRefusalsTests(StoreTestCase):
             self.smart_url(self.store.admin, "fresh/lintian-fixes"),
             cwd=self.path("work"),
         )
+
+
+def _get_stream_request(tip: bytes) -> bytes:
+    """``Repository.get_stream_1.19`` of everything up to ``tip``."""
+    return hostile.encode_request(
+        b"Repository.get_stream_1.19",
+        b"../",
+        hostile.format_names()["repository"],
+        body=b"ancestry-of\n" + tip,
+    )
+
+
+class SlowReaderTests(StoreTestCase):
+    """Heavy streams: writers never wait behind readers, and a reader that
+    stops reading loses its slot."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.budget = StreamBudget(1, wait=0.5, stall_window=3600)
+        self.store = self.start_store(stream_budget=self.budget)
+        self.work = self.make_branch()
+        with open(os.path.join(self.work, "big"), "wb") as f:
+            f.write(os.urandom(16 * 1024 * 1024))  # more than socket buffers hold
+        brz("add", "-q", cwd=self.work)
+        brz("commit", "-q", "-m", "big", cwd=self.work)
+        self.url = self.smart_url(self.store.admin, "hello/lintian-fixes")
+        brz("push", "-q", self.url, cwd=self.work)
+
+    def stalled_reader(self) -> socket.socket:
+        """A client asking for the whole repository and reading nothing."""
+        tip = brz("revision-info", "-d", self.work).stdout.split()[1]
+        message = _get_stream_request(tip)
+        host, port = self.store.public_root.split("//")[1].split(":")
+        s = socket.socket()
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((host, int(port)))
+        s.sendall(
+            (
+                f"POST {_SMART} HTTP/1.1\r\nHost: x\r\n"
+                f"Content-Length: {len(message)}\r\n\r\n"
+            ).encode()
+            + message
+        )
+        wait_for(lambda: self.budget.in_use == 1, "the reader took the slot")
+        return s
+
+    def test_writers_do_not_wait_behind_readers(self) -> None:
+        reader = self.stalled_reader()
+        self.commit(self.work)
+        brz("push", "-q", self.url, cwd=self.work)  # 503 if it waited
+        self.assertEqual(self.budget.in_use, 1)  # the reader still has its slot
+        # another reader waits for it, and is refused
+        proc = brz(
+            "branch",
+            self.smart_url(self.store.public, "hello/lintian-fixes"),
+            self.path("refused"),
+            check=False,
+        )
+        self.assertIn("503", self.out(proc))
+        reader.close()
+        wait_for(lambda: self.budget.in_use == 0, "the reader gave its slot back")
+
+    def test_a_stalled_reader_is_cut(self) -> None:
+        self.budget.stall_window = 1.0
+        reader = self.stalled_reader()
+        wait_for(lambda: self.budget.in_use == 0, "the stalled reader was cut")
+        # it gets less than the whole stream, then the end of the connection
+        received = 0
+        reader.settimeout(60)
+        while data := reader.recv(1 << 20):
+            received += len(data)
+        self.assertLess(received, 16 * 1024 * 1024)
+        copy = self.path("copy")
+        brz(
+            "branch",
+            "-q",
+            self.smart_url(self.store.public, "hello/lintian-fixes"),
+            copy,
+        )
+        self.assertEqual(brz("revno", copy).stdout.strip(), b"2")
+
+    def call(self, message: bytes) -> tuple[bool, tuple]:
+        status, _, body = http_request(
+            self.store.public + "/hello/.bzr/smart", data=message
+        )
+        self.assertEqual(status, 200, body[:300])
+        return hostile.decode_response(body)
+
+    def test_reads_of_whole_files_and_histories_are_bounded(self) -> None:
+        packs = os.path.join(self.storage_dir, "hello", ".bzr", "repository", "packs")
+        pack = max(os.listdir(packs), key=lambda n: os.path.getsize(f"{packs}/{n}"))
+        path = f".bzr/repository/packs/{pack}".encode()
+        size = os.path.getsize(f"{packs}/{pack}")
+        self.assertGreater(size, VFS_READ_LIMIT)
+        for message in (
+            hostile.encode_request(b"get", path),
+            hostile.encode_request(b"readv", path, body=f"0,{size}".encode()),
+            hostile.encode_request(b"readv", path, body=b"\n".join([b"0,4000000"] * 2)),
+        ):
+            with self.subTest(message[:80]):
+                ok, args = self.call(message)
+                self.assertFalse(ok)
+                self.assertEqual(args[0], b"PermissionDenied", args)
+                self.assertIn(b"at most", args[2])
+        # what breezy's client asks for is answered
+        ok, args = self.call(
+            hostile.encode_request(b"readv", path, body=b"0,100\n5000000,100")
+        )
+        self.assertEqual((ok, args), (True, (b"readv",)))
+        ok, args = self.call(hostile.encode_request(b"get", b".bzr/repository/format"))
+        self.assertTrue(ok, args)
+        # whole-history answers wait for a slot like streams
+        self.stalled_reader()
+        tip = brz("revision-info", "-d", self.work).stdout.split()[1]
+        for message in (
+            hostile.encode_request(b"Repository.all_revision_ids", b""),
+            hostile.encode_request(b"Repository.get_revision_graph", b"", b""),
+            hostile.encode_request(b"Repository.gather_stats", b"", tip, b"no"),
+            hostile.encode_request(
+                b"Repository.annotate_file_revision", b"", tip, b"big-id", b"", b"no"
+            ),
+        ):
+            with self.subTest(message[:80]):
+                status = http_request(
+                    self.store.public + "/hello/.bzr/smart", data=message
+                )[0]
+                self.assertEqual(status, 503)
