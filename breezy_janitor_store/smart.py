@@ -21,6 +21,7 @@ import contextvars
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections import deque
@@ -33,6 +34,7 @@ from breezy.bzr.branch import BranchReferenceFormat
 from breezy.bzr.bzrdir import BzrDirMetaFormat1
 from breezy.bzr.smart import bzrdir, medium, message, protocol, request, vfs
 from breezy.bzr.smart.repository import (
+    SmartServerRepositoryAnnotateFileRevision,
     SmartServerRepositoryInsertStream,
     SmartServerRepositoryInsertStream_1_19,
     SmartServerRepositoryInsertStreamLocked,
@@ -46,6 +48,7 @@ from .context import current_request_id
 from .transport import DISK_ERRNOS, FOLLOWED_OPTIONS, REFERENCE_REASON
 
 __all__ = [
+    "ANNOTATE_LIMIT",
     "COMMANDS",
     "MAX_CHUNK",
     "PROCESS_STREAM_BUDGET",
@@ -81,6 +84,9 @@ SMALL_BODY_LIMIT = 4 * 1024 * 1024
 #: ``RemoteTransport._max_readv_bytes``) and ``get`` only for small control
 #: files; repository data is read through the repository verbs.
 VFS_READ_LIMIT = 5 * 1024 * 1024
+#: Largest file ``Repository.annotate_file_revision`` annotates: breezy
+#: builds the whole annotation in memory, several times the file's size.
+ANNOTATE_LIMIT = VFS_READ_LIMIT
 #: Seconds over which a heavy response stream's progress is measured.
 STREAM_STALL_WINDOW = 30.0
 #: Bytes per second a client must take of a heavy response stream, over
@@ -283,6 +289,8 @@ MALFORMED_ARGUMENTS = (
     ),
 )
 _ARGUMENT_ATOMS = (bytes, int)
+#: A Python object's default repr, as some breezy errors carry.
+_OBJECT_REPR = re.compile(rb"<[\w.]+ object at 0x[0-9a-f]+>")
 
 
 def well_formed(args: object) -> bool:
@@ -739,8 +747,24 @@ class _BoundedReadv(vfs.ReadvRequest):
         return super().do_body(body_bytes)
 
 
+class _BoundedAnnotate(SmartServerRepositoryAnnotateFileRevision):
+    """``Repository.annotate_file_revision`` of a file no larger than
+    :data:`ANNOTATE_LIMIT`."""
+
+    def do_repository_request(self, repository, revision_id, tree_path, *args):
+        path = tree_path.decode("utf-8", "replace")
+        with repository.lock_read():
+            size = repository.revision_tree(revision_id).get_file_size(path)
+        if size is not None and size > ANNOTATE_LIMIT:
+            raise errors.PermissionDenied(
+                path, f"annotations are made of files of at most {ANNOTATE_LIMIT} bytes"
+            )
+        return super().do_repository_request(repository, revision_id, tree_path, *args)
+
+
 #: The store's own request classes for some of breezy's verbs.
 _OVERRIDES = {
+    b"Repository.annotate_file_revision": _BoundedAnnotate,
     b"BzrDir.get_branches": _GetBranches,
     b"BzrDir.open_branch": _OpenBranch,
     b"BzrDir.open_branchV2": _OpenBranchV2,
@@ -945,6 +969,15 @@ class _Responder(protocol.ProtocolThreeResponder):
             return
         if not response.is_successful():
             response = _encodable(response)
+            if any(
+                _OBJECT_REPR.search(a) for a in response.args if isinstance(a, bytes)
+            ):
+                # a Python object's repr (an address) is no answer
+                _log_failure(
+                    self.handler.verb if self.handler else None,
+                    ValueError(response.args),
+                )
+                response = request.FailedSmartServerResponse(UNHANDLED_ERROR)
         super().send_response(response)
 
     def send_error(self, exception):

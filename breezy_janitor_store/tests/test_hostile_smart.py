@@ -330,6 +330,9 @@ class SlowReaderTests(StoreTestCase):
         )
         self.assertEqual(brz("revno", copy).stdout.strip(), b"2")
 
+    def tip(self) -> bytes:
+        return brz("revision-info", "-d", self.work).stdout.split()[1]
+
     def call(self, message: bytes) -> tuple[bool, tuple]:
         status, _, body = http_request(
             self.store.public + "/hello/.bzr/smart", data=message
@@ -347,6 +350,9 @@ class SlowReaderTests(StoreTestCase):
             hostile.encode_request(b"get", path),
             hostile.encode_request(b"readv", path, body=f"0,{size}".encode()),
             hostile.encode_request(b"readv", path, body=b"\n".join([b"0,4000000"] * 2)),
+            hostile.encode_request(
+                b"Repository.annotate_file_revision", b"", self.tip(), b"big"
+            ),
         ):
             with self.subTest(message[:80]):
                 ok, args = self.call(message)
