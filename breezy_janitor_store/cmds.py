@@ -148,8 +148,8 @@ class cmd_janitor_store_serve(Command):
     a push still running that long loses its lock), --gc-interval
     BZR_STORE_GC_INTERVAL (every that many seconds, default 3600, run
     'janitor-store gc' with its defaults on every codebase; 0: never),
-    --max-connections BZR_STORE_MAX_CONNECTIONS, --drain-timeout
-    BZR_STORE_DRAIN_TIMEOUT.
+    --max-connections BZR_STORE_MAX_CONNECTIONS, --max-streams
+    BZR_STORE_MAX_STREAMS, --drain-timeout BZR_STORE_DRAIN_TIMEOUT.
 
     On SIGTERM or SIGINT it stops accepting connections, finishes the
     requests in flight and waits up to --drain-timeout seconds until the
@@ -237,6 +237,12 @@ class cmd_janitor_store_serve(Command):
             "file-descriptor limit, 384 under 1024).",
         ),
         Option(
+            "max-streams",
+            type=int,
+            help="Heavy streams (branch, push) run at once by writers, and as "
+            "many by readers (default: the number of CPUs).",
+        ),
+        Option(
             "drain-timeout",
             type=float,
             help="Seconds to wait on SIGTERM for requests and write locks "
@@ -265,6 +271,7 @@ class cmd_janitor_store_serve(Command):
         gcp_logging: bool = False,
         gc_interval: float | None = None,
         max_connections: int | None = None,
+        max_streams: int | None = None,
         drain_timeout: float | None = None,
     ) -> int:
         from .serve import ServeSettings, run_serve
@@ -287,6 +294,7 @@ class cmd_janitor_store_serve(Command):
                 gcp_logging=gcp_logging,
                 gc_interval=gc_interval,
                 max_connections=max_connections,
+                max_streams=max_streams,
                 drain_timeout=drain_timeout,
             )
             run_serve(settings, self.outf)

@@ -22,6 +22,7 @@ from .filters import RequestIdLogFilter, access_logger
 from .gc import Collector
 from .policies import Campaigns
 from .server import DRAIN_TIMEOUT
+from .smart import StreamBudget
 from .storage import Storage
 
 __all__ = ["ServeSettings", "build_apps", "run_serve", "setup_logging"]
@@ -73,6 +74,8 @@ class ServeSettings:
     gc_interval: float = DEFAULT_GC_INTERVAL
     #: Connections each face holds at most (None: a share of the fd limit).
     max_connections: int | None = None
+    #: Heavy streams run at once by writers, and by readers (None: CPUs).
+    max_streams: int | None = None
     #: Seconds a stopping server waits for requests and write locks.
     drain_timeout: float = DRAIN_TIMEOUT
 
@@ -96,6 +99,7 @@ class ServeSettings:
         gcp_logging: bool = False,
         gc_interval: float | None = None,
         max_connections: int | None = None,
+        max_streams: int | None = None,
         drain_timeout: float | None = None,
     ) -> ServeSettings:
         """Options first, then ``BZR_STORE_*`` variables, then defaults.
@@ -163,6 +167,7 @@ class ServeSettings:
             max_connections=env_default(
                 max_connections, "BZR_STORE_MAX_CONNECTIONS", None, int
             ),
+            max_streams=env_default(max_streams, "BZR_STORE_MAX_STREAMS", None, int),
             drain_timeout=env_default(
                 drain_timeout, "BZR_STORE_DRAIN_TIMEOUT", DRAIN_TIMEOUT, float
             ),
@@ -180,6 +185,8 @@ class ServeSettings:
             raise ConfigError("gc-interval must be positive, or 0 for never")
         if settings.max_connections is not None and settings.max_connections <= 0:
             raise ConfigError("max-connections must be positive")
+        if settings.max_streams is not None and settings.max_streams <= 0:
+            raise ConfigError("max-streams must be positive")
         if settings.drain_timeout < 0:
             raise ConfigError("drain-timeout must not be negative")
         older_than = settings.break_locks_older_than
@@ -242,6 +249,8 @@ def build_apps(settings: ServeSettings) -> tuple[StoreApp, StoreApp]:
         "break_locks_older_than": settings.break_locks_older_than,
         "public_url": settings.public_url,
         "diff_timeout": settings.diff_timeout,
+        # one budget for both faces: it bounds the process's memory
+        "stream_budget": StreamBudget(settings.max_streams),
     }
     public = {}
     if settings.database_url:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import socket
 
+from ..serve import ServeSettings, build_apps
 from ..smart import StreamBudget
 from . import hostile
-from .fixtures import StoreTestCase, brz, wait_for
+from .fixtures import StoreTestCase, brz, plugin_env, wait_for
 
 
 class StreamBudgetTests(StoreTestCase):
@@ -79,3 +80,28 @@ class StreamBudgetTests(StoreTestCase):
         store = self.start_store()
         self.assertIs(store.admin_app.stream_budget, store.public_app.stream_budget)
         self.assertEqual(store.admin_app.stream_budget.slots, os.cpu_count())
+
+
+class ServeStreamBudgetTests(StoreTestCase):
+    def test_max_streams_sets_one_budget_for_both_faces(self) -> None:
+        admin, public = build_apps(
+            ServeSettings.resolve(directory=self.storage_dir, max_streams=3)
+        )
+        self.assertIs(admin.stream_budget, public.stream_budget)
+        self.assertEqual(admin.stream_budget.slots, 3)
+
+    def test_max_streams_must_be_positive(self) -> None:
+        proc = brz(
+            "janitor-store",
+            "serve",
+            "-d",
+            self.storage_dir,
+            "--max-streams",
+            "0",
+            env=plugin_env(),
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 3)
+        self.assertEqual(
+            proc.stderr.decode().strip(), "brz: ERROR: max-streams must be positive"
+        )
