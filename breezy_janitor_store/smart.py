@@ -676,34 +676,34 @@ class _OpenBranch(bzrdir.SmartServerRequestOpenBranch):
         return super().do_bzrdir_request()
 
 
-class _OpenBranchV2(bzrdir.SmartServerRequestOpenBranchV2):
-    __doc__ = _OpenBranch.__doc__
+class _ServedBranchFormat:
+    """``do_bzrdir_request`` of ``open_branchV2``/``V3``: a refused branch
+    is ``nobranch`` (with :meth:`refusal`'s reason), a served one answers
+    its format without being opened again."""
 
-    def do_bzrdir_request(self):
-        try:
-            branch = _served_branch(self._bzrdir)
-        except branches.RefusedBranch:
-            return request.FailedSmartServerResponse((b"nobranch",))
-        answer = _served_format(self._bzrdir) if branch is not None else None
-        if answer is not None:
-            return answer
-        return super().do_bzrdir_request()
-
-
-class _OpenBranchV3(bzrdir.SmartServerRequestOpenBranchV3):
-    """``BzrDir.open_branchV3``: as :class:`_OpenBranch`, saying why."""
+    def refusal(self, refused: branches.RefusedBranch) -> tuple[bytes, ...]:
+        return (b"nobranch",)
 
     def do_bzrdir_request(self):
         try:
             branch = _served_branch(self._bzrdir)
         except branches.RefusedBranch as refused:
-            return request.FailedSmartServerResponse(
-                (b"nobranch", str(refused).encode("utf-8"))
-            )
+            return request.FailedSmartServerResponse(self.refusal(refused))
         answer = _served_format(self._bzrdir) if branch is not None else None
         if answer is not None:
             return answer
         return super().do_bzrdir_request()
+
+
+class _OpenBranchV2(_ServedBranchFormat, bzrdir.SmartServerRequestOpenBranchV2):
+    __doc__ = _OpenBranch.__doc__
+
+
+class _OpenBranchV3(_ServedBranchFormat, bzrdir.SmartServerRequestOpenBranchV3):
+    """``BzrDir.open_branchV3``: as :class:`_OpenBranch`, saying why."""
+
+    def refusal(self, refused: branches.RefusedBranch) -> tuple[bytes, ...]:
+        return (b"nobranch", str(refused).encode("utf-8"))
 
 
 class _GetBranches(bzrdir.SmartServerBzrDirRequestGetBranches):
