@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from breezy.plugin import load_plugins
 
 from ..app import ADMIN, PUBLIC, StoreApp
+from ..auth import BasicAuth, CredentialsFile, add_worker
 from ..server import make_server
 from ..storage import Storage
 
@@ -325,6 +326,11 @@ class RunningStore:
             t.join(10)
 
 
+#: The worker of :meth:`StoreTestCase.start_store_with_worker`.
+WORKER = "worker-1"
+PASSWORD = "correct horse"
+
+
 class StoreTestCase(unittest.TestCase):
     """A test with a scratch directory, an isolated breezy environment and,
     via :meth:`start_store`, a running store."""
@@ -352,6 +358,21 @@ class StoreTestCase(unittest.TestCase):
         store = RunningStore(self.storage_dir, **kwargs)
         self.addCleanup(store.stop)
         return store
+
+    def start_store_with_worker(self, **kwargs) -> RunningStore:
+        """A store whose public face lets :data:`WORKER` write, with
+        :data:`PASSWORD` (from a credentials file)."""
+        credentials = self.path("credentials")
+        add_worker(credentials, WORKER, PASSWORD)
+        write_policy = BasicAuth(CredentialsFile(credentials))
+        return self.start_store(public={"write_policy": write_policy}, **kwargs)
+
+    def push_branch(self, store: RunningStore, location: str) -> str:
+        """A new local branch pushed to ``location`` on ``store``'s admin
+        face; its path."""
+        work = self.make_branch()
+        brz("push", "-q", self.smart_url(store.admin, location), cwd=work)
+        return work
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.tmp, *parts)

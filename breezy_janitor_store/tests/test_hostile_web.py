@@ -17,7 +17,6 @@ from breezy import bedding, errors
 from breezy.branch import Branch
 
 from .. import browse, layout
-from ..auth import BasicAuth, CredentialsFile, add_worker
 from . import hostile
 from .api_fixtures import hello_store
 from .fixtures import StoreTestCase, brz, http_request
@@ -101,18 +100,8 @@ class LongNameTests(StoreTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        credentials = self.path("credentials")
-        add_worker(credentials, "worker-1", "correct horse")
-        self.store = self.start_store(
-            campaigns=["lintian-fixes"],
-            public={"write_policy": BasicAuth(CredentialsFile(credentials))},
-        )
-        brz(
-            "push",
-            "-q",
-            self.smart_url(self.store.admin, "hello/lintian-fixes"),
-            cwd=self.make_branch(),
-        )
+        self.store = self.start_store_with_worker(campaigns=["lintian-fixes"])
+        self.push_branch(self.store, "hello/lintian-fixes")
 
     def test_long_control_paths_are_404(self) -> None:
         paths = [
@@ -268,18 +257,8 @@ class LockRecordTests(StoreTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        credentials = self.path("credentials")
-        add_worker(credentials, "worker-1", "correct horse")
-        self.store = self.start_store(
-            campaigns=["lintian-fixes"],
-            public={"write_policy": BasicAuth(CredentialsFile(credentials))},
-        )
-        brz(
-            "push",
-            "-q",
-            self.smart_url(self.store.admin, "hello/lintian-fixes"),
-            cwd=self.make_branch(),
-        )
+        self.store = self.start_store_with_worker(campaigns=["lintian-fixes"])
+        self.push_branch(self.store, "hello/lintian-fixes")
         write_authentication_conf(self.store.public, "worker-1", "correct horse")
         worker = hostile.smart_client(
             self.smart_url(self.store.public, "hello/lintian-fixes")

@@ -8,29 +8,17 @@ import os
 from breezy.lockdir import LockHeldInfo
 
 from .. import holders, locks
-from ..auth import BasicAuth, CredentialsFile, add_worker
 from . import hostile
-from .fixtures import StoreTestCase, brz
+from .fixtures import PASSWORD, WORKER, StoreTestCase
 from .test_auth import write_authentication_conf
 
 
 class LockHolderTests(StoreTestCase):
     def setUp(self) -> None:
         super().setUp()
-        credentials = self.path("credentials")
-        add_worker(credentials, "worker-1", "correct horse")
-        self.store = self.start_store(
-            campaigns=["lintian-fixes"],
-            public={"write_policy": BasicAuth(CredentialsFile(credentials))},
-        )
-        write_authentication_conf(self.store.public, "worker-1", "correct horse")
-        self.work = self.make_branch()
-        brz(
-            "push",
-            "-q",
-            self.smart_url(self.store.admin, "hello/lintian-fixes"),
-            cwd=self.work,
-        )
+        self.store = self.start_store_with_worker(campaigns=["lintian-fixes"])
+        write_authentication_conf(self.store.public, WORKER, PASSWORD)
+        self.work = self.push_branch(self.store, "hello/lintian-fixes")
 
     def record(self) -> LockHeldInfo:
         path = os.path.join(

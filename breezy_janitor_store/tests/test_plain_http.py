@@ -9,7 +9,6 @@ import os
 from breezy.branch import Branch
 from breezy.transport.http import response
 
-from ..auth import BasicAuth, CredentialsFile, add_worker
 from ..policies import CodebaseList
 from .fixtures import StoreTestCase, brz, http_request, tree_digest
 from .test_routes import head_then_get
@@ -215,12 +214,8 @@ class ImplicitDirectoryTests(StoreTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        credentials = self.path("credentials")
-        add_worker(credentials, "worker-1", "correct horse")
-        self.store = self.start_store(
-            campaigns=["lintian-fixes"],
-            codebase_policy=CodebaseList(["hello"]),
-            public={"write_policy": BasicAuth(CredentialsFile(credentials))},
+        self.store = self.start_store_with_worker(
+            campaigns=["lintian-fixes"], codebase_policy=CodebaseList(["hello"])
         )
 
     def test_listed_codebase_not_on_disk(self) -> None:

@@ -16,9 +16,8 @@ from breezy import controldir, errors
 from breezy.branch import Branch
 from breezy.transport import NoSuchFile
 
-from ..auth import BasicAuth, CredentialsFile, add_worker
 from ..policies import CodebaseList
-from .fixtures import StoreTestCase, brz
+from .fixtures import PASSWORD, WORKER, StoreTestCase, brz
 from .test_auth import write_authentication_conf
 from .test_db import DatabaseTestCase
 
@@ -157,14 +156,11 @@ class PublicFaceWithCredentialsTests(WorkerFlowTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        credentials = self.path("credentials")
-        add_worker(credentials, "worker-1", "correct horse")
-        self.store = self.start_store(
+        self.store = self.start_store_with_worker(
             campaigns=[self.campaign, "debian"],
             codebase_policy=CodebaseList(["hello"]),
-            public={"write_policy": BasicAuth(CredentialsFile(credentials))},
         )
-        write_authentication_conf(self.store.public, "worker-1", "correct horse")
+        write_authentication_conf(self.store.public, WORKER, PASSWORD)
         self.assertFalse(os.path.exists(os.path.join(self.storage_dir, "hello")))
 
     def test_bzr_http_first_push_of_a_new_codebase(self) -> None:
