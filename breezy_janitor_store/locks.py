@@ -36,6 +36,7 @@ from breezy.transport import NoSuchFile
 
 from . import layout
 from .context import current_request_id
+from .holders import CLIENT, REQUEST_ID, holder_fields
 from .storage import layout_names
 from .transport import URL_SCHEME
 
@@ -85,19 +86,32 @@ class HeldLock:
     age: float | None
     #: breezy's lock nonce: identifies this holding of the lock.
     nonce: str | None
+    #: For a lock the store took for a client: the client's address and the
+    #: id of its request (the worker is the holder's user).
+    client: str | None = None
+    request_id: str | None = None
 
     def to_json(self) -> dict:
         return {
             "location": self.location,
             "lock": self.lock,
             "holder": self.holder,
+            "client": self.client,
+            "request_id": self.request_id,
             "age": None if self.age is None else round(self.age, 1),
             "nonce": self.nonce,
         }
 
     def describe(self) -> str:
         age = "unknown age" if self.age is None else f"{self.age:.0f} s old"
-        return f"{self.lock} lock on {self.location}, held by {self.holder} ({age})"
+        taken = (
+            f", for {self.client} in request {self.request_id or '?'}"
+            if self.client
+            else ""
+        )
+        return (
+            f"{self.lock} lock on {self.location}, held by {self.holder}{taken} ({age})"
+        )
 
 
 class _Oversized:
@@ -193,7 +207,16 @@ def _held(
     holder = "{} on {} (process {})".format(
         get("user") or "unknown", get("hostname") or "unknown", get("pid") or "?"
     )
-    return HeldLock(str(location), kind, holder, age, get("nonce"))
+    fields = holder_fields(info)
+    return HeldLock(
+        str(location),
+        kind,
+        holder,
+        age,
+        get("nonce"),
+        fields[CLIENT],
+        fields[REQUEST_ID],
+    )
 
 
 def _branch_locations(transport, codebase: str) -> Iterator[layout.Location]:

@@ -3,13 +3,14 @@ and the request, in the lock record and in the store's listing."""
 
 from __future__ import annotations
 
+import json
 import os
 
 from breezy.lockdir import LockHeldInfo
 
 from .. import holders, locks
 from . import hostile
-from .fixtures import PASSWORD, WORKER, StoreTestCase
+from .fixtures import PASSWORD, WORKER, StoreTestCase, http_request
 from .test_auth import write_authentication_conf
 
 
@@ -51,6 +52,21 @@ class LockHolderTests(StoreTestCase):
             if h.lock == locks.BRANCH
         ]
         self.assertTrue(held.holder.startswith("worker-1 on "), held.holder)
+        self.assertEqual(held.client, "127.0.0.1")
+        self.assertEqual(held.request_id, fields["request_id"])
+        # ... as do the admin face's list and break-lock
+        (listed,) = [
+            h
+            for h in json.loads(http_request(self.store.admin + "/hello/locks")[2])
+            if h["lock"] == locks.BRANCH
+        ]
+        self.assertEqual(listed["client"], "127.0.0.1")
+        self.assertEqual(listed["request_id"], fields["request_id"])
+        self.assertIn(
+            f"held by worker-1 on {held.holder.split(' on ', 1)[1]}, for 127.0.0.1 "
+            f"in request {fields['request_id']}",
+            held.describe(),
+        )
 
     def test_admin_face_lock_names_the_address_and_request(self) -> None:
         url = self.smart_url(self.store.admin, "hello/lintian-fixes")
