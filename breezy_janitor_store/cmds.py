@@ -254,48 +254,22 @@ class cmd_janitor_store_serve(Command):
     def run(
         self,
         directory: str | None = None,
-        listen: str | None = None,
-        port: int | None = None,
-        public_port: int | None = None,
-        campaign: list[str] | None = None,
-        config: str | None = None,
-        client_max_size: int | None = None,
-        database_url: str | None = None,
-        credentials: str | None = None,
-        break_locks_older_than: int | None = None,
-        public_url: str | None = None,
-        diff_timeout: float | None = None,
         vcs_path: str | None = None,
+        listen: str | None = None,
         listen_address: str | None = None,
-        debug: bool = False,
-        gcp_logging: bool = False,
-        gc_interval: float | None = None,
-        max_connections: int | None = None,
-        max_streams: int | None = None,
-        drain_timeout: float | None = None,
+        campaign: list[str] | None = None,
+        **options,
     ) -> int:
+        """Serve; every other option is :meth:`ServeSettings.resolve`'s
+        argument of the same name."""
         from .serve import ServeSettings, run_serve
 
         try:
             settings = ServeSettings.resolve(
                 directory=_same("--directory", directory, "--vcs-path", vcs_path),
                 listen=_same("--listen", listen, "--listen-address", listen_address),
-                port=port,
-                public_port=public_port,
                 campaigns=campaign or None,
-                config=config,
-                client_max_size=client_max_size,
-                database_url=database_url,
-                credentials=credentials,
-                break_locks_older_than=break_locks_older_than,
-                public_url=public_url,
-                diff_timeout=diff_timeout,
-                debug=debug,
-                gcp_logging=gcp_logging,
-                gc_interval=gc_interval,
-                max_connections=max_connections,
-                max_streams=max_streams,
-                drain_timeout=drain_timeout,
+                **options,
             )
             run_serve(settings, self.outf)
         except ConfigError as e:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import os
 import signal
 import subprocess
 
 from .. import __version__
+from ..cmds import cmd_janitor_store_serve
+from ..serve import ServeSettings
 from .fixtures import (
     FREE_PORTS,
     StoreTestCase,
@@ -82,6 +85,14 @@ class ActionOptionTests(StoreTestCase):
             "no such option: --port", "break-lock", "--port", "1", "hello"
         )
         self.assertRefused("no such option: -d", "add-worker", "-d", ".", "w1")
+
+    def test_every_serve_option_is_a_setting(self) -> None:
+        """``serve`` hands its options to ``ServeSettings.resolve`` by name."""
+        accepted = set(inspect.signature(ServeSettings.resolve).parameters)
+        accepted |= set(inspect.signature(cmd_janitor_store_serve.run).parameters)
+        for option in cmd_janitor_store_serve.takes_options:
+            name = option if isinstance(option, str) else option.name
+            self.assertIn(name.replace("-", "_"), accepted)
 
     def test_missing_or_unknown_action(self) -> None:
         self.assertRefused(
