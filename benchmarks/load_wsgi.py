@@ -19,13 +19,19 @@ if breezy._global_state is None:
 def _store_app():
     from breezy.plugin import load_plugins
 
-    from breezy_janitor_store.serve import ServeSettings, build_apps, setup_logging
+    from breezy_janitor_store.serve import (
+        ServeSettings,
+        build_apps,
+        freeze_startup_objects,
+        setup_logging,
+    )
 
     load_plugins()
     admin, public = build_apps(
         ServeSettings.resolve(directory=os.environ["BJS_LOAD_DIR"])
     )
     setup_logging()
+    freeze_startup_objects()  # as the store's own ``wsgi`` module does
 
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "")

@@ -11,7 +11,8 @@ cycle):
 * bzr side (no HTTP): ``layout`` (naming and layout rules), ``transport``
   (``StoreTransport``, the one enforcement point for disk access),
   ``holders`` (lock records naming the worker a lock is taken for),
-  ``packing`` (autopacks), ``storage`` (the storage directory: codebases,
+  ``cycles`` (repositories the garbage collector can free), ``packing``
+  (autopacks), ``storage`` (the storage directory: codebases,
   shared repositories, their transports), ``gc`` (abandoned uploads,
   obsolete packs), ``branches`` (opening branches and repositories through
   the jail), ``history`` and ``diff`` (reading revisions), ``locks`` (held

@@ -20,6 +20,8 @@ clients) never show a lock record (:func:`is_lock_record`): it is absent.
 from __future__ import annotations
 
 import contextvars
+import json
+import re
 
 from breezy.lockdir import LockHeldInfo
 
@@ -108,6 +110,17 @@ def stamp(record: bytes) -> bytes:
     holder = _holder.get()
     if holder is None or len(record) > MAX_RECORD:
         return record
+    if _PLAIN_RECORD.fullmatch(record) and all(
+        _PLAIN_VALUE.fullmatch(v) for v in holder.values()
+    ):
+        # breezy's YAML as written, its fields replaced by lines appended
+        kept = (
+            line
+            for line in _FIELD.findall(record)
+            if line.split(b":", 1)[0].decode() not in holder
+        )
+        added = (f"{k}: {json.dumps(v)}\n".encode() for k, v in holder.items())
+        return b"".join(sorted((*kept, *added)))
     try:
         info = LockHeldInfo.from_info_file_bytes(record)
     except Exception:  # noqa: BLE001 - not breezy's record: left as written
@@ -116,6 +129,16 @@ def stamp(record: bytes) -> bytes:
         return record
     info.info_dict.update(holder)
     return info.to_bytes()
+
+
+#: A record breezy's ``LockDir`` wrote for this process: one ``key: value``
+#: line per field, values plain (no quoting, no continuation lines).
+_PLAIN_RECORD = re.compile(
+    rb"(?:[a-z_]+: [\w.@<> +-]*\n)*nonce: \w+\n(?:[a-z_]+: [\w.@<> +-]*\n)*"
+)
+_FIELD = re.compile(rb"[a-z_]+: [^\n]*\n")
+#: A holder value written as a JSON (and so YAML) double-quoted string.
+_PLAIN_VALUE = re.compile(r"[ -~]*")
 
 
 def holder_fields(info: LockHeldInfo) -> dict[str, str | None]:

@@ -103,9 +103,20 @@ def _is_store_repository(collection: RepositoryPackCollection) -> bool:
     return collection.transport.base.startswith(URL_SCHEME)
 
 
+def _autopack_due(collection: RepositoryPackCollection) -> bool:
+    """Whether breezy would autopack ``collection`` as this process sees it:
+    it keeps at most as many packs as the digits of its revision count add
+    up to (at least one)."""
+    revisions = collection.revision_index.combined_index.key_count()
+    allowed = sum(int(digit) for digit in str(revisions)) or 1
+    return len(collection.names()) > allowed
+
+
 def _autopack(self: RepositoryPackCollection):
     if not _is_store_repository(self):
         return _breezy_autopack(self)
+    if not _autopack_due(self):
+        return None  # as breezy's: the caller saves pack-names
     with pack_lock(self.transport) as held:
         if not held:
             return None  # the holder packs; pack-names is saved by the caller

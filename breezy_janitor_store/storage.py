@@ -12,7 +12,7 @@ import breezy.bzr  # noqa: F401 - registers the formats, 2a among them
 from breezy import controldir, errors, urlutils
 from breezy.transport import Transport, get_transport_from_url
 
-from . import packing
+from . import cycles, packing
 from .layout import CONTROL, is_valid_name
 from .transport import StoreTransport
 
@@ -29,6 +29,7 @@ class Storage:
     """The storage directory ``DIR`` holding one shared repository per codebase."""
 
     def __init__(self, directory: str) -> None:
+        cycles.install()
         packing.install()
         self.directory = os.path.abspath(directory)
         self._prefix = os.path.join(self.directory, "")  # with its separator

@@ -45,7 +45,13 @@ def make_application(face: str | None = None) -> StoreApp:
     import breezy
     from breezy.plugin import load_plugins
 
-    from .serve import ServeSettings, build_apps, logger, setup_logging
+    from .serve import (
+        ServeSettings,
+        build_apps,
+        freeze_startup_objects,
+        logger,
+        setup_logging,
+    )
 
     face = face or os.environ.get(FACE_VARIABLE) or ADMIN
     if face not in (ADMIN, PUBLIC):
@@ -62,6 +68,7 @@ def make_application(face: str | None = None) -> StoreApp:
     setup_logging()  # access lines and messages, as ``serve`` writes them
     for line in [f"face: {face}", *settings.describe()]:
         logger.info("%s", line)
+    freeze_startup_objects()
     return admin if face == ADMIN else public
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import unittest
 
 from breezy.lockdir import LockHeldInfo
 
@@ -79,3 +80,29 @@ class LockHolderTests(StoreTestCase):
 
     def test_locks_taken_outside_requests_are_breezy_s_own(self) -> None:
         self.assertEqual(holders.stamp(b"nonce: x\n"), b"nonce: x\n")
+
+
+class StampTests(unittest.TestCase):
+    """A stamped record reads back as breezy's, with the holder's fields."""
+
+    def check(self, record: bytes, worker: str | None, client: str | None) -> None:
+        with holders.acting_for(worker, client):
+            stamped = holders.stamp(record)
+        want = dict(LockHeldInfo.from_info_file_bytes(record).info_dict)
+        want.update({"request_id": "-", "user": worker or want["user"]})
+        if client:
+            want["client"] = client
+        self.assertEqual(LockHeldInfo.from_info_file_bytes(stamped).info_dict, want)
+
+    def test_records_read_back_with_the_holder(self) -> None:
+        mine = LockHeldInfo.for_this_process(None)
+        odd = LockHeldInfo.for_this_process({"user": "a 'b': #c\n\u00e9"})
+        for record in (mine.to_bytes(), odd.to_bytes()):
+            for worker, client in (
+                ("worker-1", "127.0.0.1"),
+                (None, "::1"),
+                ('w\u00f6rker "x": #y', None),
+                ("\\" * 3, "10.0.0.1"),
+            ):
+                with self.subTest(record=record, worker=worker):
+                    self.check(record, worker, client)
