@@ -28,6 +28,7 @@ setup(
         "psycopg>=3.1",
         "psycopg-pool",
         "prometheus-client",
+        "vcsgraph",  # breezy's graphs (see breezy_janitor_store/cycles.py)
     ],
     extras_require={
         "gunicorn": ["gunicorn"],
