@@ -53,8 +53,10 @@ def _weak(value: Any) -> Any:
 def caching_parents_provider(
     parent_provider: Any = None, get_parent_map: Callable | None = None
 ) -> Any:
-    """vcsgraph's ``CachingParentsProvider``, weak to a repository."""
-    return _CachingParentsProvider(_weak(parent_provider), _weak(get_parent_map))
+    """vcsgraph's ``CachingParentsProvider``, weak to a repository given as
+    ``parent_provider`` (``get_parent_map``, which vcsgraph calls with
+    arguments of its own, is a client's remote repository's: not served)."""
+    return _CachingParentsProvider(_weak(parent_provider), get_parent_map)
 
 
 def callable_to_parents_provider_adapter(callable: Callable) -> Any:
