@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from breezy.repository import Repository
+from breezy.bzr.pack_repo import PackRepository
 
 from ..transport import URL_SCHEME
 from .fixtures import StoreTestCase, brz, http_request
@@ -18,8 +18,7 @@ def store_repositories() -> int:
     return sum(
         1
         for o in gc.get_objects()
-        if isinstance(o, Repository)
-        and getattr(o, "control_transport", None) is not None
+        if isinstance(o, PackRepository)  # (a client's remote ones are not)
         and o.control_transport.base.startswith(URL_SCHEME)
     )
 
