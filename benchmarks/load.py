@@ -1,6 +1,7 @@
 """Load: concurrent mixed clients against 1, 2 and 4 server processes.
 
-``python -m benchmarks load [--clients-scale K] [--seconds S] [--processes 1,2,4]``
+``python -m benchmarks load [--clients-scale K] [--seconds S] [--processes 1,2,4]
+[--repeat R]``
 
 Every client is a process of its own using the breezy API (no plugins),
 looping over its operation until the run's time is up:
@@ -23,8 +24,11 @@ workers and public users against each (``bzr`` mix); the store alone runs
 again with the site added (``full`` mix).
 
 Per run: operations per second, p50 and p99 latency per operation, errors
-(must be 0) and the peak resident memory of the server's processes.
-Results go to ``benchmarks/results/load.json``.
+(must be 0) and the peak resident memory of the server's processes.  The
+store and breezy's app are compared ``--repeat`` times at each process
+count, which of them runs first alternating; the ratio reported is the
+median of the repetitions' ratios (each one is listed too).  Results go to
+``benchmarks/results/load.json``.
 """
 
 from __future__ import annotations
@@ -265,6 +269,7 @@ def run_one(
     home: str,
     seconds: float,
     scale: int,
+    repetition: int = 0,
 ) -> dict:
     directory = os.path.join(scratch, f"served-{kind}-{processes}-{mix}")
     shutil.copytree(template, directory, symlinks=True)
@@ -313,7 +318,9 @@ def run_one(
             peak = sum(_peak(pid) for pid in server.pids())
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    return summarize(samples, wall, peak, kind, processes, mix, len(roles))
+    result = summarize(samples, wall, peak, kind, processes, mix, len(roles))
+    result["repetition"] = repetition
+    return result
 
 
 def _peak(pid: int) -> int:
@@ -374,10 +381,10 @@ def markdown(result: dict) -> str:
         ),
         "",
         (
-            "| server | processes | ops/s | push p50/p99 ms | branch p50/p99 ms "
+            "| server | processes | run | ops/s | push p50/p99 ms | branch p50/p99 ms "
             "| revno p50/p99 ms | errors | peak MiB |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in result["runs"]:
         if run["mix"] != "bzr":
@@ -387,13 +394,18 @@ def markdown(result: dict) -> str:
             o = run["ops"].get(op)
             cells.append(f"{o['p50_ms']:.0f}/{o['p99_ms']:.0f}" if o else "-")
         lines.append(
-            f"| {run['server']} | {run['processes']} | {run['ops_per_s']:.1f} | "
+            f"| {run['server']} | {run['processes']} | {run.get('repetition', 0) + 1} "
+            f"| {run['ops_per_s']:.1f} | "
             + " | ".join(cells)
             + f" | {run['errors']} | {run['peak_rss_mib']:.0f} |"
         )
     lines.append("")
     for n, ratio in sorted(result["ratios"].items()):
-        lines.append(f"- {n} process(es): store/breezy-wsgi throughput {ratio:.2f}×")
+        each = ", ".join(f"{r:.2f}" for r in result.get("ratio_runs", {}).get(n, []))
+        lines.append(
+            f"- {n} process(es): store/breezy-wsgi throughput {ratio:.2f}× "
+            f"(median of {each})"
+        )
     if "brz_serve_ratio" in result:
         lines.append(
             f"- 1 process: store/brz serve throughput {result['brz_serve_ratio']:.2f}×"
@@ -426,9 +438,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--processes", default="1,2,4", help="process counts (1,2,4)")
     p.add_argument("--revisions", type=int, default=200, help="corpus revisions")
     p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="comparisons at each process count, the first to run alternating (3)",
+    )
+    p.add_argument(
         "--breezy-first",
         action="store_true",
-        help="at each process count, run breezy's app before the store",
+        help="at each process count, run breezy's app first in the first comparison",
     )
     p.add_argument(
         "--json", default=os.path.join(HERE, "results", "load.json"), help="output"
@@ -448,8 +466,11 @@ def main(argv: list[str] | None = None) -> int:
         with breezy.initialize(setup_ui=False):
             corpus = build_template(template, args.revisions, home, args.clients_scale)
 
-        def one(kind: str, n: int, mix: str) -> dict:
-            print(f"load: {kind}, {n} process(es), {mix} mix", file=sys.stderr)
+        def one(kind: str, n: int, mix: str, repetition: int = 0) -> dict:
+            print(
+                f"load: {kind}, {n} process(es), {mix} mix, run {repetition + 1}",
+                file=sys.stderr,
+            )
             run = run_one(
                 kind,
                 n,
@@ -460,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
                 home,
                 args.seconds,
                 args.clients_scale,
+                repetition,
             )
             print(
                 f"  {run['ops_per_s']} ops/s, errors {run['errors']}, "
@@ -469,15 +491,17 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
             return run
 
-        ratios = {}
+        ratio_runs: dict[str, list[float]] = {}
         for n in counts:
-            if args.breezy_first:
-                stock = one("breezy-wsgi", n, "bzr")
-                store = one("store", n, "bzr")
-            else:
-                store = one("store", n, "bzr")
-                stock = one("breezy-wsgi", n, "bzr")
-            ratios[str(n)] = store["ops_per_s"] / stock["ops_per_s"]
+            for repetition in range(args.repeat):
+                kinds = ["store", "breezy-wsgi"]
+                if (repetition % 2 == 1) != args.breezy_first:
+                    kinds.reverse()
+                got = {kind: one(kind, n, "bzr", repetition) for kind in kinds}
+                ratio_runs.setdefault(str(n), []).append(
+                    got["store"]["ops_per_s"] / got["breezy-wsgi"]["ops_per_s"]
+                )
+        ratios = {n: statistics.median(r) for n, r in ratio_runs.items()}
         result = {
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -489,14 +513,18 @@ def main(argv: list[str] | None = None) -> int:
             },
             "runs": runs,
             "ratios": ratios,
+            "ratio_runs": ratio_runs,
+            "repeat": args.repeat,
             "breezy_first": args.breezy_first,
         }
         if 1 in counts:
             serve = one("brz-serve", 1, "bzr")
-            store_one = next(
-                r for r in runs if (r["server"], r["processes"]) == ("store", 1)
+            store_one = statistics.median(
+                r["ops_per_s"]
+                for r in runs
+                if (r["server"], r["processes"], r["mix"]) == ("store", 1, "bzr")
             )
-            result["brz_serve_ratio"] = store_one["ops_per_s"] / serve["ops_per_s"]
+            result["brz_serve_ratio"] = store_one / serve["ops_per_s"]
         for n in counts:
             one("store", n, "full")
         result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

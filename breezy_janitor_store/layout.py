@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from breezy import urlutils
 
 __all__ = [
+    "BRANCH_OPTIONS",
     "MAIN_ROLE",
     "REMOTE_SCHEMES",
     "InvalidName",
@@ -369,6 +370,29 @@ def url_refusal(url: str) -> str | None:
             f"(allowed: {', '.join(sorted(REMOTE_SCHEMES))})"
         )
     return None
+
+
+#: The options a branch's configuration (``branch.conf``) may hold: those
+#: breezy itself keeps for a branch.  Any other would be read by whatever
+#: runs in the server process when a branch changes: breezy's ``upload``
+#: plugin copies the tree to ``upload_location``, its ``email`` plugin
+#: mails through ``smtp_server``.
+BRANCH_OPTIONS = frozenset(
+    {
+        "parent_location",
+        "push_location",
+        "public_branch",
+        "submit_branch",
+        "stacked_on_location",
+        "bound_location",
+        "bound",
+        "append_revisions_only",
+        "child_submit_format",
+        "child_submit_to",
+        "branch.fetch_tags",
+        "nickname",
+    }
+)
 
 
 def is_location_option(name: str) -> bool:

@@ -48,6 +48,7 @@ REFERENCE_REASON = (
     "branch references, stacked and bound branches are not allowed in the store "
     "(every branch keeps its revisions in its codebase's shared repository)"
 )
+OPTION_REASON = "not an option the store keeps for a branch"
 #: branch.conf options naming a location breezy opens on its own.
 FOLLOWED_OPTIONS = ("stacked_on_location", "bound_location")
 
@@ -571,7 +572,8 @@ def content_refusal(
     a stacked-on branch and a bound master are refused when written.  Any
     other location it names (``parent_location``, ``push_location``,
     ``public_branch``...) must be one :func:`layout.location_refusal`
-    allows: a URL of a remote scheme, or relative inside the codebase.
+    allows: a URL of a remote scheme, or relative inside the codebase.  Its
+    configuration holds no option but :data:`layout.BRANCH_OPTIONS`.
     """
     if part in (("branch", "location"), ("branch", "bound")):
         return REFERENCE_REASON
@@ -593,6 +595,9 @@ def content_refusal(
                 return f"{option}: {REFERENCE_REASON}"
         if str(conf.get("bound", "")).strip().lower() in ("true", "yes", "on", "1"):
             return f"bound: {REFERENCE_REASON}"
+        for name in conf:
+            if name not in layout.BRANCH_OPTIONS:
+                return f"{name}: {OPTION_REASON}"
         return _location_options_refusal(conf, where)
     return None
 

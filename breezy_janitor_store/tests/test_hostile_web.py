@@ -462,3 +462,35 @@ class LocationOptionTests(StoreTestCase):
         url = self.smart_url(self.store.admin, "hello/fresh-releases")
         brz("push", "-q", url, cwd=local)
         self.assertEqual(Branch.open(url).get_parent(), None)
+
+    def test_options_that_make_the_server_act_are_refused(self) -> None:
+        # breezy's plugins act on a branch's options when its tip changes
+        # (``upload`` copies the tree to ``upload_location``, ``email``
+        # mails through ``smtp_server``): a writer must not set them
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        branch = Branch.open(self.url)
+        for name, value in (
+            ("upload_location", f"http://127.0.0.1:{port}/x"),
+            ("upload_auto", "True"),
+            ("smtp_server", f"127.0.0.1:{port}"),
+            ("post_commit_to", "someone@example.org"),
+        ):
+            with self.subTest(name=name):
+                before = self.conf_bytes()
+                with (
+                    branch.lock_write(),
+                    self.assertRaises(
+                        (errors.PermissionDenied, errors.ErrorFromSmartServer)
+                    ) as caught,
+                ):
+                    branch.get_config().set_user_option(name, value)
+                self.assertIn(f"{name}: ", str(caught.exception))
+                self.assertEqual(self.conf_bytes(), before)
+        # the options a stock client keeps are still stored
+        with branch.lock_write():
+            branch.get_config_stack().set("append_revisions_only", "False")
+        self.assertIn(b"append_revisions_only = False", self.conf_bytes())
