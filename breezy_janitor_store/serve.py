@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import collections
 import gc
 import logging
 import os
 import sys
+import threading
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -356,7 +359,7 @@ def setup_logging(*, debug: bool = False, gcp: bool = False) -> None:
     if gcp:
         _setup_gcp_logging(level)
         return  # both loggers propagate to the root logger's cloud handler
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BatchedLines(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     access.addHandler(handler)
     access.propagate = False
@@ -364,6 +367,62 @@ def setup_logging(*, debug: bool = False, gcp: bool = False) -> None:
     messages.addFilter(RequestIdLogFilter())
     messages.setFormatter(logging.Formatter(LOG_FORMAT))
     package.addHandler(messages)
+
+
+class BatchedLines(logging.Handler):
+    """Log lines written to ``stream`` a batch at a time.
+
+    A request only formats its line and queues it: no lock is taken and no
+    system call made on its way (one write per line, under the handler's
+    lock, made concurrent requests queue behind each other).  A thread
+    writes what was queued every ``interval`` seconds, and at exit.
+    """
+
+    def __init__(self, stream, interval: float = 0.25) -> None:
+        super().__init__()
+        self.stream = stream
+        self._lines: collections.deque[str] = collections.deque()
+        self._interval = interval
+        self._stopping = threading.Event()
+        threading.Thread(target=self._run, name="log-lines", daemon=True).start()
+        atexit.register(self.close)
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # (``Handler.handle`` takes the handler's lock around ``emit``)
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 - as logging's own handlers do
+            self.handleError(record)
+
+    def flush(self) -> None:
+        lines = []
+        try:
+            while True:
+                lines.append(self._lines.popleft())
+        except IndexError:
+            pass
+        if lines:
+            with self.lock:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+
+    def close(self) -> None:
+        self._stopping.set()
+        self.flush()
+        super().close()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            try:
+                self.flush()
+            except (OSError, ValueError):  # the stream is closed
+                return
 
 
 def _setup_gcp_logging(level: int) -> None:

@@ -168,9 +168,14 @@ class FaceTests(GunicornTestCase):
         self.assertEqual(
             http_request(f"{public}/{CODEBASE}/.bzr/smart", data=b"x")[0], 404
         )
-        # the store's access log, as under ``serve``
-        with open(self.log) as f:
-            self.assertIn(f'"POST /bzr/{CODEBASE}/lintian-fixes/.bzr/smart', f.read())
+        # the store's access log, as under ``serve`` (written in batches)
+        line = f'"POST /bzr/{CODEBASE}/lintian-fixes/.bzr/smart'
+
+        def logged() -> bool:
+            with open(self.log) as f:
+                return line in f.read()
+
+        wait_for(logged, "the access log line")
 
     def test_factory_with_face_argument(self) -> None:
         public = self.start_gunicorn(

@@ -9,12 +9,16 @@ name when it authenticated.
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import os
 import re
+import threading
+import unittest
 
 from ..auth import BasicAuth, CredentialsFile, add_worker
 from ..filters import REQUEST_ID_HEADER, RequestIdLogFilter, access_line
+from ..serve import BatchedLines
 from . import hostile
 from .fixtures import StoreTestCase, brz, http_request, wait_for
 
@@ -199,3 +203,33 @@ class AccessLogTests(StoreTestCase):
         self.assertIsNotNone(match, line)
         self.assertEqual(match["status"], "400")
         self.assertEqual(match["user"], "a\\x20b\\nc")
+
+
+class BatchedLinesTests(unittest.TestCase):
+    """Access lines written in batches: every line, whole, once."""
+
+    def test_lines_from_many_threads_are_all_written(self) -> None:
+        out = io.StringIO()
+        handler = BatchedLines(out, interval=0.001)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log = logging.getLogger("breezy_janitor_store.tests.batched")
+        log.propagate = False
+        log.setLevel(logging.INFO)
+        log.addHandler(handler)
+        self.addCleanup(log.removeHandler, handler)
+
+        def write(n: int) -> None:
+            for i in range(2000):
+                log.info("thread %d line %d", n, i)
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        handler.close()
+        lines = out.getvalue().splitlines()
+        self.assertEqual(len(lines), 8 * 2000)
+        self.assertEqual(
+            set(lines), {f"thread {n} line {i}" for n in range(8) for i in range(2000)}
+        )
