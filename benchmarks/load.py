@@ -453,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     counts = [int(n) for n in args.processes.split(",")]
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     scratch = tempfile.mkdtemp(prefix="bjs-load-")
     home = os.path.join(scratch, "home")
     os.makedirs(home)
@@ -504,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         ratios = {n: statistics.median(r) for n, r in ratio_runs.items()}
         result = {
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "started": started,
             "seconds": args.seconds,
             "scale": args.clients_scale,
             "clients": {
