@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import gc
 import logging
 import os
@@ -375,17 +376,24 @@ class BatchedLines(logging.Handler):
     A request only formats its line and queues it: no lock is taken and no
     system call made on its way (one write per line, under the handler's
     lock, made concurrent requests queue behind each other).  A thread
-    writes what was queued every ``interval`` seconds, and at exit.
+    (started again in a forked child) writes what was queued every
+    ``interval`` seconds, and at exit.  At most ``limit`` lines wait: past
+    that the oldest are dropped; a batch the stream refuses is dropped, and
+    the next one is tried.
     """
 
-    def __init__(self, stream, interval: float = 0.25) -> None:
+    def __init__(self, stream, interval: float = 0.25, limit: int = 100_000) -> None:
         super().__init__()
         self.stream = stream
-        self._lines: collections.deque[str] = collections.deque()
+        self._lines: collections.deque[str] = collections.deque(maxlen=limit)
         self._interval = interval
         self._stopping = threading.Event()
-        threading.Thread(target=self._run, name="log-lines", daemon=True).start()
+        self._start()
+        os.register_at_fork(after_in_child=self._start)
         atexit.register(self.close)
+
+    def _start(self) -> None:
+        threading.Thread(target=self._run, name="log-lines", daemon=True).start()
 
     def handle(self, record: logging.LogRecord) -> bool:
         # (``Handler.handle`` takes the handler's lock around ``emit``)
@@ -401,28 +409,33 @@ class BatchedLines(logging.Handler):
             self.handleError(record)
 
     def flush(self) -> None:
-        lines = []
+        """Write what is queued, in order (after a write in progress)."""
+        self._write(self.lock.acquire())
+
+    def _write(self, locked: bool) -> None:
+        if not locked:
+            return
         try:
-            while True:
-                lines.append(self._lines.popleft())
-        except IndexError:
-            pass
-        if lines:
-            with self.lock:
-                self.stream.write("".join(lines))
-                self.stream.flush()
+            lines = []
+            with contextlib.suppress(IndexError):
+                while True:
+                    lines.append(self._lines.popleft())
+            if lines:
+                with contextlib.suppress(OSError, ValueError):  # dropped
+                    self.stream.write("".join(lines))
+                    self.stream.flush()
+        finally:
+            self.lock.release()
 
     def close(self) -> None:
         self._stopping.set()
-        self.flush()
+        # a stream blocked for good does not hold up the exit
+        self._write(self.lock.acquire(timeout=5))
         super().close()
 
     def _run(self) -> None:
         while not self._stopping.wait(self._interval):
-            try:
-                self.flush()
-            except (OSError, ValueError):  # the stream is closed
-                return
+            self.flush()
 
 
 def _setup_gcp_logging(level: int) -> None:

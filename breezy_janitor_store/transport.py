@@ -49,6 +49,9 @@ REFERENCE_REASON = (
     "(every branch keeps its revisions in its codebase's shared repository)"
 )
 OPTION_REASON = "not an option the store keeps for a branch"
+#: breezy expands such references from the server's own configuration, and
+#: expands them again within each other: a small file can name a huge value.
+REFERENCE_OPTION_REASON = "references to other options ({name}) are not allowed"
 #: branch.conf options naming a location breezy opens on its own.
 FOLLOWED_OPTIONS = ("stacked_on_location", "bound_location")
 
@@ -573,7 +576,8 @@ def content_refusal(
     other location it names (``parent_location``, ``push_location``,
     ``public_branch``...) must be one :func:`layout.location_refusal`
     allows: a URL of a remote scheme, or relative inside the codebase.  Its
-    configuration holds no option but :data:`layout.BRANCH_OPTIONS`.
+    configuration holds no option but :data:`layout.BRANCH_OPTIONS`, and no
+    value naming another option (``{name}``).
     """
     if part in (("branch", "location"), ("branch", "bound")):
         return REFERENCE_REASON
@@ -598,8 +602,20 @@ def content_refusal(
         for name in conf:
             if name not in layout.BRANCH_OPTIONS:
                 return f"{name}: {OPTION_REASON}"
+            if _has_reference(conf[name]):
+                return f"{name}: {REFERENCE_OPTION_REASON}"
         return _location_options_refusal(conf, where)
     return None
+
+
+def _has_reference(value: object) -> bool:
+    """Whether an option's value (or a section's) names another option:
+    breezy expands ``{name}`` when it reads it."""
+    if isinstance(value, dict):
+        return any(_has_reference(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_reference(v) for v in value)
+    return "{" in str(value)
 
 
 def _location_options_refusal(section, where: tuple[str, ...]) -> str | None:

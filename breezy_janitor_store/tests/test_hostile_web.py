@@ -490,6 +490,24 @@ class LocationOptionTests(StoreTestCase):
                     branch.get_config().set_user_option(name, value)
                 self.assertIn(f"{name}: ", str(caught.exception))
                 self.assertEqual(self.conf_bytes(), before)
+        # breezy expands {name} in values, from the server's own
+        # configuration too, and within each other
+        for name, value in (
+            ("parent_location", "{email}"),
+            ("nickname", "{child_submit_to}{child_submit_to}"),
+            ("child_submit_to", "x{"),
+        ):
+            with self.subTest(name=name, value=value):
+                before = self.conf_bytes()
+                with (
+                    branch.lock_write(),
+                    self.assertRaises(
+                        (errors.PermissionDenied, errors.ErrorFromSmartServer)
+                    ) as caught,
+                ):
+                    branch.get_config().set_user_option(name, value)
+                self.assertIn(f"{name}: ", str(caught.exception))
+                self.assertEqual(self.conf_bytes(), before)
         # the options a stock client keeps are still stored
         with branch.lock_write():
             branch.get_config_stack().set("append_revisions_only", "False")

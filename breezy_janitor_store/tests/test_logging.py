@@ -233,3 +233,25 @@ class BatchedLinesTests(unittest.TestCase):
         self.assertEqual(
             set(lines), {f"thread {n} line {i}" for n in range(8) for i in range(2000)}
         )
+
+    def test_a_refused_write_drops_its_batch_only(self) -> None:
+        class Flaky(io.StringIO):
+            refuse = True
+
+            def write(self, text: str) -> int:
+                if self.refuse:
+                    self.refuse = False
+                    raise BlockingIOError(11, "try again")
+                return super().write(text)
+
+        out = Flaky()
+        handler = BatchedLines(out, interval=3600, limit=3)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s", None, None)
+        for text in ("lost", "one", "two", "three", "four"):
+            record.args = (text,)
+            handler.handle(record)
+            if text == "lost":
+                handler.flush()  # refused: dropped
+        handler.close()  # the oldest of the four waiting is dropped
+        self.assertEqual(out.getvalue(), "two\nthree\nfour\n")
