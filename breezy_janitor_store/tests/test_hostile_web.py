@@ -364,6 +364,20 @@ class LocationOptionTests(StoreTestCase):
         with open(self.conf, "rb") as f:
             return f.read()
 
+    def assert_option_refused(self, branch: Branch, name: str, value: str) -> None:
+        """Setting ``name`` to ``value`` is refused with a reason naming it,
+        and the branch's configuration is unchanged."""
+        before = self.conf_bytes()
+        with (
+            branch.lock_write(),
+            self.assertRaises(
+                (errors.PermissionDenied, errors.ErrorFromSmartServer)
+            ) as caught,
+        ):
+            branch.get_config().set_user_option(name, value)
+        self.assertIn(f"{name}: ", str(caught.exception))
+        self.assertEqual(self.conf_bytes(), before)
+
     def test_config_options_are_refused_with_the_reason(self) -> None:
         branch = Branch.open(self.url)
         for name in (
@@ -375,17 +389,9 @@ class LocationOptionTests(StoreTestCase):
         ):
             for value in self.BAD:
                 with self.subTest(name=name, value=value):
-                    before = self.conf_bytes()
-                    with (
-                        branch.lock_write(),
-                        self.assertRaises(
-                            (errors.PermissionDenied, errors.ErrorFromSmartServer)
-                        ) as caught,
-                    ):
-                        branch.get_config().set_user_option(name, value)
-                    self.assertIn(f"{name}: ", str(caught.exception))
-                    self.assertEqual(self.conf_bytes(), before)
+                    self.assert_option_refused(branch, name, value)
         # put_config_file: the whole file
+        before = self.conf_bytes()
         client = hostile.smart_client(self.url)
         _, token, repo_token = client.call(b"Branch.lock_write", b".", b"", b"")
         try:
@@ -480,16 +486,7 @@ class LocationOptionTests(StoreTestCase):
             ("post_commit_to", "someone@example.org"),
         ):
             with self.subTest(name=name):
-                before = self.conf_bytes()
-                with (
-                    branch.lock_write(),
-                    self.assertRaises(
-                        (errors.PermissionDenied, errors.ErrorFromSmartServer)
-                    ) as caught,
-                ):
-                    branch.get_config().set_user_option(name, value)
-                self.assertIn(f"{name}: ", str(caught.exception))
-                self.assertEqual(self.conf_bytes(), before)
+                self.assert_option_refused(branch, name, value)
         # breezy expands {name} in values, from the server's own
         # configuration too, and within each other
         for name, value in (
@@ -498,16 +495,7 @@ class LocationOptionTests(StoreTestCase):
             ("child_submit_to", "x{"),
         ):
             with self.subTest(name=name, value=value):
-                before = self.conf_bytes()
-                with (
-                    branch.lock_write(),
-                    self.assertRaises(
-                        (errors.PermissionDenied, errors.ErrorFromSmartServer)
-                    ) as caught,
-                ):
-                    branch.get_config().set_user_option(name, value)
-                self.assertIn(f"{name}: ", str(caught.exception))
-                self.assertEqual(self.conf_bytes(), before)
+                self.assert_option_refused(branch, name, value)
         # the options a stock client keeps are still stored
         with branch.lock_write():
             branch.get_config_stack().set("append_revisions_only", "False")
