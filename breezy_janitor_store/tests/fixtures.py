@@ -377,6 +377,13 @@ class StoreTestCase(unittest.TestCase):
     def path(self, *parts: str) -> str:
         return os.path.join(self.tmp, *parts)
 
+    def branch_lock_record(self, location: str) -> bytes:
+        """The record of the held lock of the branch at ``location``
+        (``CODEBASE/CAMPAIGN``), as on disk."""
+        parts = (*location.split("/"), ".bzr", "branch", "lock", "held", "info")
+        with open(os.path.join(self.storage_dir, *parts), "rb") as f:
+            return f.read()
+
     def make_branch(self, name: str = "work", revisions: int = 1) -> str:
         """A local standalone branch with ``revisions`` commits; its path."""
         path = self.path(name)

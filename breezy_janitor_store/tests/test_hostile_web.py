@@ -265,20 +265,7 @@ class LockRecordTests(StoreTestCase):
         )
         _, token, repo_token = worker.call(b"Branch.lock_write", b".", b"", b"")
         self.addCleanup(worker.call, b"Branch.unlock", b".", token, repo_token)
-        with open(
-            os.path.join(
-                self.storage_dir,
-                "hello",
-                "lintian-fixes",
-                ".bzr",
-                "branch",
-                "lock",
-                "held",
-                "info",
-            ),
-            "rb",
-        ) as f:
-            self.record = f.read()
+        self.record = self.branch_lock_record("hello/lintian-fixes")
         self.assertIn(b"worker-1", self.record)
         os.remove(bedding.authentication_config_path())  # anonymous from here
 

@@ -23,24 +23,19 @@ class LockHolderTests(StoreTestCase):
         self.work = self.push_branch(self.store, "hello/lintian-fixes")
 
     def record(self) -> LockHeldInfo:
-        path = os.path.join(
-            self.storage_dir,
-            "hello",
-            "lintian-fixes",
-            ".bzr",
-            "branch",
-            "lock",
-            "held",
-            "info",
+        return LockHeldInfo.from_info_file_bytes(
+            self.branch_lock_record("hello/lintian-fixes")
         )
-        with open(path, "rb") as f:
-            return LockHeldInfo.from_info_file_bytes(f.read())
 
-    def test_worker_lock_names_the_worker_address_and_request(self) -> None:
-        url = self.smart_url(self.store.public, "hello/lintian-fixes")
-        client = hostile.smart_client(url)
+    def lock_branch(self, base: str) -> None:
+        """Take the branch's lock through the face at ``base`` (released at
+        cleanup), as a smart client does."""
+        client = hostile.smart_client(self.smart_url(base, "hello/lintian-fixes"))
         _, token, repo_token = client.call(b"Branch.lock_write", b".", b"", b"")
         self.addCleanup(client.call, b"Branch.unlock", b".", token, repo_token)
+
+    def test_worker_lock_names_the_worker_address_and_request(self) -> None:
+        self.lock_branch(self.store.public)
         fields = holders.holder_fields(self.record())
         self.assertEqual(fields["user"], "worker-1")
         self.assertEqual(fields["client"], "127.0.0.1")
@@ -70,10 +65,7 @@ class LockHolderTests(StoreTestCase):
         )
 
     def test_admin_face_lock_names_the_address_and_request(self) -> None:
-        url = self.smart_url(self.store.admin, "hello/lintian-fixes")
-        client = hostile.smart_client(url)
-        _, token, repo_token = client.call(b"Branch.lock_write", b".", b"", b"")
-        self.addCleanup(client.call, b"Branch.unlock", b".", token, repo_token)
+        self.lock_branch(self.store.admin)
         fields = holders.holder_fields(self.record())
         self.assertEqual(fields["client"], "127.0.0.1")
         self.assertTrue(fields["request_id"])
