@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from . import api, browse, files, filters, holders, layout, locks, metrics
+from . import (
+    api,
+    browse,
+    files,
+    filters,
+    holders,
+    isolation,
+    layout,
+    locks,
+    metrics,
+)
 from .context import current_request_id
 from .diff import DEFAULT_TIMEOUT as DEFAULT_DIFF_TIMEOUT
 from .http import HTTPError, Request, Router
@@ -81,6 +91,10 @@ class StoreApp:
         ``insert_stream`` and friends) run at once, and how long one waits
         for its turn before the 503; default: one budget for the whole
         process, of as many streams as CPUs (see :class:`StreamBudget`).
+
+    Creating one drops, process-wide, the hooks of every plugin but the
+    store's (:func:`breezy_janitor_store.isolation.drop_foreign_hooks`):
+    what a writer puts in a branch never reaches another plugin's code.
     """
 
     def __init__(
@@ -100,6 +114,7 @@ class StoreApp:
     ) -> None:
         if face not in (ADMIN, PUBLIC):
             raise ValueError(f"face must be {ADMIN!r} or {PUBLIC!r}, not {face!r}")
+        isolation.drop_foreign_hooks()
         if storage is None:
             if directory is None:
                 raise TypeError("StoreApp needs a storage directory")

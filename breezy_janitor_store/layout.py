@@ -33,6 +33,7 @@ __all__ = [
     "move_refusal",
     "parse_location",
     "removal_refusal",
+    "request_path_refusal",
     "to_disk",
     "tree_removal_refusal",
     "url_refusal",
@@ -63,8 +64,31 @@ _NOT_A_FILE = "files outside .bzr are not allowed (campaigns and roles are direc
 #: and the store's pack lock (see :mod:`breezy_janitor_store.packing`);
 #: the rest (format, shared-storage, no-working-trees) and the directory
 #: itself are set up by the store and never change.
-_REPOSITORY_DATA = frozenset(
-    {"pack-names", "packs", "indices", "upload", "obsolete_packs", "lock", "pack-lock"}
+_REPOSITORY_FILE_DIRS = frozenset({"packs", "indices", "upload", "obsolete_packs"})
+#: Files breezy keeps in a branch's control directory (paths inside ``.bzr``;
+#: its locks, ``branch-lock`` and ``branch/lock``, are checked apart), and in its ``branch`` directory
+#: (format 5 to 8, and a reference's ``location``, whose content the
+#: transport refuses).  Nothing else, so no control directory, and no
+#: ``branch.conf``, can be nested in one.
+_BRANCH_CONTROL_FILES = frozenset({("README",), ("branch-format",)})
+_BRANCH_FILES = frozenset(
+    {
+        (),
+        ("format",),
+        ("last-revision",),
+        ("revision-history",),
+        ("tags",),
+        ("branch.conf",),
+        ("references",),
+        ("location",),
+        ("bound",),
+    }
+)
+#: Names ``LockDir`` gives a lock's pending, releasing and broken records.
+_LOCK_ENTRY_RE = re.compile(r"(?:releasing\.|broken\.)?[a-z0-9]+\.tmp\Z")
+NESTED_REASON = (
+    "only the files breezy keeps in a branch's control directory may be "
+    "written there (no nested control directories)"
 )
 
 
@@ -168,7 +192,7 @@ def write_refusal(
     head, rest = segments[0], segments[1:]
     if head == CONTROL:
         if rest[:1] == ("repository",):
-            if rest[1:2] and rest[1] in _REPOSITORY_DATA:
+            if _is_repository_data(rest[1:]):
                 return None
             return (
                 "the shared repository itself is managed by the store; "
@@ -200,11 +224,71 @@ def write_refusal(
 
 
 def _branch_control_refusal(rest: tuple[str, ...], layout_dir_op: bool) -> str | None:
-    """Refusal for a write inside a campaign or role branch's ``.bzr``."""
+    """Refusal for a write inside a campaign or role branch's ``.bzr``:
+    only the files breezy keeps in a branch's control directory."""
     if not rest and not layout_dir_op:
         return "a branch's control directory is a directory"
     if rest and rest[0] in _FORBIDDEN_IN_BRANCH:
         return _FORBIDDEN_IN_BRANCH[rest[0]]
+    if not rest or rest in _BRANCH_CONTROL_FILES or _is_lock_path(rest, "branch-lock"):
+        return None
+    if rest[0] == "branch" and (
+        rest[1:] in _BRANCH_FILES or _is_lock_path(rest[1:], "lock")
+    ):
+        return None
+    return NESTED_REASON
+
+
+def _is_lock_path(rest: tuple[str, ...], name: str) -> bool:
+    """Whether ``rest`` is lock directory ``name`` or what breezy's
+    ``LockDir`` keeps in it: ``held``, ``NAME.tmp`` (being taken),
+    ``releasing.NAME.tmp``, ``broken.NAME.tmp``, each with its ``info``."""
+    if rest[:1] != (name,):
+        return False
+    entry = rest[1:]
+    if not entry:
+        return True
+    if len(entry) > 2 or (len(entry) == 2 and entry[1] != "info"):
+        return False
+    return entry[0] == "held" or _LOCK_ENTRY_RE.match(entry[0]) is not None
+
+
+def _is_repository_data(rest: tuple[str, ...]) -> bool:
+    """Whether ``rest`` (inside the shared repository's directory) is data
+    a push or the packer changes: ``pack-names``, one file in ``packs``,
+    ``indices``, ``upload`` or ``obsolete_packs``, or a lock."""
+    if rest == ("pack-names",):
+        return True
+    if rest[:1] and rest[0] in _REPOSITORY_FILE_DIRS:
+        return len(rest) == 1 or (len(rest) == 2 and rest[1] != CONTROL)
+    return _is_lock_path(rest, "lock") or _is_lock_path(rest, "pack-lock")
+
+
+def request_path_refusal(disk: tuple[str, ...], file_level: bool) -> str | None:
+    """Why a smart verb may not name on-disk ``disk`` (relative to the
+    codebase directory) as its path argument, or None.
+
+    A control directory is only where the layout puts one: at the codebase
+    root (the shared repository) and at campaign and role directories.  A
+    verb on a control directory, branch or repository (``BzrDir.*``,
+    ``Branch.*``, ``Repository.*``...) names exactly such a location; a
+    file-level (VFS) verb names a location or a path inside its ``.bzr``,
+    never one that holds a second ``.bzr``.  (What may be written there,
+    :func:`write_refusal` judges.)
+    """
+    try:
+        at = disk.index(CONTROL)
+    except ValueError:
+        at = len(disk)
+    where, inside = disk[:at], disk[at + 1 :]
+    if len(where) > 2 or not all(map(is_valid_name, where)):
+        return "not a codebase, campaign or role location"
+    if at == len(disk):
+        return None
+    if not file_level:
+        return "smart verbs act on codebase, campaign and role locations only"
+    if CONTROL in inside:
+        return NESTED_REASON
     return None
 
 

@@ -43,7 +43,7 @@ from breezy.bzr.smart.repository import (
 from breezy.transport import Transport
 from fastbencode import bencode
 
-from . import branches, layout
+from . import branches, isolation, layout
 from .context import current_request_id
 from .transport import DISK_ERRNOS, FOLLOWED_OPTIONS, REFERENCE_REASON
 
@@ -395,10 +395,27 @@ class StoreRequest(request.SmartServerRequest):
         """The transport of the location the request was sent to."""
         return self._backing_transport
 
+    def translate_client_path(self, client_path: bytes) -> str:
+        """breezy's translation of a path argument, refused unless it names
+        a place the layout has (:func:`layout.request_path_refusal`): no
+        verb reaches a control directory nested anywhere else."""
+        relpath = super().translate_client_path(client_path)
+        reason = layout.request_path_refusal(
+            self._disk_of(relpath, client_path), isinstance(self, vfs.VfsRequest)
+        )
+        if reason is not None:
+            raise errors.PermissionDenied(
+                client_path.decode("utf-8", "replace"), reason
+            )
+        return relpath
+
     def disk_path(self, client_path: bytes) -> tuple[str, ...]:
         """On-disk path, relative to the codebase directory, of a path
         argument (relative to the request's location)."""
-        url = self._backing_transport.abspath(self.translate_client_path(client_path))
+        return self._disk_of(super().translate_client_path(client_path), client_path)
+
+    def _disk_of(self, relpath: str, client_path: bytes) -> tuple[str, ...]:
+        url = self._backing_transport.abspath(relpath)
         root = self._jail_root.base
         if not url.startswith(root):  # the jail's own root, outside its codebase
             raise errors.PermissionDenied(
@@ -800,11 +817,14 @@ def _policy(verb: bytes, category: str) -> VerbPolicy:
 
 
 def _build_registry() -> registry.Registry:
-    """The store's registry: every verb of breezy's, under its policy."""
+    """The store's registry: every verb of breezy's (none of a plugin's),
+    under its policy."""
     commands = registry.Registry()
     for verb in sorted(request.request_handlers.keys()):
         policy = _policy(verb, request.request_handlers.get_info(verb))
         cls = _OVERRIDES.get(verb) or request.request_handlers.get(verb)
+        if not isolation.is_own_module(cls.__module__):
+            continue  # a plugin's verb: no plugin code runs in the store
         commands.register(verb, _store_class(verb, cls, policy), info=policy)
     return commands
 

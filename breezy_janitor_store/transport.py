@@ -56,6 +56,10 @@ REFERENCE_OPTION_REASON = "references to other options ({name}) are not allowed"
 FOLLOWED_OPTIONS = ("stacked_on_location", "bound_location")
 
 
+#: ``rule(disk, is_campaign, layout_dir_op)``: why a write is refused, or None.
+WriteRule = Callable[[tuple[str, ...], Callable[[str], bool], bool], "str | None"]
+
+
 class _Jail:
     """State shared by a StoreTransport and all its clones."""
 
@@ -68,6 +72,7 @@ class _Jail:
         "rooted",
         "url",
         "writable",
+        "write_refusal",
     )
 
     def __init__(
@@ -76,8 +81,10 @@ class _Jail:
         codebase: str,
         writable: bool,
         is_campaign: Callable[[str], bool],
+        write_refusal: WriteRule = layout.write_refusal,
     ) -> None:
         self.root = root
+        self.write_refusal = write_refusal
         self.codebase = codebase
         self.writable = writable
         self.is_campaign = is_campaign
@@ -154,9 +161,17 @@ class StoreTransport(Transport):
         *,
         writable: bool,
         is_campaign: Callable[[str], bool],
+        write_refusal: WriteRule = layout.write_refusal,
     ) -> StoreTransport:
-        """The virtual root of ``codebase``, stored at ``codebase_transport``."""
-        return cls(_Jail(codebase_transport, codebase, writable, is_campaign))
+        """The virtual root of ``codebase``, stored at ``codebase_transport``.
+
+        :param write_refusal: the layout's rule for writes (see
+            :func:`layout.write_refusal`); breezy's transport conformance
+            tests give one allowing any file inside a branch's ``.bzr``.
+        """
+        return cls(
+            _Jail(codebase_transport, codebase, writable, is_campaign, write_refusal)
+        )
 
     def for_request(self) -> StoreTransport:
         """This transport for one request: it and its clones remember the
@@ -226,7 +241,7 @@ class StoreTransport(Transport):
         if not self._jail.writable:
             raise errors.TransportNotPossible(READONLY_MESSAGE)
         disk = layout.to_disk(segments)
-        reason = layout.write_refusal(disk, self._jail.is_campaign, layout_dir_op)
+        reason = self._jail.write_refusal(disk, self._jail.is_campaign, layout_dir_op)
         if reason is not None:
             raise errors.PermissionDenied(self._display(segments), reason)
         self._confine(segments, disk)
@@ -361,7 +376,7 @@ class StoreTransport(Transport):
         return (
             self._jail.writable
             and layout.is_layout_dir(disk)
-            and layout.write_refusal(disk, self._jail.is_campaign, True) is None
+            and self._jail.write_refusal(disk, self._jail.is_campaign, True) is None
         )
 
     def _readv(self, relpath, offsets):

@@ -18,6 +18,7 @@ from breezy import errors, urlutils
 from breezy import transport as _mod_transport
 from breezy.tests import per_transport, test_server
 
+from .. import layout
 from ..storage import Storage
 from ..transport import URL_SCHEME, StoreTransport
 
@@ -59,9 +60,13 @@ class StoreServer(test_server.TestServer):
         _mod_transport.unregister_transport(URL_SCHEME, self)
 
     def _root(self, codebase: str) -> StoreTransport:
-        return self._storage.transport(
-            codebase, writable=self.writable, is_campaign=CAMPAIGN.__eq__
-        )
+        return StoreTransport.for_codebase(
+            _mod_transport.get_transport(self._storage.path(codebase)),
+            codebase,
+            writable=self.writable,
+            is_campaign=CAMPAIGN.__eq__,
+            write_refusal=_any_file_in_control_directory,
+        ).for_request()
 
     def __call__(self, url: str) -> StoreTransport:
         """The transport of ``janitor-store:///CODEBASE/PATH[,PARAMETERS]``."""
@@ -77,6 +82,13 @@ class StoreServer(test_server.TestServer):
 
     def get_bogus_url(self) -> str:
         return URL_SCHEME + "///no-such-codebase/"
+
+
+def _any_file_in_control_directory(disk, is_campaign, layout_dir_op) -> str | None:
+    """The layout's rule, but for the names of files and directories inside
+    a branch's ``.bzr`` (breezy's tests write files of their own there)."""
+    reason = layout.write_refusal(disk, is_campaign, layout_dir_op)
+    return None if reason == layout.NESTED_REASON else reason
 
 
 class ReadonlyStoreServer(StoreServer):
