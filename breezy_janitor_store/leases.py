@@ -105,7 +105,7 @@ class RequestLeases:
         self.worker = worker
         self.client = client
         self.interval = min(MAX_RENEWAL, max(MIN_RENEWAL, lease / 4))
-        self._used: dict[str, str] = {}  # lock URL: nonce
+        self._used: dict[str, bytes] = {}  # lock URL: nonce
         self._mutex = threading.Lock()
         self._token: contextvars.Token | None = None
         self._renewed = False  # registered with the renewing thread
@@ -124,7 +124,7 @@ class RequestLeases:
         """Before ``verb`` runs: use the locks it presents the token of,
         and, for an insert stream, its holder's branch lock."""
         nonces = {
-            a.decode("ascii")
+            a
             for a in args
             if isinstance(a, bytes) and len(a) == 20 and _NONCE.fullmatch(a)
         }
@@ -155,13 +155,13 @@ class RequestLeases:
             return False
         return self.worker is None or fields["user"] == self.worker
 
-    def use(self, url: str, nonce: str) -> None:
+    def use(self, url: str, nonce: bytes) -> None:
         """The request uses the lock at ``url`` held by ``nonce``: renew it
         now and while the request runs."""
         locks.touch(self.storage, url, nonce)
         self._acquired(url, nonce)
 
-    def _acquired(self, url: str, nonce: str | None) -> None:
+    def _acquired(self, url: str, nonce: bytes | None) -> None:
         if not nonce:
             return
         with self._mutex:

@@ -374,7 +374,7 @@ def is_held(storage: Storage, url: str, nonce: str | None) -> bool:
     return info is not None and info.nonce == nonce
 
 
-def touch(storage: Storage, url: str, nonce: str) -> bool:
+def touch(storage: Storage, url: str, nonce: bytes) -> bool:
     """Renew the lease of the lock at ``url`` if it is still the holding
     ``nonce``: set its record's modification time to now.
 
