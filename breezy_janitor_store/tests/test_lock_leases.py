@@ -196,8 +196,9 @@ class ActiveHolderTests(LeaseTestCase):
         conn.endheaders()
         pieces = [message[i : i + 16 * 1024] for i in range(0, len(message), 16 * 1024)]
         conn.send(pieces.pop(0) + pieces.pop(0) + pieces.pop(0) + pieces.pop(0))
-        # the verb is read: the lock's lease is renewed as the stream runs
-        wait_for(lambda: self.listed()["idle"] < LEASE / 4, "the lease renewed")
+        # the verb is read and the insert has begun (its pack is made)
+        upload = os.path.join(self.storage_dir, "hello", ".bzr", "repository", "upload")
+        wait_for(lambda: os.listdir(upload), "the insert to begin")
         step = 0
         while pieces and self.listed()["age"] < 3 * LEASE:
             step += 1
