@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 from breezy import errors, lockdir
 from breezy.branch import Branch
@@ -28,7 +29,16 @@ from ..auth import add_worker
 from ..config import ConfigError
 from ..serve import ServeSettings
 from . import hostile
-from .fixtures import PASSWORD, WORKER, StoreTestCase, brz, http_request, wait_for
+from .fixtures import (
+    FREE_PORTS,
+    PASSWORD,
+    WORKER,
+    StoreTestCase,
+    brz,
+    http_request,
+    start_serve,
+    wait_for,
+)
 from .test_auth import write_authentication_conf
 
 #: The second worker, who finds worker-1's lock in its way.
@@ -244,6 +254,69 @@ def _insert_stream(branch: Branch, revid: bytes) -> list[bytes]:
         source = repo._get_source(RepositoryFormat2a())
         stream = source.get_stream(PendingAncestryResult([revid], repo))
         return list(_stream_to_byte_stream(stream, repo._format))
+
+
+class ProcessesTests(StoreTestCase):
+    def test_lease_renewed_in_one_process_holds_in_another(self) -> None:
+        """Two ``serve`` processes on one storage directory: a holder using
+        its lock through one keeps it against a writer of the other, who
+        waits; the holder pushes and unlocks, then the writer gets it."""
+        servers = [
+            start_serve(
+                self, "-d", self.storage_dir, "--lock-lease", str(LEASE), *FREE_PORTS
+            )[1]
+            for _ in range(2)
+        ]
+        url, rival_url = (self.smart_url(s, LOCATION) for s in servers)
+        work = self.make_branch()
+        brz("push", "-q", url, cwd=work)
+
+        def listed() -> dict:
+            status, _, body = http_request(servers[1] + "/hello/locks")
+            self.assertEqual(status, 200, body)
+            return json.loads(body)[0]
+
+        holder = Branch.open(url)
+        holder.lock_write()
+        while listed()["age"] < 2 * LEASE:
+            wait_for(
+                lambda: listed()["idle"] >= LEASE / 2, "half a lease", interval=0.1
+            )
+            holder.set_last_revision_info(*holder.last_revision_info())
+        # the other process sees the lease renewed
+        self.assertEqual(listed()["lease"], LEASE)
+        self.assertGreater(listed()["expires_in"], 0)
+        # a writer of the other process waits for the lock (the server
+        # waits up to 30 s), while the holder goes on using it
+        answers = []
+        rival = hostile.smart_client(rival_url)
+
+        def take() -> None:
+            try:
+                answers.append(rival.call(b"Branch.lock_write", b".", b"", b""))
+            except errors.ErrorFromSmartServer as e:
+                answers.append(e.error_tuple)
+
+        thread = threading.Thread(target=take, daemon=True)
+        thread.start()
+        self.addCleanup(thread.join, 60)
+        while thread.is_alive() and listed()["age"] < 4 * LEASE:
+            wait_for(
+                lambda: listed()["idle"] >= LEASE / 2, "half a lease", interval=0.1
+            )
+            holder.set_last_revision_info(*holder.last_revision_info())
+        self.assertEqual(answers, [], "the writer broke the lock in use")
+        self.commit(work)
+        local = Branch.open(work)
+        local.push(holder)
+        holder.unlock()
+        thread.join(60)
+        # the writer had waited: the lock is now its own
+        (answer,) = answers
+        self.assertEqual(answer[0], b"ok", answer)
+        self.assertEqual(listed()["nonce"], answer[1].decode())
+        rival.call(b"Branch.unlock", b".", answer[1], answer[2])
+        self.assertEqual(Branch.open(rival_url).last_revision(), local.last_revision())
 
 
 class LeaseSettingTests(StoreTestCase):
