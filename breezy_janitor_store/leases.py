@@ -34,6 +34,7 @@ end of the holder's last request.
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import os
 import re
@@ -41,7 +42,9 @@ import threading
 from collections.abc import Iterable
 from typing import Self
 
+from breezy import errors
 from breezy.lock import Lock, LockResult
+from breezy.lockdir import LockHeldInfo
 
 from . import layout, locks
 from .holders import CLIENT, holder_fields
@@ -132,13 +135,14 @@ class RequestLeases:
         if not nonces and not insert:
             return
         for url, kind in self._candidates():
-            info = locks.read_record(self.storage, url)
-            if info is None or not info.nonce:
+            raw = locks.read_raw_record(self.storage, url)
+            nonce = locks.record_nonce(raw)
+            if nonce is None:
                 continue
-            if info.nonce in nonces or (
-                insert and kind == locks.BRANCH and self._holds(info)
+            if nonce in nonces or (
+                insert and kind == locks.BRANCH and self._holds(raw)
             ):
-                self.use(url, info.nonce)
+                self.use(url, nonce)
 
     def _candidates(self) -> list[tuple[str, str]]:
         """The locks at the request's location: its repository's, and its
@@ -148,10 +152,21 @@ class RequestLeases:
             found.append((locks.lock_url(self.location), locks.BRANCH))
         return found
 
-    def _holds(self, info) -> bool:
-        """Whether this request's client took the lock of record ``info``."""
-        fields = holder_fields(info)
-        if fields[CLIENT] is None or fields[CLIENT] != self.client:
+    def _holds(self, raw: bytes) -> bool:
+        """Whether this request's client took the lock of record ``raw``."""
+        if self.client is None:
+            return False
+        # the lines the store stamps (holders.stamp), as it writes them
+        lines = raw.splitlines()
+        if _line(CLIENT, self.client) in lines and (
+            self.worker is None or _line("user", self.worker) in lines
+        ):
+            return True
+        try:  # a record stamped through YAML
+            fields = holder_fields(LockHeldInfo.from_info_file_bytes(raw))
+        except errors.LockCorrupt:
+            return False
+        if fields[CLIENT] != self.client:
             return False
         return self.worker is None or fields["user"] == self.worker
 
@@ -183,6 +198,11 @@ class RequestLeases:
                 locks.touch(self.storage, url, nonce)
             except Exception:  # the next renewal tries again
                 logger.exception("cannot renew the lease of %s", url)
+
+
+def _line(field: str, value: str) -> bytes:
+    """A record's line for ``field``, as :func:`holders.stamp` writes it."""
+    return f"{field}: {json.dumps(value)}".encode()
 
 
 class _Renewer:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,7 +65,9 @@ __all__ = [
     "is_held",
     "list_locks",
     "lock_url",
+    "read_raw_record",
     "read_record",
+    "record_nonce",
     "touch",
 ]
 
@@ -353,25 +356,48 @@ def _parse_lock_url(storage: Storage, url: str) -> tuple[str, str] | None:
     return codebase, path
 
 
-def read_record(storage: Storage, url: str) -> LockHeldInfo | None:
+def read_raw_record(storage: Storage, url: str) -> bytes | None:
     """The record of the lock at ``url`` (a store transport URL, as breezy's
-    lock hooks report it); None when it is not held, or not readable."""
+    lock hooks report it), as on disk; None when it is not held, or not
+    readable (or over :data:`MAX_LOCK_INFO` bytes)."""
     parsed = _parse_lock_url(storage, url)
     if parsed is None:
         return None
     codebase, path = parsed
     try:
-        raw = _read_info(_lock_transport(storage, codebase), path)[0]
-        return LockHeldInfo.from_info_file_bytes(raw) if raw is not None else None
-    except (errors.LockCorrupt, NoSuchFile, errors.PathError, errors.PermissionDenied):
+        return _read_info(_lock_transport(storage, codebase), path)[0]
+    except (NoSuchFile, errors.PathError, errors.PermissionDenied):
         return None
 
 
-def is_held(storage: Storage, url: str, nonce: str | None) -> bool:
+#: The nonce line of a record breezy wrote (YAML quotes a nonce of digits).
+_NONCE_LINE = re.compile(rb"^nonce: '?([0-9a-z]+)'?$", re.MULTILINE)
+
+
+def record_nonce(raw: bytes | None) -> bytes | None:
+    """The nonce of lock record ``raw`` (without parsing its YAML, which
+    costs a thousand times more), or None."""
+    m = _NONCE_LINE.search(raw) if raw is not None else None
+    return m.group(1) if m is not None else None
+
+
+def read_record(storage: Storage, url: str) -> LockHeldInfo | None:
+    """The record of the lock at ``url``, parsed; None when it is not held,
+    or not readable."""
+    raw = read_raw_record(storage, url)
+    try:
+        return LockHeldInfo.from_info_file_bytes(raw) if raw is not None else None
+    except errors.LockCorrupt:
+        return None
+
+
+def is_held(storage: Storage, url: str, nonce: bytes | str | None) -> bool:
     """Whether the lock at ``url`` (a store transport URL, as breezy's lock
     hooks report it) is still held on disk by the holding ``nonce``."""
-    info = read_record(storage, url)
-    return info is not None and info.nonce == nonce
+    if isinstance(nonce, str):
+        nonce = nonce.encode("ascii", "replace")
+    held = record_nonce(read_raw_record(storage, url))
+    return held is not None and held == nonce
 
 
 def touch(storage: Storage, url: str, nonce: bytes) -> bool:

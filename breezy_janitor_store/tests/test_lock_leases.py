@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import threading
+import unittest
 
 from breezy import errors, lockdir
 from breezy.branch import Branch
@@ -343,3 +344,34 @@ class LeaseSettingTests(StoreTestCase):
         )
         self.assertIsNone(StoreApp(directory, lock_lease=0).lock_lease)
         self.assertEqual(StoreApp(directory).lock_lease, leases.DEFAULT_LEASE)
+
+
+class HolderMatchTests(unittest.TestCase):
+    """An insert stream renews the branch lock of the worker and address
+    that took it, however its record was stamped."""
+
+    def test_stamped_records_match_their_holder_only(self) -> None:
+        from breezy.lockdir import LockHeldInfo
+
+        from .. import holders
+        from ..layout import Location
+
+        record = LockHeldInfo.for_this_process(None).to_bytes()
+        for worker in ("worker-1", 'w\u00f6rker "x": #y', None):
+            for client in ("127.0.0.1", "::1"):
+                with self.subTest(worker=worker, client=client):
+                    with holders.acting_for(worker, client):
+                        stamped = holders.stamp(record)
+
+                    def holds(
+                        w: str | None, c: str | None, raw: bytes = stamped
+                    ) -> bool:
+                        request = leases.RequestLeases(
+                            None, Location("hello", "lintian-fixes"), LEASE, w, c
+                        )
+                        return request._holds(raw)
+
+                    self.assertTrue(holds(worker, client))
+                    self.assertFalse(holds("someone-else", client))
+                    self.assertFalse(holds(worker, "10.0.0.9"))
+                    self.assertFalse(holds(worker, None))
