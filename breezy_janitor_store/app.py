@@ -261,6 +261,11 @@ class StoreApp:
                     ),
                     used if used is not None else contextlib.nullcontext(),
                 ):
+                    if used is not None:  # its bytes arriving renew its locks
+                        environ = req.environ
+                        environ["wsgi.input"] = used.watch(
+                            environ["wsgi.input"], length
+                        )
                     self._feed(req, exchange, length)
             except BaseException:
                 exchange.abort()  # e.g. the client went away mid-body

@@ -25,10 +25,13 @@ on a writable face) uses:
   the repository's lock while the store records new packs).
 
 The locks a request uses are renewed when it starts using them, every
-quarter of the lease while it runs (a process-wide thread: a long insert
-stream whose bytes keep arriving, or the store busy with a client's
-request, is never silence), and when it ends, so the lease counts from the
-end of the holder's last request.
+quarter of the lease while it runs (a process-wide thread), and when it
+ends, so the lease counts from the end of the holder's last request.  While
+the request's body is being read, a renewal needs some of its bytes to have
+arrived since the last one: a long insert stream whose bytes keep arriving
+is activity, a client gone silent mid-body (its host dead, no reset ever
+coming, under a server without read timeouts) is not.  Once the body is in,
+the store is working for the holder (recording packs, say) until it answers.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable
-from typing import Self
+from typing import BinaryIO, Self
 
 from breezy import errors
 from breezy.lock import Lock, LockResult
@@ -51,7 +54,13 @@ from .holders import CLIENT, holder_fields
 from .smart import INSERT_STREAM_VERBS
 from .storage import Storage
 
-__all__ = ["DEFAULT_LEASE", "RequestLeases", "install_hooks", "parse_lease"]
+__all__ = [
+    "BODY_STEP",
+    "DEFAULT_LEASE",
+    "RequestLeases",
+    "install_hooks",
+    "parse_lease",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +69,8 @@ DEFAULT_LEASE = 120.0
 #: Bounds of the interval at which running requests renew their locks.
 MIN_RENEWAL = 0.1
 MAX_RENEWAL = 30.0
+#: Bytes of a request body read at a time while the request uses a lock.
+BODY_STEP = 8 * 1024
 #: A holding's nonce as breezy's ``LockDir`` makes it (``rand_chars(20)``).
 _NONCE = re.compile(rb"[0-9a-z]{20}")
 
@@ -112,16 +123,34 @@ class RequestLeases:
         self._mutex = threading.Lock()
         self._token: contextvars.Token | None = None
         self._renewed = False  # registered with the renewing thread
+        self._length = 0  # of the request body
+        self._received = self._seen = 0  # body bytes read; at the last renewal
 
     def __enter__(self) -> Self:
         self._token = _current.set(self)
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
         _current.reset(self._token)
         if self._renewed:
             _RENEWER.discard(self)
-            self.renew()
+            if exc_type is None:  # (not a client gone, or silent, mid-body)
+                self.renew()
+
+    def watch(self, body: BinaryIO, length: int) -> BinaryIO:
+        """The request ``body`` of ``length`` bytes, read so that the bytes
+        arriving are seen: while it is read, the locks are renewed only
+        when some arrived since the last renewal."""
+        self._length = length
+        return _Watched(body, self)
+
+    def _tick(self) -> None:
+        """The renewing thread's turn: renew, unless the body stalled."""
+        received = self._received
+        if received < self._length and received == self._seen:
+            return  # nothing arrived: the holder is silent
+        self._seen = received
+        self.renew()
 
     def admit(self, verb: bytes | None, args: Iterable[object]) -> None:
         """Before ``verb`` runs: use the locks it presents the token of,
@@ -200,6 +229,36 @@ class RequestLeases:
                 logger.exception("cannot renew the lease of %s", url)
 
 
+class _Watched:
+    """A request body whose reads note the bytes arriving (in steps of
+    :data:`BODY_STEP`, so a read waiting for a large chunk shows progress)."""
+
+    __slots__ = ("_body", "_request")
+
+    def __init__(self, body: BinaryIO, request: RequestLeases) -> None:
+        self._body = body
+        self._request = request
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0 or size <= BODY_STEP:
+            data = self._body.read(size)
+            self._request._received += len(data)
+            return data
+        parts = []
+        remaining = size
+        while remaining:
+            data = self._body.read(min(BODY_STEP, remaining))
+            if not data:
+                break
+            self._request._received += len(data)
+            remaining -= len(data)
+            parts.append(data)
+        return b"".join(parts)
+
+    def __getattr__(self, name: str):
+        return getattr(self._body, name)
+
+
 def _line(field: str, value: str) -> bytes:
     """A record's line for ``field``, as :func:`holders.stamp` writes it."""
     return f"{field}: {json.dumps(value)}".encode()
@@ -243,7 +302,7 @@ class _Renewer:
                 cond.wait(min(r.interval for r in self._requests))
                 running = list(self._requests)
             for request in running:
-                request.renew()
+                request._tick()
 
 
 _RENEWER = _Renewer()

@@ -178,14 +178,12 @@ class ActiveHolderTests(LeaseTestCase):
         self.assertIsNone(self.listed())
         self.assertEqual(self.tip(), local.last_revision())
 
-    def test_trickling_insert_stream_keeps_the_lock(self) -> None:
-        """worker-1 takes the lock and sends its revisions in an insert
-        stream whose body trickles in for longer than the lease: the lock
-        is still its own when the stream ends and it unlocks."""
-        client = hostile.smart_client(self.url())
-        _, token, repo_token = client.call(b"Branch.lock_write", b".", b"", b"")
+    def start_insert_stream(self) -> tuple[http.client.HTTPConnection, list[bytes]]:
+        """worker-1's insert stream of a new revision (half a MiB), as
+        breezy's client sends it, started: its first 64 KiB sent and the
+        insert begun.  Returns the connection and the pieces left to send."""
         with open(os.path.join(self.work, "blob"), "wb") as f:
-            f.write(os.urandom(512 * 1024))  # a body of several reads
+            f.write(os.urandom(512 * 1024))
         brz("add", "-q", cwd=self.work)
         brz("commit", "-q", "-m", "blob", cwd=self.work)
         local = Branch.open(self.work)
@@ -195,7 +193,6 @@ class ActiveHolderTests(LeaseTestCase):
             b"",
             chunks=_insert_stream(local, local.last_revision()),
         )
-        self.wait_half_lease()
         conn = http.client.HTTPConnection(
             self.store.public.split("//")[1].split("/")[0]
         )
@@ -205,11 +202,26 @@ class ActiveHolderTests(LeaseTestCase):
         conn.putheader("Authorization", f"Basic {credentials}")
         conn.putheader("Content-Length", str(len(message)))
         conn.endheaders()
-        pieces = [message[i : i + 16 * 1024] for i in range(0, len(message), 16 * 1024)]
-        conn.send(pieces.pop(0) + pieces.pop(0) + pieces.pop(0) + pieces.pop(0))
+        # (the store reads a large body 64 KiB at a time, each read in
+        # steps of BODY_STEP bytes: each piece arriving shows progress)
+        step = leases.BODY_STEP
+        pieces = [message[i : i + step] for i in range(0, len(message), step)]
+        first = 64 * 1024 // step
+        conn.send(b"".join(pieces[:first]))
         # the verb is read and the insert has begun (its pack is made)
         upload = os.path.join(self.storage_dir, "hello", ".bzr", "repository", "upload")
         wait_for(lambda: os.listdir(upload), "the insert to begin")
+        return conn, pieces[first:]
+
+    def test_trickling_insert_stream_keeps_the_lock(self) -> None:
+        """worker-1 takes the lock and sends its revisions in an insert
+        stream whose body trickles in for longer than the lease: the lock
+        is still its own when the stream ends and it unlocks."""
+        client = hostile.smart_client(self.url())
+        _, token, repo_token = client.call(b"Branch.lock_write", b".", b"", b"")
+        self.wait_half_lease()
+        conn, pieces = self.start_insert_stream()
+        local = Branch.open(self.work)
         step = 0
         while pieces and self.listed()["age"] < 3 * LEASE:
             step += 1
@@ -245,6 +257,25 @@ class ActiveHolderTests(LeaseTestCase):
         )
         self.assertIsNone(self.listed())
         self.assertEqual(self.tip(), local.last_revision())
+
+    def test_stalled_insert_stream_does_not_keep_the_lock(self) -> None:
+        """worker-1's insert stream stops mid-body, its connection open (a
+        host gone without a reset): that is silence, and the lease expires."""
+        client = hostile.smart_client(self.url())
+        client.call(b"Branch.lock_write", b".", b"", b"")
+        conn, _ = self.start_insert_stream()
+        wait_for(
+            lambda: self.listed()["expires_in"] <= 0,
+            "the lease to expire",
+            interval=0.1,
+        )
+        rival = hostile.smart_client(self.url(OTHER))
+        with self.assertLogs(locks.logger, "WARNING"):
+            answer = rival.call(b"Branch.lock_write", b".", b"", b"")
+        self.assertEqual(answer[0], b"ok", answer)
+        self.assertTrue(self.listed()["holder"].startswith(OTHER + " on "))
+        rival.call(b"Branch.unlock", b".", answer[1], answer[2])
+        conn.close()  # the stream ends short: its insert is undone
 
 
 def _insert_stream(branch: Branch, revid: bytes) -> list[bytes]:
