@@ -15,9 +15,9 @@ and only the store moves it (clients never write inside a control
 directory).  A smart request (:class:`RequestLeases`, entered for each one
 on a writable face) uses:
 
-* every lock whose token (the holding's nonce) is one of its arguments
-  (``Branch.set_last_revision_info``, ``Branch.unlock``,
-  ``Repository.insert_stream_locked``, a ``Branch.lock_write`` with tokens);
+* the branch lock of its location when it presents the lock's token (the
+  holding's nonce) as an argument (``Branch.set_last_revision_info``,
+  ``Branch.unlock``, a ``Branch.lock_write`` with tokens, ...);
 * for an insert stream, the branch lock of its location when the same
   worker, from the same address, holds it (a push sends its revisions with
   the branch locked, but the stream carries no branch token);
@@ -153,33 +153,29 @@ class RequestLeases:
         self.renew()
 
     def admit(self, verb: bytes | None, args: Iterable[object]) -> None:
-        """Before ``verb`` runs: use the locks it presents the token of,
-        and, for an insert stream, its holder's branch lock."""
+        """Before ``verb`` runs: use the branch lock of the request's
+        location if the request presents its token, or is an insert stream
+        of its holder.
+
+        (Clients hold no repository lock between requests: a 2a repository
+        gives them no token; the store holds it only while it records packs,
+        in the request doing so.)
+        """
+        if self.location.campaign is None:
+            return
+        insert = verb in INSERT_STREAM_VERBS
         nonces = {
             a
             for a in args
             if isinstance(a, bytes) and len(a) == 20 and _NONCE.fullmatch(a)
         }
-        insert = verb in INSERT_STREAM_VERBS
         if not nonces and not insert:
             return
-        for url, kind in self._candidates():
-            raw = locks.read_raw_record(self.storage, url)
-            nonce = locks.record_nonce(raw)
-            if nonce is None:
-                continue
-            if nonce in nonces or (
-                insert and kind == locks.BRANCH and self._holds(raw)
-            ):
-                self.use(url, nonce)
-
-    def _candidates(self) -> list[tuple[str, str]]:
-        """The locks at the request's location: its repository's, and its
-        branch's if it names one."""
-        found = [(locks.lock_url(layout.Location(self.location.codebase)), "")]
-        if self.location.campaign is not None:
-            found.append((locks.lock_url(self.location), locks.BRANCH))
-        return found
+        url = locks.lock_url(self.location)
+        raw = locks.read_raw_record(self.storage, url)
+        nonce = locks.record_nonce(raw)
+        if nonce is not None and (nonce in nonces or (insert and self._holds(raw))):
+            self.use(url, nonce)
 
     def _holds(self, raw: bytes) -> bool:
         """Whether this request's client took the lock of record ``raw``."""

@@ -143,6 +143,35 @@ class WalkedAwayTests(LeaseTestCase):
         self.assertIn(f"for 127.0.0.1 in request {listed['request_id']}", line)
         self.assertIn(f"lease of {LEASE} s expired", line)
 
+    def test_repository_lock_of_a_killed_request_expires(self) -> None:
+        """The repository lock a request took (the store records packs
+        under it) and never released, its process killed: after the lease,
+        the next push breaks it."""
+        from .. import holders
+
+        storage = self.store.admin_app.storage
+        repo = storage.transport("hello", writable=True, is_campaign=bool)
+        with holders.acting_for(WORKER, "127.0.0.1"):
+            lockdir.LockDir(repo, ".bzr/repository/lock").attempt_lock()
+
+        def repository_lock() -> dict | None:
+            body = http_request(self.store.admin + "/hello/locks")[2]
+            found = [h for h in json.loads(body) if h["lock"] == locks.REPOSITORY]
+            return found[0] if found else None
+
+        self.assertEqual(repository_lock()["lease"], LEASE)
+        wait_for(
+            lambda: repository_lock()["expires_in"] <= 0,
+            "the lease to expire",
+            interval=0.1,
+        )
+        self.commit(self.work)
+        with self.assertLogs(locks.logger, "WARNING") as logs:
+            brz("push", "-q", self.url(OTHER), cwd=self.work)
+        self.assertIn("expired lease of the repository lock on hello", logs.output[0])
+        self.assertIsNone(repository_lock())
+        self.assertEqual(self.tip(), Branch.open(self.work).last_revision())
+
     def test_without_a_lease_the_lock_stays(self) -> None:
         """Leases off (``--lock-lease 0``): the walked-away lock stays held."""
         self.store.public_app.lock_lease = None
