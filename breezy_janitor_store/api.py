@@ -393,7 +393,7 @@ def _lock_codebase(app: StoreApp, name: str) -> str:
 
 def list_locks(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
     """``GET /CODEBASE/locks``: the locks held in the codebase."""
-    held = locks.list_locks(app.storage, _lock_codebase(app, codebase))
+    held = locks.list_locks(app.storage, _lock_codebase(app, codebase), app.lock_lease)
     return _json(req, [h.to_json() for h in held], indent=1)
 
 

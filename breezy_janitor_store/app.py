@@ -8,6 +8,7 @@ answered without a body (:func:`breezy_janitor_store.filters.head`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +24,7 @@ from . import (
     holders,
     isolation,
     layout,
+    leases,
     locks,
     metrics,
 )
@@ -87,6 +89,10 @@ class StoreApp:
     :param break_locks_older_than: seconds; before a write, break the
         branch and repository locks it would wait for when older than
         this (see :mod:`breezy_janitor_store.locks`).  Default: never.
+    :param lock_lease: seconds; a lock the store took for a client whose
+        holder has not used it for this long is broken before a write that
+        would wait for it (see :mod:`breezy_janitor_store.leases`).  None
+        or 0: never.
     :param stream_budget: how many heavy streams (``get_stream``,
         ``insert_stream`` and friends) run at once, and how long one waits
         for its turn before the 503; default: one budget for the whole
@@ -110,6 +116,7 @@ class StoreApp:
         public_url: str | None = None,
         diff_timeout: float = DEFAULT_DIFF_TIMEOUT,
         break_locks_older_than: float | None = None,
+        lock_lease: float | None = leases.DEFAULT_LEASE,
         stream_budget: StreamBudget | None = None,
     ) -> None:
         if face not in (ADMIN, PUBLIC):
@@ -135,6 +142,9 @@ class StoreApp:
         self.public_url = public_url
         self.diff_timeout = diff_timeout
         self.break_locks_older_than = break_locks_older_than
+        self.lock_lease = leases.parse_lease(lock_lease)
+        if self.lock_lease is not None:
+            leases.install_hooks()
         self.stream_budget = stream_budget or PROCESS_STREAM_BUDGET
         self.prefix = PUBLIC_PREFIX if face == PUBLIC else ""
         self.router = Router(
@@ -201,6 +211,17 @@ class StoreApp:
         )
 
         turn = _Turn(self.stream_budget)
+        used = (  # the locks the request uses, for their leases
+            leases.RequestLeases(
+                self.storage,
+                location,
+                self.lock_lease,
+                req.environ.get("REMOTE_USER"),
+                req.environ.get("REMOTE_ADDR"),
+            )
+            if writable and self.lock_lease is not None
+            else None
+        )
 
         def admit(verb: bytes | None, policy: VerbPolicy) -> None:
             """Stop a verb the request may not run: writes of an anonymous
@@ -223,8 +244,14 @@ class StoreApp:
                     [("Retry-After", str(RETRY_AFTER)), ("Connection", "close")],
                 )
             if writable and verb is not None:
+                if used is not None:  # the holder's own use renews its lease
+                    used.admit(verb, exchange.args)
                 locks.before_write(
-                    self.storage, location, verb, self.break_locks_older_than
+                    self.storage,
+                    location,
+                    verb,
+                    self.break_locks_older_than,
+                    self.lock_lease,
                 )
 
         def prepare_write() -> None:
@@ -242,10 +269,19 @@ class StoreApp:
         streamed = False
         try:
             try:
-                # locks the verbs take are recorded as the client's
-                with holders.acting_for(
-                    req.environ.get("REMOTE_USER"), req.environ.get("REMOTE_ADDR")
+                # locks the verbs take are recorded as the client's, and
+                # the locks the request uses keep their leases while it runs
+                with (
+                    holders.acting_for(
+                        req.environ.get("REMOTE_USER"), req.environ.get("REMOTE_ADDR")
+                    ),
+                    used if used is not None else contextlib.nullcontext(),
                 ):
+                    if used is not None:  # its bytes arriving renew its locks
+                        environ = req.environ
+                        environ["wsgi.input"] = used.watch(
+                            environ["wsgi.input"], length
+                        )
                     self._feed(req, exchange, length)
             except BaseException:
                 exchange.abort()  # e.g. the client went away mid-body

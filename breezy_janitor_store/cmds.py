@@ -145,7 +145,10 @@ class cmd_janitor_store_serve(Command):
     BZR_STORE_CREDENTIALS, --break-locks-older-than
     BZR_STORE_BREAK_LOCKS_OLDER_THAN (off unless set: before a write,
     break the locks it would wait for when older than that many seconds;
-    a push still running that long loses its lock), --gc-interval
+    a push still running that long loses its lock), --lock-lease
+    BZR_STORE_LOCK_LEASE (default 120; 0 or off: never: a lock taken for a
+    client whose holder has not used it for that many seconds is broken by
+    the next writer that would wait for it), --gc-interval
     BZR_STORE_GC_INTERVAL (every that many seconds, default 3600, run
     'janitor-store gc' with its defaults on every codebase; 0: never),
     --max-connections BZR_STORE_MAX_CONNECTIONS, --max-streams
@@ -219,6 +222,13 @@ class cmd_janitor_store_serve(Command):
             "break-locks-older-than",
             type=int,
             help="Break locks older than SECONDS before writes (default: never).",
+        ),
+        Option(
+            "lock-lease",
+            type=str,
+            help="Break a lock taken for a client once its holder has not used "
+            "it for SECONDS, when a writer waits for it (default: 120; 0 or "
+            "off: never).",
         ),
         Option(
             "gc-interval",

@@ -13,7 +13,7 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 
-from . import locks
+from . import leases, locks
 from .app import ADMIN, DEFAULT_CLIENT_MAX_SIZE, DEFAULT_DIFF_TIMEOUT, PUBLIC, StoreApp
 from .config import (
     DEFAULT_VENDOR,
@@ -77,6 +77,9 @@ class ServeSettings:
     diff_timeout: float = DEFAULT_DIFF_TIMEOUT
     #: Break branch/repository locks older than this before writes (seconds).
     break_locks_older_than: float | None = None
+    #: Seconds a lock taken for a client is held without its holder using
+    #: it before a writer waiting for it breaks it; None: never.
+    lock_lease: float | None = leases.DEFAULT_LEASE
     #: Log debug messages too.
     debug: bool = False
     #: Send the log to Google Cloud Logging instead of standard error.
@@ -104,6 +107,7 @@ class ServeSettings:
         database_url: str | None = None,
         credentials: str | None = None,
         break_locks_older_than: float | None = None,
+        lock_lease: str | float | None = None,
         public_url: str | None = None,
         diff_timeout: float | None = None,
         debug: bool = False,
@@ -166,6 +170,7 @@ class ServeSettings:
             break_locks_older_than=env_default(
                 break_locks_older_than, "BZR_STORE_BREAK_LOCKS_OLDER_THAN", None, float
             ),
+            lock_lease=_lock_lease(lock_lease),
             public_url=env_default(public_url, "BZR_STORE_PUBLIC_URL"),
             diff_timeout=env_default(
                 diff_timeout, "BZR_STORE_DIFF_TIMEOUT", DEFAULT_DIFF_TIMEOUT, float
@@ -228,13 +233,33 @@ class ServeSettings:
                 else "public-face writers: none (read-only)"
             )
         limit = f"{self.client_max_size} bytes" if self.client_max_size else "no limit"
+        lease = f"{self.lock_lease:g} s" if self.lock_lease else "off"
         return [
             f"storage directory: {self.directory}",
             campaigns,
             codebases,
             workers,
             f"largest request body: {limit}",
+            f"lock lease: {lease}",
         ]
+
+
+def _lock_lease(value: str | float | None) -> float | None:
+    """``--lock-lease``, else ``BZR_STORE_LOCK_LEASE``, else the default:
+    seconds, or ``0``/``off`` for no lease."""
+    source = "--lock-lease"
+    if value is None:
+        value = os.environ.get("BZR_STORE_LOCK_LEASE") or None
+        source = "BZR_STORE_LOCK_LEASE"
+    if value is None:
+        return leases.DEFAULT_LEASE
+    try:
+        return leases.parse_lease(value)
+    except ValueError:
+        raise ConfigError(
+            f"invalid value for {source}: {value!r} "
+            "(seconds, or 0 or 'off' for no lease)"
+        ) from None
 
 
 def _redacted(url: str) -> str:
@@ -258,6 +283,7 @@ def build_apps(settings: ServeSettings) -> tuple[StoreApp, StoreApp]:
         "campaigns": Campaigns(names),
         "client_max_size": settings.client_max_size or NO_LIMIT,
         "break_locks_older_than": settings.break_locks_older_than,
+        "lock_lease": settings.lock_lease,
         "public_url": settings.public_url,
         "diff_timeout": settings.diff_timeout,
         # one budget for both faces: it bounds the process's memory

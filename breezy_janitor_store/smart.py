@@ -929,6 +929,8 @@ class _Handler(request.SmartServerRequestHandler):
         self._admit = admit
         self._prepare_write = prepare_write
         self.verb: bytes | None = None
+        #: The request's arguments, the verb first (once received).
+        self.args: tuple = ()
         self.stop: Exception | None = None
 
     def args_received(self, args):
@@ -938,6 +940,7 @@ class _Handler(request.SmartServerRequestHandler):
             self.finished_reading = True
             return None
         self.verb = args[0]
+        self.args = args
         policy = verb_policy(self.verb)
         try:
             self._admit(self.verb, policy)
@@ -1186,6 +1189,12 @@ class SmartExchange:
     @property
     def verb(self) -> bytes | None:
         return self._handler.verb
+
+    @property
+    def args(self) -> tuple:
+        """The request's arguments, the verb first (known when ``admit``
+        is called)."""
+        return self._handler.args
 
     def feed(self, data: bytes) -> None:
         """Accept the next part of the request body.
