@@ -202,8 +202,9 @@ def _location(codebase: str, segments: tuple[str, ...]) -> str:
 UNREADABLE = "unreadable"
 
 
-def _unreadable(raw: object = None) -> str:
-    shown = "" if raw is None else f" ({_raw(raw)})"
+def _unreadable(detail: str = "") -> str:
+    """``unreadable``, with ``detail`` (the stored value) in parentheses."""
+    shown = f" ({detail})" if detail else ""
     return f'<span class="note">{UNREADABLE}{esc(shown)}</span>'
 
 
@@ -267,7 +268,7 @@ def _bugs(rev: Revision) -> str | None:
     try:
         bugs = [f"{esc(url)} ({esc(status)})" for url, status in rev.iter_bugs()]
     except (errors.BzrError, AttributeError, TypeError, ValueError):
-        return _unreadable(raw)  # breezy's parser refuses the property
+        return _unreadable(_raw(raw))  # breezy's parser refuses the property
     return ", ".join(bugs)
 
 

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, BinaryIO
 import patiencediff
 from breezy import diff as _mod_diff
 from breezy import errors, osutils, textfile
-from breezy import timestamp as _mod_timestamp
 from breezy.repository import Repository
 from breezy.transport import NoSuchFile
 
@@ -383,7 +382,9 @@ def _header_date(tree, path: str) -> str:
         logger.debug("no date for %s", path, exc_info=True)
         return UNREADABLE_DATE
     try:
-        return _mod_timestamp.format_patch_date(mtime)
+        # breezy's format_patch_date, without its warning for times before
+        # 1970 (a warning per distinct value: a log any writer can fill)
+        return osutils.format_date(mtime, offset=0, date_fmt="%Y-%m-%d %H:%M:%S")
     except (ValueError, OverflowError, OSError, TypeError):
         return UNREADABLE_DATE
 
