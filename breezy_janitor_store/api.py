@@ -40,7 +40,6 @@ __all__ = [
     "LIST_TYPES",
     "NAME",
     "break_lock",
-    "diff_slot",
     "diff_view",
     "list_codebases",
     "list_locks",
@@ -238,18 +237,6 @@ def _subpath(query: dict[str, str]) -> str | None:
     return path or None
 
 
-def diff_slot(app: StoreApp) -> diff.Slot:
-    """A slot of the process's stream budget for a diff, or a ``503``."""
-    from .app import RETRY_AFTER
-
-    try:
-        return diff.Slot(app.stream_budget)
-    except diff.Busy as e:
-        raise HTTPError(
-            503, f"{e}; retry later", [("Retry-After", str(RETRY_AFTER))]
-        ) from None
-
-
 def diff_view(app: StoreApp, req: Request, codebase: str) -> Iterable[bytes]:
     """The unified diff between two revisions, streamed, within
     ``app.diff_limits`` and a slot of ``app.stream_budget``."""
@@ -263,7 +250,7 @@ def diff_view(app: StoreApp, req: Request, codebase: str) -> Iterable[bytes]:
         lambda out: diff.write_revision_diff(repo, old, new, out, path, limits),
         app.diff_timeout,
         limits.output_bytes,
-        diff_slot(app),
+        browse.diff_slot(app),
     )
     try:
         stream.first()

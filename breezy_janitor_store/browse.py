@@ -46,6 +46,7 @@ __all__ = [
     "branch_page",
     "codebase_list_page",
     "codebase_page",
+    "diff_slot",
     "home_page",
     "public_root",
     "revision_page",
@@ -57,6 +58,9 @@ PAGE_SIZE = 50
 MAX_TAGS = 200
 #: Bytes of (HTML) diff on a revision page before the rest is left out.
 PAGE_DIFF_LIMIT = 1024 * 1024
+#: Seconds a client refused a diff for want of a stream slot is told to
+#: wait (the same as a refused smart stream, ``app.RETRY_AFTER``).
+RETRY_AFTER = 10
 HTML_TYPE = "text/html; charset=utf-8"
 
 logger = logging.getLogger(__name__)
@@ -576,7 +580,7 @@ def revision_page(
         + (" against the left-hand parent" if parent_ids else "")
         + "</h2>\n"
     )
-    slot = api_diff_slot(app)
+    slot = diff_slot(app)
     req.respond(200, HTML_TYPE, HTML_HEADERS)
     return _RevisionBody(
         _revision_body(
@@ -586,11 +590,15 @@ def revision_page(
     )
 
 
-def api_diff_slot(app: StoreApp) -> diff.Slot:
-    """A stream-budget slot for a diff, or a ``503`` (see :mod:`.api`)."""
-    from .api import diff_slot
-
-    return diff_slot(app)
+def diff_slot(app: StoreApp) -> diff.Slot:
+    """A slot of ``app.stream_budget`` for a diff, or a ``503`` telling the
+    client to retry after :data:`RETRY_AFTER` seconds."""
+    try:
+        return diff.Slot(app.stream_budget)
+    except diff.Busy as e:
+        raise HTTPError(
+            503, f"{e}; retry later", [("Retry-After", str(RETRY_AFTER))]
+        ) from None
 
 
 class _RevisionBody:
