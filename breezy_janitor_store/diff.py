@@ -220,7 +220,12 @@ class DiffStream:
             name=f"store-diff-{next(_ids)}",
             daemon=True,
         )
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:  # no thread (e.g. out of threads): no worker
+            if slot is not None:
+                slot.release()
+            raise
 
     # -- worker side --
 
