@@ -25,6 +25,7 @@ setup(
         "configobj",
         "fastbencode",
         "paste",
+        "patiencediff",  # breezy's matcher, used by the store's diff writer
         "psycopg>=3.1",
         "psycopg-pool",
         "prometheus-client",

@@ -63,6 +63,8 @@ JSON_TYPE = "application/json"
 DIFF_TYPE = "text/x-diff"
 #: Revisions answered at once (with a Content-Length); longer lists stream.
 EAGER_REVISIONS = 1000
+#: The message revision-info gives a revision whose text cannot be read.
+UNREADABLE_MESSAGE = "(unreadable revision)"
 logger = logging.getLogger(__name__)
 
 #: Largest accepted form body (``POST .../remotes/...``).
@@ -236,15 +238,19 @@ def _subpath(query: dict[str, str]) -> str | None:
 
 
 def diff_view(app: StoreApp, req: Request, codebase: str) -> Iterable[bytes]:
-    """The unified diff between two revisions, streamed."""
+    """The unified diff between two revisions, streamed, within
+    ``app.diff_limits`` and a slot of ``app.stream_budget``."""
     repo, old, new, query = _revisions(app, req, codebase)
     path = _subpath(query)
     if old == new:
         req.respond(200, DIFF_TYPE, [("Content-Length", "0")])
         return []
+    limits = app.diff_limits
     stream = diff.DiffStream(
-        lambda out: diff.write_revision_diff(repo, old, new, out, path),
+        lambda out: diff.write_revision_diff(repo, old, new, out, path, limits),
         app.diff_timeout,
+        limits.output_bytes,
+        browse.diff_slot(app),
     )
     try:
         stream.first()
@@ -274,15 +280,17 @@ def _revision_items(
 ) -> Iterator[dict]:
     """Entries as the janitor's clients read them: its Python site reads
     ``revision-id``, its Rust client ``revision_id`` and ``commit_id``
-    (a git commit; none for bzr), and ``link`` as an absolute URL or null."""
+    (a git commit; none for bzr), and ``link`` as an absolute URL or null.
+    A revision whose text cannot be read has :data:`UNREADABLE_MESSAGE`."""
     for revid, rev in history.iter_revisions(repo, revids):
         text = revid.decode("utf-8", "replace")
+        message = getattr(rev, "message", None)
         yield {
             "revision-id": text,
             "revision_id": text,
             "commit-id": None,
             "commit_id": None,
-            "message": rev.message,
+            "message": message if isinstance(message, str) else UNREADABLE_MESSAGE,
             "link": None
             if base is None
             else base + history.revision_path(codebase, revid),

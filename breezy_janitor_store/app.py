@@ -29,7 +29,9 @@ from . import (
     metrics,
 )
 from .context import current_request_id
+from .diff import DEFAULT_LIMITS as DEFAULT_DIFF_LIMITS
 from .diff import DEFAULT_TIMEOUT as DEFAULT_DIFF_TIMEOUT
+from .diff import DiffLimits
 from .http import HTTPError, Request, Router
 from .metrics import SMART_VERB_KEY
 from .policies import (
@@ -86,6 +88,9 @@ class StoreApp:
     :param public_url: root URL of the public face (``https://host/``), for
         links to its pages (revision-info, codebase lists on the admin face).
     :param diff_timeout: seconds a diff (API or revision page) may take.
+    :param diff_limits: the largest file a diff compares and its largest
+        output (see :class:`~breezy_janitor_store.diff.DiffLimits`); a diff
+        also takes a reader's slot of ``stream_budget`` while it runs.
     :param break_locks_older_than: seconds; before a write, break the
         branch and repository locks it would wait for when older than
         this (see :mod:`breezy_janitor_store.locks`).  Default: never.
@@ -115,6 +120,7 @@ class StoreApp:
         storage: Storage | None = None,
         public_url: str | None = None,
         diff_timeout: float = DEFAULT_DIFF_TIMEOUT,
+        diff_limits: DiffLimits = DEFAULT_DIFF_LIMITS,
         break_locks_older_than: float | None = None,
         lock_lease: float | None = leases.DEFAULT_LEASE,
         stream_budget: StreamBudget | None = None,
@@ -141,6 +147,7 @@ class StoreApp:
         self.client_max_size = client_max_size
         self.public_url = public_url
         self.diff_timeout = diff_timeout
+        self.diff_limits = diff_limits
         self.break_locks_older_than = break_locks_older_than
         self.lock_lease = leases.parse_lease(lock_lease)
         if self.lock_lease is not None:

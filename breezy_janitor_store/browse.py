@@ -10,7 +10,9 @@ lists its branches with the command to branch each; a branch page shows its
 recent history (paged) and tags (at most :data:`MAX_TAGS`; unreadable
 tags are said to be so); a revision page shows its message,
 metadata and the diff against its left-hand parent.  Every value that comes
-from a repository or a request is escaped with :func:`html.escape`.
+from a repository or a request is escaped with :func:`esc` (which also
+replaces control characters and lone surrogates); a revision's text, date,
+authors or bugs that cannot be read are shown as unreadable, never an error.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 from wsgiref.util import application_uri
 
-from breezy import osutils
+from breezy import errors, osutils
 from breezy.revision import NULL_REVISION, Revision
 
 from . import diff, history, layout
@@ -44,6 +46,7 @@ __all__ = [
     "branch_page",
     "codebase_list_page",
     "codebase_page",
+    "diff_slot",
     "home_page",
     "public_root",
     "revision_page",
@@ -55,6 +58,9 @@ PAGE_SIZE = 50
 MAX_TAGS = 200
 #: Bytes of (HTML) diff on a revision page before the rest is left out.
 PAGE_DIFF_LIMIT = 1024 * 1024
+#: Seconds a client refused a diff for want of a stream slot is told to
+#: wait (the same as a refused smart stream, ``app.RETRY_AFTER``).
+RETRY_AFTER = 10
 HTML_TYPE = "text/html; charset=utf-8"
 
 logger = logging.getLogger(__name__)
@@ -103,8 +109,14 @@ HTML_HEADERS = [
 ]
 
 
+#: Characters shown as U+FFFD: controls (but tab, CR and LF) and lone
+#: surrogates (bytes of a revision property that are not UTF-8).
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """``value`` as HTML text."""
+    return html.escape(_UNSHOWABLE.sub("\ufffd", str(value)), quote=True)
 
 
 def page(title: str, crumbs: list[tuple[str, str | None]], body: str) -> bytes:
@@ -190,14 +202,40 @@ def _location(codebase: str, segments: tuple[str, ...]) -> str:
 # -- formatting --
 
 
+#: What a page shows for a value of a revision that cannot be read.
+UNREADABLE = "unreadable"
+
+
+def _unreadable(detail: str = "") -> str:
+    """``unreadable``, with ``detail`` (the stored value) in parentheses."""
+    shown = f" ({detail})" if detail else ""
+    return f'<span class="note">{UNREADABLE}{esc(shown)}</span>'
+
+
+def _raw(value: object, limit: int = 80) -> str:
+    """A value as it was stored, shortened."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        return "?"
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 def _date(rev: Revision) -> str:
-    tz = rev.timezone or 0
-    when = datetime.datetime.fromtimestamp(
-        rev.timestamp, datetime.timezone(datetime.timedelta(seconds=tz))
-    )
-    shown = osutils.format_date(
-        rev.timestamp, tz, date_fmt="%Y-%m-%d %H:%M:%S", show_offset=True
-    )
+    """The revision's date in its own offset; unreadable if out of range."""
+    try:
+        timestamp = float(rev.timestamp)
+        tz = int(rev.timezone or 0)
+        when = datetime.datetime.fromtimestamp(
+            timestamp, datetime.timezone(datetime.timedelta(seconds=tz))
+        )
+        shown = osutils.format_date(
+            timestamp, tz, date_fmt="%Y-%m-%d %H:%M:%S", show_offset=True
+        )
+    except (TypeError, ValueError, OverflowError, OSError):
+        return _unreadable(
+            f"timestamp {_raw(rev.timestamp)}, offset {_raw(rev.timezone)}"
+        )
     return f'<time datetime="{esc(when.isoformat())}">{esc(shown)}</time>'
 
 
@@ -211,7 +249,31 @@ def _rev_link(base: str, codebase: str, revid: bytes) -> str:
 
 
 def _author(rev: Revision) -> str:
-    return ", ".join(rev.get_apparent_authors())
+    """The apparent authors, escaped."""
+    try:
+        return esc(", ".join(map(str, rev.get_apparent_authors())))
+    except (AttributeError, TypeError):  # an author property that is not text
+        return _unreadable()
+
+
+def _summary(rev: Revision) -> str:
+    """The first line of the message, escaped."""
+    try:
+        return esc(rev.get_summary())
+    except (AttributeError, TypeError):  # a message that is not text
+        return _unreadable()
+
+
+def _bugs(rev: Revision) -> str | None:
+    """The bugs property as links' text, escaped; None when there is none."""
+    raw = rev.properties.get("bugs")
+    if raw is None:
+        return None
+    try:
+        bugs = [f"{esc(url)} ({esc(status)})" for url, status in rev.iter_bugs()]
+    except (errors.BzrError, AttributeError, TypeError, ValueError):
+        return _unreadable(_raw(raw))  # breezy's parser refuses the property
+    return ", ".join(bugs)
 
 
 # -- pages --
@@ -293,8 +355,8 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
             tips.append(ref.branch.last_revision_info())
     revids = sorted({revid for _, revid in tips if revid != NULL_REVISION})
     with repo.lock_read():
-        present = set(repo.has_revisions(revids))
-        revisions = dict(zip(sorted(present), repo.get_revisions(sorted(present))))
+        present = sorted(repo.has_revisions(revids))
+    revisions = dict(zip(present, history.read_revisions(repo, present)))
     rows = []
     for ref, (revno, revid) in zip(refs, tips):
         href = base + _branch_path(codebase, ref.segments)
@@ -302,6 +364,11 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
         rev = revisions.get(revid)
         if ref.refused is not None:
             tip = f'<td colspan="4">({esc(ref.refused)}: not followed)</td>'
+        elif rev is None and revid in revisions:
+            tip = (
+                f"<td>{revno}</td><td>{_rev_link(base, codebase, revid)}</td>"
+                f'<td colspan="2">{_unreadable()} revision</td>'
+            )
         elif rev is None:
             tip = (
                 '<td colspan="4">(no revisions)</td>'
@@ -314,9 +381,9 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
         else:
             tip = (
                 f"<td>{revno}</td><td>{_rev_link(base, codebase, revid)}</td>"
-                f"<td>{_date(rev)}</td><td>{esc(_author(rev))}</td>"
+                f"<td>{_date(rev)}</td><td>{_author(rev)}</td>"
             )
-        summary = esc(rev.get_summary()) if rev is not None else ""
+        summary = _summary(rev) if rev is not None else ""
         rows.append(
             f'<tr><td><a href="{esc(href)}">{esc("/".join(ref.segments))}</a></td>'
             f"<td>{esc(ref.role)}</td>{tip}<td>{summary}</td>"
@@ -371,9 +438,13 @@ def branch_page(
         shown = shown[: shown.index(ghost)]
     rows = []
     for i, (revid, rev) in enumerate(history.iter_revisions(repo, shown)):
+        cells = (
+            f'<td colspan="3">{_unreadable()} revision</td>'
+            if rev is None
+            else f"<td>{_date(rev)}</td><td>{_author(rev)}</td><td>{_summary(rev)}</td>"
+        )
         rows.append(
-            f"<tr><td>{tip_revno - start - i}</td><td>{_date(rev)}</td>"
-            f"<td>{esc(_author(rev))}</td><td>{esc(rev.get_summary())}</td>"
+            f"<tr><td>{tip_revno - start - i}</td>{cells}"
             f"<td>{_rev_link(base, codebase, revid)}</td></tr>\n"
         )
     location = _location(codebase, segments)
@@ -462,26 +533,38 @@ def _page_number(req: Request) -> int:
 def revision_page(
     app: StoreApp, req: Request, codebase: str, revid: bytes
 ) -> Iterable[bytes]:
+    """The revision's message and metadata (each shown as unreadable when
+    it cannot be read), and its diff against its left-hand parent (as the
+    repository's graph has it) in a slot of ``app.stream_budget``."""
     repo = open_codebase(app, codebase)
     if revid == NULL_REVISION or not history.has_revision(repo, revid):
         raise HTTPError(404, f"no such revision: {_revid_text(revid)}")
-    with repo.lock_read():
-        rev = repo.get_revision(revid)
+    (rev,) = history.read_revisions(repo, [revid])
+    parent_ids = history.parents(repo, revid)
     base = _base(app, req)
-    parent = rev.parent_ids[0] if rev.parent_ids else NULL_REVISION
-    meta = [
-        ("Revision id", f"<code>{esc(_revid_text(revid))}</code>"),
-        ("Committer", esc(rev.committer)),
-        ("Author", esc(_author(rev))),
-        ("Date", _date(rev)),
+    parent = parent_ids[0] if parent_ids else NULL_REVISION
+    meta = [("Revision id", f"<code>{esc(_revid_text(revid))}</code>")]
+    if rev is None:
+        meta.append(("Revision", f"{_unreadable()}: its text cannot be read"))
+        title = summary = message = ""
+    else:
+        meta += [
+            ("Committer", esc(rev.committer)),
+            ("Author", _author(rev)),
+            ("Date", _date(rev)),
+        ]
+        title = _UNSHOWABLE.sub("\ufffd", str(rev.get_summary()))
+        summary = _summary(rev)
+        message = esc(rev.message or "")
+    meta.append(
         (
             "Parents",
-            ", ".join(_rev_link(base, codebase, p) for p in rev.parent_ids) or "none",
-        ),
-    ]
-    bugs = [f"{esc(url)} ({esc(status)})" for url, status in rev.iter_bugs()]
+            ", ".join(_rev_link(base, codebase, p) for p in parent_ids) or "none",
+        )
+    )
+    bugs = _bugs(rev) if rev is not None else None
     if bugs:
-        meta.append(("Bugs", ", ".join(bugs)))
+        meta.append(("Bugs", bugs))
     crumbs = [
         ("Home", _home(app, req)),
         ("bzr", base + "/"),
@@ -489,26 +572,70 @@ def revision_page(
         ("revision", None),
     ]
     head = (
-        _page_head(f"{codebase}: {rev.get_summary()}", crumbs)
-        + f"<h1>{esc(rev.get_summary()) or '(no message)'}</h1>\n"
-        + f"<pre>{esc(rev.message or '')}</pre>\n<table>\n"
+        _page_head(f"{codebase}: {title or 'revision'}", crumbs)
+        + f"<h1>{summary or '(no message)'}</h1>\n"
+        + f"<pre>{message}</pre>\n<table>\n"
         + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>\n" for k, v in meta)
         + "</table>\n<h2>Changes"
-        + (" against the left-hand parent" if rev.parent_ids else "")
+        + (" against the left-hand parent" if parent_ids else "")
         + "</h2>\n"
     )
+    slot = diff_slot(app)
     req.respond(200, HTML_TYPE, HTML_HEADERS)
-    return _revision_body(head, repo, parent, revid, app.diff_timeout)
+    return _RevisionBody(
+        _revision_body(
+            head, repo, parent, revid, app.diff_timeout, app.diff_limits, slot
+        ),
+        slot,
+    )
+
+
+def diff_slot(app: StoreApp) -> diff.Slot:
+    """A slot of ``app.stream_budget`` for a diff, or a ``503`` telling the
+    client to retry after :data:`RETRY_AFTER` seconds."""
+    try:
+        return diff.Slot(app.stream_budget)
+    except diff.Busy as e:
+        raise HTTPError(
+            503, f"{e}; retry later", [("Retry-After", str(RETRY_AFTER))]
+        ) from None
+
+
+class _RevisionBody:
+    """A revision page's body: gives the diff's slot back when it is closed
+    before the diff started (a ``HEAD``, a client gone early)."""
+
+    def __init__(self, body: Iterator[bytes], slot: diff.Slot) -> None:
+        self._body = body
+        self._slot = slot
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._body
+
+    def close(self) -> None:
+        try:
+            self._body.close()  # type: ignore[attr-defined]
+        finally:
+            self._slot.release_unused()
 
 
 def _revision_body(
-    head: str, repo, parent: bytes, revid: bytes, timeout: float
+    head: str,
+    repo,
+    parent: bytes,
+    revid: bytes,
+    timeout: float,
+    limits: diff.DiffLimits,
+    slot: diff.Slot,
 ) -> Iterator[bytes]:
     yield head.encode("utf-8")
     yield b'<pre class="diff">'
     # Started only once the body is iterated: nothing runs for HEAD.
     stream = diff.DiffStream(
-        lambda out: diff.write_revision_diff(repo, parent, revid, out), timeout
+        lambda out: diff.write_revision_diff(repo, parent, revid, out, None, limits),
+        timeout,
+        limits.output_bytes,
+        slot,
     )
     try:
         note = yield from _diff_html(stream)

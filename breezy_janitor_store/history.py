@@ -8,13 +8,14 @@ are never followed.
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
 from dataclasses import dataclass
 
 from breezy import errors
 from breezy.branch import Branch
 from breezy.repository import Repository
-from breezy.revision import NULL_REVISION
+from breezy.revision import NULL_REVISION, Revision
 
 from . import branches as _branches
 from . import layout
@@ -32,8 +33,12 @@ __all__ = [
     "mainline",
     "open_branch",
     "open_repository",
+    "parents",
+    "read_revisions",
     "revision_path",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 class NoRepository(Exception):
@@ -184,10 +189,37 @@ def revision_path(codebase: str, revid: bytes) -> str:
     return f"/{codebase}/+revision/{quoted}"
 
 
+def read_revisions(
+    repository: Repository, revids: list[bytes]
+) -> list[Revision | None]:
+    """The revisions of ``revids`` (present ones), in order; None for each
+    whose text cannot be read (a writer may store any bytes as one)."""
+    with repository.lock_read():
+        try:
+            return list(repository.get_revisions(revids))
+        except Exception:  # one of them is unreadable: read them one by one
+            logger.debug("unreadable revisions among %d", len(revids), exc_info=True)
+        found: list[Revision | None] = []
+        for revid in revids:
+            try:
+                found.append(repository.get_revision(revid))
+            except Exception:  # whatever breezy's parser makes of the bytes
+                logger.debug("unreadable revision %r", revid, exc_info=True)
+                found.append(None)
+        return found
+
+
 def iter_revisions(repository: Repository, revids: list[bytes], batch: int = 500):
-    """``(revid, Revision)`` for ``revids`` in order, fetched in batches."""
+    """``(revid, Revision or None)`` for ``revids`` in order, fetched in
+    batches; None for a revision that cannot be read."""
     for i in range(0, len(revids), batch):
         part = revids[i : i + batch]
-        with repository.lock_read():
-            revisions = repository.get_revisions(part)
-        yield from zip(part, revisions)
+        yield from zip(part, read_revisions(repository, part))
+
+
+def parents(repository: Repository, revid: bytes) -> list[bytes]:
+    """``revid``'s parents as the repository's graph has them (never from
+    the revision's text, which may be unreadable)."""
+    with repository.lock_read():
+        found = repository.get_parent_map([revid]).get(revid) or ()
+    return [p for p in found if isinstance(p, bytes) and p != NULL_REVISION]
