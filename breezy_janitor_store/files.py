@@ -77,12 +77,34 @@ _TEXT = "text/plain; charset=utf-8"
 
 
 def _codebase_root(app: StoreApp, req: Request, codebase: str) -> StoreTransport:
-    """The codebase's read-only jail; 404 unless the codebase is on disk or,
-    listed by the policy, may be created by a writer on this face."""
+    """The codebase's read-only jail (nothing is created).
+
+    A codebase not on disk is an implicit directory where a writer may
+    create it: for anyone when the policy lists it (and this face has
+    writers), for a writer of this request when the policy admits any name.
+    An anonymous ``HEAD`` of the latter, on a face whose writers answer a
+    challenge, gets the ``401`` challenge: ``HEAD`` is breezy's
+    ``Transport.has``, which ``ensure_base`` asks before it creates a
+    directory over plain ``http://``, and only the challenge makes breezy send
+    the worker's credentials.  Anything else gets ``404``.
+    """
+    policy = app.codebase_policy
     if app.storage.has_repository(codebase):
-        if not app.codebase_policy.codebase_exists(codebase):
+        if not policy.codebase_exists(codebase):
             raise HTTPError(404, f"no such codebase: {codebase}")
-    elif not (is_listed(app.codebase_policy, codebase) and _creatable(app, req)):
+    elif is_listed(policy, codebase):
+        if not _creatable(app, req):
+            raise HTTPError(404, f"no such codebase: {codebase}")
+    elif not policy.codebase_exists(codebase):
+        raise HTTPError(404, f"no such codebase: {codebase}")
+    elif not app.write_policy(req.environ):
+        realm = getattr(app.write_policy, "realm", None)
+        if req.method == "HEAD" and realm is not None:
+            raise HTTPError(
+                401,
+                f"authentication required to create codebase: {codebase}",
+                app._challenge(),
+            )
         raise HTTPError(404, f"no such codebase: {codebase}")
     return app.storage.transport(
         codebase, writable=False, is_campaign=app.campaigns.__contains__
