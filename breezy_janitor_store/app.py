@@ -317,7 +317,11 @@ class StoreApp:
         return location
 
     def _content_length(self, req: Request) -> int:
+        # (a Transfer-Encoding body is not taken for the Content-Length some
+        # servers make up for it)
         try:
+            if "HTTP_TRANSFER_ENCODING" in req.environ:
+                raise ValueError
             length = int(req.environ.get("CONTENT_LENGTH") or "")
         except ValueError:
             raise HTTPError(411, "a smart request needs a Content-Length") from None
