@@ -44,6 +44,7 @@ __all__ = [
     "list_codebases",
     "list_locks",
     "negotiate",
+    "ok",
     "public_ready",
     "ready",
     "repositories",
@@ -142,6 +143,19 @@ def _json(req: Request, value: object, indent: int | None = None) -> list[bytes]
 
 # -- readiness --
 
+#: The body of ``/health`` and ``/ready`` when all is well: exactly what the
+#: janitor's own store sends (aiohttp's ``web.Response(text="ok")``).
+OK_BODY = b"ok"
+
+
+def ok(req: Request) -> list[bytes]:
+    """``200`` with :data:`OK_BODY`, as ``text/plain; charset=utf-8`` (no
+    newline: the janitor's tests compare the body exactly)."""
+    req.respond(
+        200, "text/plain; charset=utf-8", [("Content-Length", str(len(OK_BODY)))]
+    )
+    return [OK_BODY]
+
 
 def ready(app: StoreApp, req: Request) -> list[bytes]:
     """``ok`` when the storage directory and the policies' sources answer;
@@ -149,7 +163,7 @@ def ready(app: StoreApp, req: Request) -> list[bytes]:
     problems = _readiness_problems(app, probe=True)
     if problems:
         raise HTTPError(503, "not ready: " + "; ".join(problems))
-    return req.text(200, "ok")
+    return ok(req)
 
 
 def public_ready(app: StoreApp, req: Request) -> list[bytes]:
@@ -161,7 +175,7 @@ def public_ready(app: StoreApp, req: Request) -> list[bytes]:
     if problems:
         logger.warning("not ready: %s", "; ".join(problems))
         raise HTTPError(503, "not ready")
-    return req.text(200, "ok")
+    return ok(req)
 
 
 def _readiness_problems(app: StoreApp, *, probe: bool) -> list[str]:

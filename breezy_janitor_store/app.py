@@ -67,6 +67,10 @@ PUBLIC_PREFIX = "/bzr"
 DEFAULT_CLIENT_MAX_SIZE = 1024**3
 #: Seconds a client refused for want of a stream slot is told to wait.
 RETRY_AFTER = 10
+#: The answer to an incomplete smart request: breezy's
+#: ``SmartWSGIApp`` (and the janitor's store) answer it so, a protocol-1
+#: error whatever the protocol of the request.
+INCOMPLETE_RESPONSE = b"error\x01incomplete request\n"
 _SMART_PATH = r"/(?P<path>.+)/\.bzr/smart"
 _BOTH = (ADMIN, PUBLIC)
 
@@ -289,16 +293,14 @@ class StoreApp:
                         environ["wsgi.input"] = used.watch(
                             environ["wsgi.input"], length
                         )
-                    self._feed(req, exchange, length)
+                    unread = self._feed(req, exchange, length)
             except BaseException:
                 exchange.abort()  # e.g. the client went away mid-body
                 raise
             req.environ.setdefault(SMART_VERB_KEY, exchange.verb)
             if exchange.wants_more():
                 exchange.abort()
-                raise HTTPError(
-                    400, "incomplete smart request", [("Connection", "close")]
-                )
+                return _incomplete(req, unread)
             if exchange.streaming:
                 req.respond(200, "application/octet-stream")
                 streamed = True  # the turn ends with the response body
@@ -373,7 +375,11 @@ class StoreApp:
         return location
 
     def _content_length(self, req: Request) -> int:
+        # (a Transfer-Encoding body is not taken for the Content-Length some
+        # servers make up for it)
         try:
+            if "HTTP_TRANSFER_ENCODING" in req.environ:
+                raise ValueError
             length = int(req.environ.get("CONTENT_LENGTH") or "")
         except ValueError:
             raise HTTPError(411, "a smart request needs a Content-Length") from None
@@ -383,8 +389,9 @@ class StoreApp:
             raise _too_large(length, self.client_max_size)
         return length
 
-    def _feed(self, req: Request, exchange: SmartExchange, length: int) -> None:
-        """Feed the request body to the protocol in bounded chunks.
+    def _feed(self, req: Request, exchange: SmartExchange, length: int) -> int:
+        """Feed the request body to the protocol in bounded chunks; return
+        how many of its ``length`` bytes were not read (the body ended early).
 
         The verb's body limit is checked (by ``admit``) as soon as the verb
         is read; until then, no more than :data:`SMALL_BODY_LIMIT` is read.
@@ -399,6 +406,7 @@ class StoreApp:
                 break
             remaining -= len(chunk)
             exchange.feed(chunk)
+        return remaining
 
     def _challenge(self) -> list[tuple[str, str]]:
         realm = getattr(self.write_policy, "realm", None) or "breezy janitor store"
@@ -465,6 +473,18 @@ class _Releasing:
             self._release()
 
 
+def _incomplete(req: Request, unread: int) -> list[bytes]:
+    """The answer to a body the protocol decoder wants more of (empty, cut
+    short, or no message it can finish): :data:`INCOMPLETE_RESPONSE`, as
+    breezy's own smart server app answers it.  The connection closes when
+    the client sent less than its ``Content-Length``."""
+    headers = [("Content-Length", str(len(INCOMPLETE_RESPONSE)))]
+    if unread:
+        headers.append(("Connection", "close"))
+    req.respond(200, "application/octet-stream", headers)
+    return [INCOMPLETE_RESPONSE]
+
+
 def _too_large(length: int, limit: int, verb: bytes | None = None) -> HTTPError:
     """The 413 refusing a body of ``length`` bytes (left unread) to ``verb``
     (one of breezy's: a client's own verb is not echoed)."""
@@ -482,7 +502,7 @@ def _relpath(location: layout.Location) -> str:
 
 def health(app: StoreApp, req: Request) -> Iterable[bytes]:
     """``ok`` while the process serves requests."""
-    return req.text(200, "ok")
+    return api.ok(req)
 
 
 @dataclass(frozen=True)

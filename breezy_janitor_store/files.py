@@ -8,8 +8,10 @@ there is no smart server (``nosmart+http://``), and probes directories with
 * ``CODEBASE[/CAMPAIGN[/ROLE]]`` with or without a trailing slash is a
   directory: ``200`` while it exists on disk, or implicitly where a writer
   of this face may create it (a codebase the policy lists, such as a row of
-  the janitor's database, not on disk yet; a known campaign; a role), else
-  ``404`` naming what is unknown.  The public face
+  the janitor's database, not on disk yet; without such a list, any
+  codebase, to the writer of the request only; a known campaign; a role),
+  else ``404`` naming what is unknown (``401`` to an anonymous ``HEAD``
+  where only a writer would see it, see :func:`_codebase_root`).  The public face
   answers with its browse page (an empty one for an implicit directory),
   the admin face with the names it holds, one a line;
 * ``CODEBASE[/CAMPAIGN[/ROLE]]/.bzr/PATH`` is read through the codebase's
@@ -76,13 +78,37 @@ _BINARY = "application/octet-stream"
 _TEXT = "text/plain; charset=utf-8"
 
 
-def _codebase_root(app: StoreApp, req: Request, codebase: str) -> StoreTransport:
-    """The codebase's read-only jail; 404 unless the codebase is on disk or,
-    listed by the policy, may be created by a writer on this face."""
+def _codebase_root(
+    app: StoreApp, req: Request, codebase: str, *, directory: bool = False
+) -> StoreTransport:
+    """The codebase's read-only jail (nothing is created); 404 unless the
+    codebase is on disk or, not yet, may be created by a writer.
+
+    A codebase the policy lists (a row of the janitor's database) is
+    implicit for anyone on a face with writers.  One a policy admitting any
+    name has not on disk is implicit for a writer of this request, and only
+    as a ``directory``; an anonymous ``HEAD`` of it, on a face whose writers
+    answer a challenge, gets the ``401`` challenge: ``HEAD`` is breezy's
+    ``Transport.has``, which ``ensure_base`` asks before creating a
+    directory over plain ``http://``, and only a challenge makes breezy send
+    the worker's credentials.  An anonymous ``GET`` gets the ``404``.
+    """
+    policy = app.codebase_policy
     if app.storage.has_repository(codebase):
-        if not app.codebase_policy.codebase_exists(codebase):
+        if not policy.codebase_exists(codebase):
             raise HTTPError(404, f"no such codebase: {codebase}")
-    elif not (is_listed(app.codebase_policy, codebase) and _creatable(app, req)):
+    elif is_listed(policy, codebase):
+        if not _creatable(app, req):
+            raise HTTPError(404, f"no such codebase: {codebase}")
+    elif not (directory and policy.codebase_exists(codebase)):
+        raise HTTPError(404, f"no such codebase: {codebase}")
+    elif not app.write_policy(req.environ):
+        if req.method == "HEAD" and getattr(app.write_policy, "realm", None):
+            raise HTTPError(
+                401,
+                f"authentication required to create codebase: {codebase}",
+                app._challenge(),
+            )
         raise HTTPError(404, f"no such codebase: {codebase}")
     return app.storage.transport(
         codebase, writable=False, is_campaign=app.campaigns.__contains__
@@ -120,7 +146,7 @@ def directory(
 ) -> list[bytes]:
     """A codebase, campaign or role directory."""
     _check_names(codebase, campaign, role)
-    root = _codebase_root(app, req, codebase)
+    root = _codebase_root(app, req, codebase, directory=True)
     _check_campaign(app, campaign)
     segments = tuple(s for s in (campaign, role) if s is not None)
     if segments[1:] == (layout.MAIN_ROLE,):
@@ -144,8 +170,9 @@ def directory(
             f"<h1>{browse.esc(title)}</h1>\n<p>No branch here yet.</p>\n",
         )
         return browse.respond_html(req, body)
-    names = _names(where) if _exists(where, ".") else []
-    return _text(req, names)
+    # (a directory of a codebase without repository holds nothing of it)
+    listed = app.storage.has_repository(codebase) and _exists(where, ".")
+    return _text(req, _names(where) if listed else [])
 
 
 def control_file(app: StoreApp, req: Request, codebase: str, path: str) -> list[bytes]:

@@ -143,6 +143,16 @@ _NEW_REPOSITORY = (
 )
 #: The only verb older protocol versions may carry (a client's probe).
 _OLD_PROTOCOL_VERBS = (b"hello",)
+_V2_MARKER = protocol.REQUEST_VERSION_TWO
+
+
+def _head_complete(head: bytes) -> bool:
+    """Whether ``head`` has the line that picks the decoder: the version-3
+    marker, or the request line of version 1 or 2 (after the latter's
+    marker), so a body cut before it is incomplete, as breezy finds it."""
+    if head.startswith(_V2_MARKER):
+        return b"\n" in head[len(_V2_MARKER) :]
+    return b"\n" in head
 
 
 #: ``check(request, args)``: ``(path, reason)`` refusing the arguments, or None.
@@ -1203,7 +1213,7 @@ class SmartExchange:
         """
         if self._decoder is None:
             self._head += data
-            if b"\n" not in data:  # (the head so far has none)
+            if b"\n" not in data or not _head_complete(self._head):
                 return
             data, self._head = self._head, b""
             self._decoder = self._make_decoder(data)

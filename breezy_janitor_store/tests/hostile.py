@@ -331,7 +331,7 @@ class HealthProbe:
             try:
                 conn.request("GET", "/health")
                 response = conn.getresponse()
-                status = response.status if response.read() == b"ok\n" else None
+                status = response.status if response.read() == b"ok" else None
             finally:
                 conn.close()
         except OSError:

@@ -177,7 +177,7 @@ class RoutingTests(HelloTestCase):
 
     def test_unknown_paths(self) -> None:
         for path, reason in (
-            ("/nothing", "no such codebase: nothing"),
+            (self.query("nothing", "diff", old="a", new="b"), "no such codebase"),
             ("/hello/diff/", "not found"),
             ("/hello/nothing", "unknown campaign: nothing"),
             ("/Hello/diff", "not found"),
@@ -209,8 +209,8 @@ class RoutingTests(HelloTestCase):
             self.assertEqual(headers["Allow"], allow, url)
 
     def test_health(self) -> None:
-        self.assertEqual(self.admin("/health")[:3:2], (200, b"ok\n"))
-        self.assertEqual(self.public("/health")[:3:2], (200, b"ok\n"))
+        self.assertEqual(self.admin("/health")[:3:2], (200, b"ok"))
+        self.assertEqual(self.public("/health")[:3:2], (200, b"ok"))
 
 
 class DiffTests(HelloTestCase):
@@ -294,15 +294,16 @@ class DiffTests(HelloTestCase):
 
     def test_codebase_without_repository_does_not_exist(self) -> None:
         """Without a database (every name admitted), a directory without a
-        repository is no codebase: 404, on every endpoint."""
+        repository is no codebase: 404, on every endpoint, except as the
+        empty directory a writer (the admin face) may create it in."""
         for path in (
             self.query("norepo", "diff", old="null:", new=self.rev["r1"]),
             self.query("norepo", "revision-info", old="null:", new=self.rev["r1"]),
-            "/norepo/",
             "/norepo/lintian-fixes/.bzr/branch-format",
         ):
             with self.subTest(path=path):
                 self.assertPlainError(self.admin(path), 404, "no such codebase: norepo")
+        self.assertEqual(self.admin("/norepo/")[::2], (200, b""))
         self.assertEqual(self.public("/bzr/norepo/")[0], 404)
 
     def test_head_has_no_body(self) -> None:
@@ -575,7 +576,7 @@ class RemoteTests(HelloTestCase):
 class ReadyTests(StoreTestCase):
     def test_ready(self) -> None:
         store = self.start_store()
-        self.assertEqual(http_request(store.admin + "/ready")[:3:2], (200, b"ok\n"))
+        self.assertEqual(http_request(store.admin + "/ready")[:3:2], (200, b"ok"))
 
     def test_not_ready_without_the_storage_directory(self) -> None:
         store = self.start_store()

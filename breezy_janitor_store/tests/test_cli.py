@@ -151,7 +151,7 @@ class ServeCommandTests(StoreTestCase):
                 proc, admin, _ = self.serve(
                     "-d", self.storage_dir, *FREE_PORTS, ignore_sigint=True
                 )
-                self.assertEqual(http_request(admin + "/health")[2], b"ok\n")
+                self.assertEqual(http_request(admin + "/health")[2], b"ok")
                 assert_stops_cleanly(self, proc, sig)
 
     def test_environment_and_config_file(self) -> None:

@@ -222,7 +222,7 @@ class NginxTests(DeployTestCase):
         self.assertIn(b"readonly", refused.stderr.lower())
         # the load balancer's probe
         ready = f"http://127.0.0.1:{front_public}/ready"
-        self.assertEqual(http_request(ready)[::2], (200, b"ok\n"))
+        self.assertEqual(http_request(ready)[::2], (200, b"ok"))
         # nothing spooled: the request bodies streamed through (a response
         # spools only when the client reads slower than the store writes,
         # so for those the configuration nginx loaded is checked as well)

@@ -176,7 +176,7 @@ class PushAndBranchTests(StoreTestCase):
 
     def test_health_and_methods(self) -> None:
         for base in (self.store.admin, self.store.public_root):
-            self.assertEqual(http_request(base + "/health")[::2], (200, b"ok\n"))
+            self.assertEqual(http_request(base + "/health")[::2], (200, b"ok"))
         status, headers, _ = http_request(self.store.admin + "/hello/.bzr/smart")
         self.assertEqual(status, 405)
         self.assertEqual(headers["Allow"], "POST")

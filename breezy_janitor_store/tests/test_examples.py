@@ -46,7 +46,7 @@ class ExampleTests(StoreTestCase):
         brz("branch", f"bzr+{base}/pub/bzr/hello/lintian-fixes", self.path("copy"))
         self.assertEqual(brz("revno", self.path("copy")).stdout.strip(), b"2")
         self.assertEqual(http_request(base + "/")[2], b"the host application\n")
-        self.assertEqual(http_request(base + "/store/health")[2], b"ok\n")
+        self.assertEqual(http_request(base + "/store/health")[2], b"ok")
 
     def test_minimal_server(self) -> None:
         load_example("minimal_server")  # skips when examples/ is not there

@@ -26,7 +26,7 @@ from breezy.bzr.smart import protocol, request
 from breezy.bzr.smart.repository import _stream_to_byte_stream
 from breezy.workingtree import WorkingTree
 
-from ..app import ADMIN, StoreApp
+from ..app import ADMIN, INCOMPLETE_RESPONSE, StoreApp
 from ..layout import Location
 from ..locks import break_lock
 from ..server import MAX_REQUEST_LINE, make_server
@@ -124,7 +124,7 @@ class HostileTestCase(StoreTestCase):
 
     def assertStillServing(self) -> None:
         for base in (self.store.admin, self.store.public_root):
-            self.assertEqual(http_request(base + "/health")[::2], (200, b"ok\n"))
+            self.assertEqual(http_request(base + "/health")[::2], (200, b"ok"))
         url = self.smart_url(self.store.public, "hello/lintian-fixes")
         self.assertEqual(brz("revno", url).stdout.strip(), b"2")
 
@@ -172,6 +172,12 @@ class HostileTestCase(StoreTestCase):
         path = "/" + url.split("//", 1)[1].split("/", 1)[1]
         head = f"POST {path} HTTP/1.1\r\nContent-Length: {len(body)}".encode()
         return hostile.raw_http(url, head, body)
+
+    def assertIncomplete(self, raw: bytes) -> None:
+        """A 200 with the smart error breezy's own app sends for a body its
+        decoder wants more of."""
+        status, _, body = hostile.split_response(raw)
+        self.assertEqual((status, body), (200, INCOMPLETE_RESPONSE), raw[:200])
 
     def assertSmartRefusal(self, raw: bytes, what: object) -> None:
         """A 4xx, or a 200 carrying a smart error response."""
@@ -829,7 +835,7 @@ class MalformedProtocolTests(HostileTestCase):
         for face, base in self.faces():
             raw = self.smart_post(f"{base}/hello/.bzr/smart", body)
             TRIED["malformed"] += 1
-            self.assertEqual(hostile.split_response(raw)[0], 400, raw[:200])
+            self.assertIncomplete(raw)
         grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
         self.assertLess(grown_kib, 512 * 1024)  # nowhere near the 4 GiB claimed
         self.assertUnchanged()
@@ -891,7 +897,7 @@ class MalformedProtocolTests(HostileTestCase):
         for cut in (len(message) // 3, len(message) * 2 // 3, len(message) - 1):
             raw = self.smart_post(url, message[:cut])
             TRIED["malformed"] += 1
-            self.assertEqual(hostile.split_response(raw)[0], 400, raw[:200])
+            self.assertIncomplete(raw)
         # and a client that disappears mid-body
         head = f"POST /hello/lintian-fixes/.bzr/smart HTTP/1.1\r\nContent-Length: {len(message)}"
         with socket.create_connection(self.store.admin.split("//")[1].split(":")) as s:

@@ -330,4 +330,4 @@ class PlantedReferenceTests(HostileTestCase):
             self.assertEqual(tree_digest(self.storage_dir), self.before, what)
         self.assertEqual(tree_digest(self.path("foreign")), foreign)
         for base in (self.store.admin, self.store.public_root):
-            self.assertEqual(http_request(base + "/health")[::2], (200, b"ok\n"))
+            self.assertEqual(http_request(base + "/health")[::2], (200, b"ok"))

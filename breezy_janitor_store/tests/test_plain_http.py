@@ -10,7 +10,8 @@ from breezy.branch import Branch
 from breezy.transport.http import response
 
 from ..policies import CodebaseList
-from .fixtures import StoreTestCase, brz, http_request, tree_digest
+from .fixtures import PASSWORD, WORKER, StoreTestCase, brz, http_request, tree_digest
+from .test_auth import basic
 from .test_routes import head_then_get
 
 
@@ -66,8 +67,8 @@ class PlainHttpTests(StoreTestCase):
 
     def test_head_of_directories_with_and_without_slash(self) -> None:
         """``Transport.has`` of a layout directory: 200, no body, no redirect.
-        A missing role directory exists where a writer may create it (the
-        admin face), not on the read-only public face."""
+        A missing role directory, or codebase, exists where a writer may
+        create it (the admin face), not on the read-only public face."""
         for base, prefix, missing in (
             (self.store.admin, "", 200),
             (self.store.public_root, "/bzr", 404),
@@ -81,7 +82,7 @@ class PlainHttpTests(StoreTestCase):
                 ("/hello/lintian-fixes/main/", 200),
                 ("/hello/lintian-fixes/nothing/", missing),
                 ("/hello/unknown/", 404),
-                ("/nothing/", 404),
+                ("/nothing/", missing),
             ):
                 with self.subTest(base=base, path=path):
                     head, rest = head_then_get(base, prefix + path)
@@ -240,3 +241,64 @@ class ImplicitDirectoryTests(StoreTestCase):
         )
         for path in ("/hello/", "/hello/lintian-fixes/", "/hello/lintian-fixes/x1/"):
             self.assertEqual(http_request(store.public + path, method="HEAD")[0], 404)
+
+
+class WriterOnlyCodebaseTests(StoreTestCase):
+    """Without a codebase list (credentials, no database), a codebase not on
+    disk is a directory only to a writer of the request: the worker's
+    ``has('.')`` probe before it creates one over plain ``http://``."""
+
+    PATHS = (
+        "/nothing",
+        "/nothing/",
+        "/nothing/lintian-fixes",
+        "/nothing/debian/main/",
+    )
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store = self.start_store_with_worker(campaigns=["lintian-fixes", "debian"])
+
+    def test_writer_sees_the_directories_it_may_create(self) -> None:
+        good = basic(WORKER, PASSWORD)
+        for path in self.PATHS:
+            for method in ("HEAD", "GET"):
+                with self.subTest(path=path, method=method):
+                    status, _, body = http_request(
+                        self.store.public + path, method=method, headers=good
+                    )
+                    self.assertEqual(status, 200, body)
+        for path, status in (
+            ("/nothing/unknown/", 404),
+            ("/nothing/lintian-fixes/.bzr/branch-format", 404),
+            ("/Nothing/", 404),
+        ):
+            with self.subTest(path=path):
+                got = http_request(self.store.public + path, headers=good)[0]
+                self.assertEqual(got, status)
+        self.assertEqual(os.listdir(self.storage_dir), [])
+
+    def test_anonymous_get_is_404_and_head_is_challenged(self) -> None:
+        for path in self.PATHS:
+            with self.subTest(path=path):
+                status, _, body = http_request(self.store.public + path)
+                self.assertEqual((status, body), (404, b"no such codebase: nothing\n"))
+                status, headers, _ = http_request(
+                    self.store.public + path, method="HEAD"
+                )
+                self.assertEqual(status, 401)
+                self.assertTrue(headers["WWW-Authenticate"].startswith("Basic "))
+                wrong = basic(WORKER, "wrong")
+                status = http_request(
+                    self.store.public + path, method="HEAD", headers=wrong
+                )[0]
+                self.assertEqual(status, 401)
+        self.assertEqual(os.listdir(self.storage_dir), [])
+
+    def test_without_a_challenge_only_what_is_on_disk(self) -> None:
+        """A read-only public face (no writers) never challenges."""
+        store = self.start_store(campaigns=["lintian-fixes"])
+        for method in ("HEAD", "GET"):
+            with self.subTest(method=method):
+                status = http_request(store.public + "/nothing/", method=method)[0]
+                self.assertEqual(status, 404)

@@ -47,7 +47,7 @@ class PublicReadyTests(StoreTestCase):
     def test_ready(self) -> None:
         store = self.start_store()
         status, headers, body = http_request(store.public_root + "/ready")
-        self.assertEqual((status, body), (200, b"ok\n"))
+        self.assertEqual((status, body), (200, b"ok"))
         self.assertTrue(headers["Content-Type"].startswith("text/plain"))
         head = raw_head(store.public_root + "/ready")
         self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)

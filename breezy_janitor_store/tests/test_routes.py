@@ -152,7 +152,7 @@ class HeadTests(unittest.TestCase):
 
     def test_get_still_has_its_body(self) -> None:
         status, _, body = http_request(self.store.admin + "/health")
-        self.assertEqual((status, body), (200, b"ok\n"))
+        self.assertEqual((status, body), (200, b"ok"))
 
 
 class HeadFilterTests(unittest.TestCase):

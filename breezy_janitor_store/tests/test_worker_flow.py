@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from breezy import controldir, errors
+from breezy import bedding, controldir, errors, ui
 from breezy.branch import Branch
 from breezy.transport import NoSuchFile
 
@@ -149,6 +149,16 @@ class AdminFaceTests(WorkerFlowTestCase):
         url = self.store.admin + "/hello"
         self.assertRunStored(self.run_worker(url, "run-0001"), "run-0001")
 
+    def test_http_cache_branch_of_a_new_codebase(self) -> None:
+        """``ControlDir.create`` over plain ``http://`` of a branch whose
+        codebase is not on disk yet: its directories exist for the writer."""
+        url = self.store.admin + "/hello/lintian-fixes/latest"
+        push_branch(self.local, url, self.local.last_revision())
+        stored = Branch.open(
+            os.path.join(self.storage_dir, "hello", self.campaign, "latest")
+        )
+        self.assertEqual(stored.last_revision(), self.local.last_revision())
+
 
 class PublicFaceWithCredentialsTests(WorkerFlowTestCase):
     """The production path: the runner gives workers the public URL and
@@ -193,6 +203,49 @@ class PublicFaceWithCredentialsTests(WorkerFlowTestCase):
         with self.assertRaises(errors.BzrError):
             self.run_worker(url, "run-0001")
         self.assertFalse(os.path.exists(os.path.join(self.storage_dir, "other")))
+
+
+class PublicFaceWithoutCodebaseListTests(WorkerFlowTestCase):
+    """Credentials but no database (``serve --credentials``): any codebase
+    name may be created by a worker, and none exists before."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store = self.start_store_with_worker(campaigns=[self.campaign, "debian"])
+        write_authentication_conf(self.store.public, WORKER, PASSWORD)
+
+    def test_http_first_push_of_a_new_codebase(self) -> None:
+        """Over plain ``http://``, ``ControlDir.create`` asks ``has('.')``
+        (a ``HEAD``) of the codebase: challenged, it is the worker's."""
+        url = self.store.public + "/hello"
+        self.assertRunStored(self.run_worker(url, "run-0001"), "run-0001")
+
+    def test_bzr_http_first_push_of_a_new_codebase(self) -> None:
+        url = self.smart_url(self.store.public, "hello")
+        self.assertRunStored(self.run_worker(url, "run-0001"), "run-0001")
+
+    def test_http_cache_branch_of_a_new_codebase(self) -> None:
+        push_branch(
+            self.local,
+            self.store.public + "/hello/debian/latest",
+            self.local.last_revision(),
+        )
+        stored = Branch.open(
+            os.path.join(self.storage_dir, "hello", "debian", "latest")
+        )
+        self.assertEqual(stored.last_revision(), self.local.last_revision())
+
+    def test_without_credentials_nothing_is_created(self) -> None:
+        os.unlink(bedding.authentication_config_path())
+        saved, ui.ui_factory = ui.ui_factory, ui.SilentUIFactory()  # no prompt
+        self.addCleanup(setattr, ui, "ui_factory", saved)
+        for url in (
+            self.store.public + "/hello",
+            self.smart_url(self.store.public, "hello"),
+        ):
+            with self.subTest(url=url), self.assertRaises(errors.BzrError):
+                self.run_worker(url, "run-0001")
+        self.assertEqual(os.listdir(self.storage_dir), [])
 
 
 class DatabaseWorkerFlowTests(WorkerFlowTestCase, DatabaseTestCase):
