@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from . import api, browse, files, filters, holders, layout, locks, metrics
+from . import api, browse, files, filters, holders, layout, locks, metrics, provenance
 from .context import current_request_id
 from .diff import DEFAULT_TIMEOUT as DEFAULT_DIFF_TIMEOUT
 from .http import HTTPError, Request, Router
@@ -228,8 +228,11 @@ class StoreApp:
         try:
             try:
                 # locks the verbs take are recorded as the client's
-                with holders.acting_for(
-                    req.environ.get("REMOTE_USER"), req.environ.get("REMOTE_ADDR")
+                with (
+                    holders.acting_for(
+                        req.environ.get("REMOTE_USER"), req.environ.get("REMOTE_ADDR")
+                    ),
+                    provenance.writing_as(self._writer(req, codebase, writable)),
                 ):
                     self._feed(req, exchange, length)
             except BaseException:
@@ -313,6 +316,16 @@ class StoreApp:
         if not self.codebase_policy.codebase_exists(location.codebase):
             raise HTTPError(404, f"no such codebase: {location.codebase}")
         return location
+
+    def _writer(
+        self, req: Request, codebase: str, writable: bool
+    ) -> provenance.Writer | None:
+        """Whom a smart request writes for (see :mod:`provenance`): the
+        admin face is trusted; a public writer is its ``REMOTE_USER``."""
+        if not writable:
+            return None
+        name = None if self.face == ADMIN else req.environ.get("REMOTE_USER") or "-"
+        return provenance.Writer(name, self.storage.path(codebase))
 
     def _content_length(self, req: Request) -> int:
         try:
