@@ -217,8 +217,8 @@ def record_verified(writer: Writer, revision_ids: Iterable[bytes]) -> None:
     only sends those revisions again."""
     directory = _record_dir(writer.codebase_dir)
     path = os.path.join(directory, _file_name(writer))
-    known = _digests(path)
-    lines = sorted({_digest(r) for r in revision_ids} - known)
+    known = _digests(path)  # (shared: membership tests only)
+    lines = sorted(d for d in {_digest(r) for r in revision_ids} if d not in known)
     if not lines:
         return
     try:

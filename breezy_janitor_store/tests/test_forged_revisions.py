@@ -25,6 +25,7 @@ from .. import provenance
 from ..auth import BasicAuth, CredentialsFile, add_worker
 from .fixtures import StoreTestCase, brz, tree_digest
 from .hostile import smart_client
+from .test_worker_flow import import_branches
 
 CAMPAIGNS = ["lintian-fixes", "debian"]
 WORKERS = {"worker-1": "password-one", "worker-2": "password-two"}
@@ -147,6 +148,30 @@ class ForgedRevisionTests(StoreTestCase):
         # and a third push of the history by worker-1 elsewhere needs nothing
         work, _ = pushes["worker-1"]
         brz("push", "-q", self.url("worker-1", "hello/lintian-fixes/again"), cwd=work)
+
+    def test_janitor_worker_flow_of_two_workers_sharing_history(self) -> None:
+        """The worker's own calls (fetch, then push with overwrite, and
+        tags), one worker after the other on the same upstream history."""
+        for worker, campaign in (("worker-1", "lintian-fixes"), ("worker-2", "debian")):
+            local = Branch.open(self.upstream(worker, b"honest\n", True))
+            tip = local.last_revision()
+            base = self.url(worker, "hello")
+            for update_current in (False, True):
+                import_branches(
+                    base,
+                    local,
+                    campaign,
+                    f"run-{worker}",
+                    [("main", tip)],
+                    [("upstream/1", UPSTREAM)],
+                    update_current,
+                )
+            stored = Branch.open(os.path.join(self.codebase_dir, campaign))
+            self.assertEqual(stored.last_revision(), tip)
+            self.assertEqual(stored.tags.lookup_tag("upstream/1"), UPSTREAM)
+            self.assertEqual(self.anonymous_content(f"hello/{campaign}"), b"honest\n")
+        writer = provenance.Writer("worker-2", self.codebase_dir)
+        self.assertEqual(provenance.unverified(writer, [UPSTREAM]), set())
 
     def test_history_stored_by_the_admin_face_counts_for_every_worker(self) -> None:
         work = self.upstream("admin", b"honest\n")
