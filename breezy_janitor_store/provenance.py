@@ -53,6 +53,7 @@ from breezy.revision import NULL_REVISION, is_null
 from .layout import CONTROL, STORE_DIRECTORY
 
 __all__ = [
+    "Verified",
     "Writer",
     "check_new_history",
     "commit_lock",
@@ -196,19 +197,38 @@ def _record_dir(codebase_dir: str) -> str:
     return os.path.join(codebase_dir, *VERIFIED)
 
 
+class Verified:
+    """What ``writer`` has verified, as recorded when this was made (its
+    files are read once: a graph walk asks it many times)."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+        if writer.trusted:
+            self._sets: tuple[set[bytes], ...] = ()
+        else:
+            directory = _record_dir(writer.codebase_dir)
+            self._sets = (
+                _digests(os.path.join(directory, _file_name(writer))),
+                _digests(os.path.join(directory, TRUSTED_FILE)),
+            )
+
+    def unverified(self, revision_ids: Iterable[bytes]) -> set[bytes]:
+        """Those of ``revision_ids`` not verified (none for a trusted
+        writer; the null revision never)."""
+        if self.writer.trusted:
+            return set()
+        mine, trusted = self._sets
+        return {
+            r
+            for r in revision_ids
+            if not is_null(r) and (d := _digest(r)) not in mine and d not in trusted
+        }
+
+
 def unverified(writer: Writer, revision_ids: Iterable[bytes]) -> set[bytes]:
     """Those of ``revision_ids`` that ``writer`` has not verified (none
     for a trusted writer; the null revision never)."""
-    if writer.trusted:
-        return set()
-    directory = _record_dir(writer.codebase_dir)
-    mine = _digests(os.path.join(directory, _file_name(writer)))
-    trusted = _digests(os.path.join(directory, TRUSTED_FILE))
-    return {
-        r
-        for r in revision_ids
-        if not is_null(r) and (d := _digest(r)) not in mine and d not in trusted
-    }
+    return Verified(writer).unverified(revision_ids)
 
 
 def record_verified(writer: Writer, revision_ids: Iterable[bytes]) -> None:
@@ -329,11 +349,11 @@ def _pre_change_branch_tip(params) -> None:
         raise errors.TipChangeRejected(reason)
 
 
-def filter_parent_map(parent_map: dict, writer: Writer | None) -> dict:
-    """``parent_map`` without the revisions ``writer`` has not verified."""
-    if writer is None or writer.trusted or not parent_map:
+def filter_parent_map(parent_map: dict, verified: Verified | None) -> dict:
+    """``parent_map`` without the revisions not ``verified``."""
+    if verified is None or verified.writer.trusted or not parent_map:
         return parent_map
-    hidden = unverified(writer, parent_map)
+    hidden = verified.unverified(parent_map)
     if not hidden:
         return parent_map
     return {k: v for k, v in parent_map.items() if k not in hidden}

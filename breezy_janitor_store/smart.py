@@ -777,11 +777,11 @@ class _VerifiedParents:
 
     def __init__(self, graph, writer: provenance.Writer) -> None:
         self._graph = graph
-        self._writer = writer
+        self._verified = provenance.Verified(writer)
 
     def get_parent_map(self, revision_ids):
         parent_map = self._graph.get_parent_map(revision_ids)
-        return provenance.filter_parent_map(parent_map, self._writer)
+        return provenance.filter_parent_map(parent_map, self._verified)
 
 
 class _GetParentMap(SmartServerRepositoryGetParentMap):
