@@ -229,14 +229,25 @@ def _resumed_revisions(repo: Repository, tokens: list[str]) -> list[bytes]:
     return found
 
 
-def _check_committed(repo: Repository, revisions: dict[bytes, bytes], watch) -> None:
-    """No revision of ``revisions`` is committed, in a fresh view of the
-    repository, with other content than the SHA-1 given."""
+def _committed(repo: Repository, revision_ids: Iterable[bytes]) -> dict[bytes, bytes]:
+    """SHA-1 of the committed copies of ``revision_ids``, read in a fresh
+    view of the repository (without the write group in progress)."""
     fresh = repo.controldir.open_repository()
     with fresh.lock_read():
-        present = fresh.revisions.get_parent_map([(r,) for r in revisions])
-        stored = _stored_sha1s(fresh.revisions, [k[0] for k in present])
-    for revision_id, sha1 in stored.items():
+        present = fresh.revisions.get_parent_map([(r,) for r in revision_ids])
+        return _stored_sha1s(fresh.revisions, [k[0] for k in present])
+
+
+def _committed_equal(repo: Repository, revisions: dict[bytes, bytes]) -> list[bytes]:
+    """Those of ``revisions`` committed with the SHA-1 given."""
+    committed = _committed(repo, revisions)
+    return [r for r, sha1 in committed.items() if revisions[r] == sha1]
+
+
+def _check_committed(repo: Repository, revisions: dict[bytes, bytes], watch) -> None:
+    """No revision of ``revisions`` is committed with other content than
+    the SHA-1 given (another write group may have committed it meanwhile)."""
+    for revision_id, sha1 in _committed(repo, revisions).items():
         if revisions[revision_id] != sha1:
             _conflict(watch, "revision", revision_id)
 
@@ -264,7 +275,12 @@ def insert_stream(
             )
             verify(repo, watch)
             if missing:
-                return repo.suspend_write_group(), missing
+                tokens = repo.suspend_write_group()
+                if writer is not None:  # those equal to committed copies
+                    provenance.record_verified(
+                        writer, _committed_equal(repo, watch.revisions)
+                    )
+                return tokens, missing
             revisions = dict(watch.revisions)
             if tokens:  # what earlier parts stored, checked when they ended
                 resumed = _resumed_revisions(repo, tokens)

@@ -241,6 +241,33 @@ class ForgedRevisionTests(StoreTestCase):
         self.assertIn(b"not the SHA-1 of its content", caught.exception.error_tuple[2])
         self.assertEqual(tree_digest(self.codebase_dir), before)
 
+    def test_a_resumed_write_group_records_both_parts(self) -> None:
+        """A stream missing a parent inventory suspends the write group; the
+        part that resumes it is checked too, and the writer then has both
+        parts' revisions verified."""
+        own = self.make_branch("own")
+        brz("push", "-q", self.url("worker-1", "hello/lintian-fixes"), cwd=own)
+        local = Branch.open(self.upstream("resumed", b"honest\n", True)).repository
+        second = Branch.open(self.path("resumed")).last_revision()
+        remote = ControlDir.open(self.url("worker-2", "hello")).open_repository()
+        source = local._get_source(remote._format)
+        with local.lock_read(), remote.lock_write():
+            sink = remote._get_sink()
+            only_second = vf_search.SearchResult({second}, {UPSTREAM}, 1, {second})
+            tokens, missing = sink.insert_stream(
+                source.get_stream(only_second), local._format, []
+            )
+            self.assertEqual(missing, {("inventories", UPSTREAM)})
+            self.assertTrue(tokens)
+            tokens, missing = sink.insert_stream(
+                source.get_stream(_search(local)), local._format, tokens
+            )
+            self.assertEqual((tokens, missing), ([], set()))
+        stored = Repository.open(self.codebase_dir)
+        self.assertTrue(stored.has_revision(second))
+        writer = provenance.Writer("worker-2", self.codebase_dir)
+        self.assertEqual(provenance.unverified(writer, [UPSTREAM, second]), set())
+
     def test_the_record_is_hidden_from_clients(self) -> None:
         own = self.make_branch("own")
         brz("push", "-q", self.url("worker-1", "hello/lintian-fixes"), cwd=own)
