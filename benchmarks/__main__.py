@@ -1,10 +1,15 @@
-"""``python -m benchmarks [load|multiprocess]``: see :mod:`benchmarks.run`,
-:mod:`benchmarks.load` and :mod:`benchmarks.multiprocess`."""
+"""``python -m benchmarks [load|multiprocess|forged]``: see :mod:`benchmarks.run`,
+:mod:`benchmarks.load`, :mod:`benchmarks.multiprocess` and
+:mod:`benchmarks.forged`."""
 
 import sys
 
 if sys.argv[1:2] == ["load"]:
     from .load import main
+
+    sys.exit(main(sys.argv[2:]))
+if sys.argv[1:2] == ["forged"]:
+    from .forged import main
 
     sys.exit(main(sys.argv[2:]))
 if sys.argv[1:2] == ["multiprocess"]:

@@ -27,6 +27,7 @@ from . import (
     leases,
     locks,
     metrics,
+    provenance,
 )
 from .context import current_request_id
 from .diff import DEFAULT_LIMITS as DEFAULT_DIFF_LIMITS
@@ -287,6 +288,7 @@ class StoreApp:
                         req.environ.get("REMOTE_USER"), req.environ.get("REMOTE_ADDR")
                     ),
                     used if used is not None else contextlib.nullcontext(),
+                    provenance.writing_as(self._writer(req, codebase, writable)),
                 ):
                     if used is not None:  # its bytes arriving renew its locks
                         environ = req.environ
@@ -373,6 +375,16 @@ class StoreApp:
         if not self.codebase_policy.codebase_exists(location.codebase):
             raise HTTPError(404, f"no such codebase: {location.codebase}")
         return location
+
+    def _writer(
+        self, req: Request, codebase: str, writable: bool
+    ) -> provenance.Writer | None:
+        """Whom a smart request writes for (see :mod:`provenance`): the
+        admin face is trusted; a public writer is its ``REMOTE_USER``."""
+        if not writable:
+            return None
+        name = None if self.face == ADMIN else req.environ.get("REMOTE_USER") or "-"
+        return provenance.Writer(name, self.storage.path(codebase))
 
     def _content_length(self, req: Request) -> int:
         # (a Transfer-Encoding body is not taken for the Content-Length some

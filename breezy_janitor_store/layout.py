@@ -28,6 +28,7 @@ __all__ = [
     "is_format_file",
     "is_location_option",
     "is_pack_data",
+    "is_store_record",
     "is_valid_name",
     "location_refusal",
     "move_refusal",
@@ -49,6 +50,9 @@ MAX_NAME_LENGTH = 200
 MAIN_ROLE = "main"
 #: Control directory of a bzr directory.
 CONTROL = ".bzr"
+#: The store's own records inside a codebase's control directory (see
+#: :mod:`breezy_janitor_store.provenance`): no client reads or writes them.
+STORE_DIRECTORY = "janitor-store"
 #: Parts of a bzr control directory that branches in the store must not have.
 _FORBIDDEN_IN_BRANCH = {
     "repository": "a branch must keep its revisions in the codebase's shared "
@@ -318,6 +322,12 @@ def _repository_part(disk: tuple[str, ...]) -> tuple[str, ...] | None:
     if disk[:2] == (CONTROL, "repository"):
         return disk[2:]
     return None
+
+
+def is_store_record(disk: tuple[str, ...]) -> bool:
+    """Whether on-disk ``disk`` is in the store's own records of a codebase
+    (``.bzr/janitor-store``): hidden from every client."""
+    return disk[:2] == (CONTROL, STORE_DIRECTORY)
 
 
 def is_pack_data(disk: tuple[str, ...]) -> bool:

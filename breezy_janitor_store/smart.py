@@ -33,17 +33,19 @@ from breezy.branch import Branch
 from breezy.bzr.branch import BranchReferenceFormat
 from breezy.bzr.bzrdir import BzrDirMetaFormat1
 from breezy.bzr.smart import bzrdir, medium, message, protocol, request, vfs
+from breezy.bzr.smart.branch import SmartServerBranchSetTagsBytes
 from breezy.bzr.smart.repository import (
     SmartServerRepositoryAnnotateFileRevision,
+    SmartServerRepositoryGetParentMap,
     SmartServerRepositoryInsertStream,
     SmartServerRepositoryInsertStream_1_19,
     SmartServerRepositoryInsertStreamLocked,
     _byte_stream_to_stream,
 )
 from breezy.transport import Transport
-from fastbencode import bencode
+from fastbencode import bdecode, bencode
 
-from . import branches, isolation, layout
+from . import branches, contentcheck, isolation, layout, provenance
 from .context import current_request_id
 from .transport import DISK_ERRNOS, FOLLOWED_OPTIONS, REFERENCE_REASON
 
@@ -573,8 +575,9 @@ class InsertStream(SmartServerRepositoryInsertStreamLocked):
     def _insert(self) -> None:
         try:
             src_format, stream = _byte_stream_to_stream(iter(self.pipe))
-            self.insert_result = self.repository._get_sink().insert_stream(
-                stream, src_format, self.tokens
+            # checked before it commits (see contentcheck)
+            self.insert_result = contentcheck.insert_stream(
+                self.repository, stream, src_format, self.tokens, _shown(self.transport)
             )
         except BaseException as e:  # noqa: BLE001 - raised again by do_end
             self.insert_error = e
@@ -789,8 +792,66 @@ class _BoundedAnnotate(SmartServerRepositoryAnnotateFileRevision):
         return super().do_repository_request(repository, revision_id, tree_path, *args)
 
 
+def _shown(transport: Transport) -> str:
+    """The virtual location of ``transport`` (``/CODEBASE/...``), for errors."""
+    where = urlutils.unescape(transport.base.split("://", 1)[-1])
+    return where.rstrip("/") or "/"
+
+
+class _VerifiedParents:
+    """A graph's parent lookups without the revisions the writer has not
+    verified (see :mod:`breezy_janitor_store.provenance`)."""
+
+    def __init__(self, graph, writer: provenance.Writer) -> None:
+        self._graph = graph
+        self._verified = provenance.Verified(writer)
+
+    def get_parent_map(self, revision_ids):
+        parent_map = self._graph.get_parent_map(revision_ids)
+        return provenance.filter_parent_map(parent_map, self._verified)
+
+
+class _GetParentMap(SmartServerRepositoryGetParentMap):
+    """``Repository.get_parent_map``: a writer is told only of the stored
+    revisions it has verified, so its client sends the others, to be
+    compared with the stored copies."""
+
+    def _expand_requested_revs(self, repo_graph, *args, **kwargs):
+        writer = provenance.current()
+        if writer is not None and not writer.trusted:
+            repo_graph = _VerifiedParents(repo_graph, writer)
+        return super()._expand_requested_revs(repo_graph, *args, **kwargs)
+
+
+class _SetTagsBytes(SmartServerBranchSetTagsBytes):
+    """``Branch.set_tags_bytes``: a new tag may not bring in stored
+    revisions the writer has not verified (the tip's own check is breezy's
+    ``pre_change_branch_tip`` hook, see :mod:`provenance`)."""
+
+    def do_body(self, body_bytes):
+        writer = provenance.current()
+        if writer is None or writer.trusted:
+            return super().do_body(body_bytes)
+        try:
+            tags = bdecode(body_bytes) if body_bytes else {}
+        except Exception:  # noqa: BLE001 - breezy's own parsing answers it
+            tags = None
+        if isinstance(tags, dict):
+            old = set(self.branch.tags.get_tag_dict().values())
+            new = {t for t in tags.values() if isinstance(t, bytes)} - old
+            if new:
+                reason = provenance.check_new_history(
+                    self.branch, sorted(new), [self.branch.last_revision()]
+                )
+                if reason is not None:
+                    raise errors.PermissionDenied(_shown(self.transport), reason)
+        return super().do_body(body_bytes)
+
+
 #: The store's own request classes for some of breezy's verbs.
 _OVERRIDES = {
+    b"Branch.set_tags_bytes": _SetTagsBytes,
+    b"Repository.get_parent_map": _GetParentMap,
     b"Repository.annotate_file_revision": _BoundedAnnotate,
     b"BzrDir.get_branches": _GetBranches,
     b"BzrDir.open_branch": _OpenBranch,

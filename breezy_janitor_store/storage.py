@@ -12,7 +12,7 @@ import breezy.bzr  # noqa: F401 - registers the formats, 2a among them
 from breezy import controldir, errors, urlutils
 from breezy.transport import Transport, get_transport_from_url
 
-from . import cycles, packing
+from . import cycles, packing, provenance
 from .layout import CONTROL, is_valid_name
 from .transport import StoreTransport
 
@@ -31,6 +31,7 @@ class Storage:
     def __init__(self, directory: str) -> None:
         cycles.install()
         packing.install()
+        provenance.install()
         self.directory = os.path.abspath(directory)
         self._prefix = os.path.join(self.directory, "")  # with its separator
         self._lock = threading.Lock()

@@ -197,6 +197,8 @@ class StoreTransport(Transport):
         if not self._jail.writable and holders.is_lock_record(disk):
             # it names the holder (worker, address): absent to readers
             raise NoSuchFile(self._display(segments))
+        if layout.is_store_record(disk):  # the store's own: absent to all
+            raise NoSuchFile(self._display(segments))
         self._confine(segments, disk)
         return segments, _join(disk)
 
@@ -357,7 +359,10 @@ class StoreTransport(Transport):
     def list_dir(self, relpath):
         segments, disk = self._read_path(relpath)
         try:
-            return self._call("list_dir", segments, disk)
+            names = self._call("list_dir", segments, disk)
+            if disk == (layout.CONTROL,):
+                names = [n for n in names if n != layout.STORE_DIRECTORY]
+            return names
         except NoSuchFile:
             if self._implicit_dir(segments):
                 return []
