@@ -8,7 +8,8 @@ the layers listed before it (``tests/test_layering.py`` checks the bzr side
 and the policies never import the web side, and that imports form no
 cycle):
 
-* bzr side (no HTTP): ``layout`` (naming and layout rules), ``transport``
+* bzr side (no HTTP): ``layout`` (naming and layout rules), ``durable``
+  (syncing files and directories), ``transport``
   (``StoreTransport``, the one enforcement point for disk access),
   ``holders`` (lock records naming the worker a lock is taken for),
   ``cycles`` (repositories the garbage collector can free), ``packing``

@@ -149,7 +149,9 @@ class cmd_janitor_store_serve(Command):
     BZR_STORE_GC_INTERVAL (every that many seconds, default 3600, run
     'janitor-store gc' with its defaults on every codebase; 0: never),
     --max-connections BZR_STORE_MAX_CONNECTIONS, --max-streams
-    BZR_STORE_MAX_STREAMS, --drain-timeout BZR_STORE_DRAIN_TIMEOUT.
+    BZR_STORE_MAX_STREAMS, --drain-timeout BZR_STORE_DRAIN_TIMEOUT,
+    --no-sync BZR_STORE_SYNC=0 (every write is synced to disk before the
+    response acknowledging it, unless turned off).
 
     On SIGTERM or SIGINT it stops accepting connections, finishes the
     requests in flight and waits up to --drain-timeout seconds until the
@@ -247,6 +249,11 @@ class cmd_janitor_store_serve(Command):
             type=float,
             help="Seconds to wait on SIGTERM for requests and write locks "
             "(default: 30).",
+        ),
+        Option(
+            "no-sync",
+            help="Do not sync writes before acknowledging them (throw-away "
+            "stores only: a crash can lose acknowledged pushes).",
         ),
     ]
     encoding_type = "replace"

@@ -26,6 +26,7 @@ ENTRY_POINTS = frozenset({"serve", "cmds", "wsgi", "plugin"})
 #: the same rule: it must not import the web side).
 LOWER = (
     "layout",
+    "durable",
     "holders",
     "transport",
     "packing",
