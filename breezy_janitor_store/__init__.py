@@ -55,6 +55,8 @@ COMMANDS = (
     "janitor-store-add-worker",
     "janitor-store-break-lock",
     "janitor-store-gc",
+    "janitor-store-check",
+    "janitor-store-backup",
 )
 
 
