@@ -20,6 +20,7 @@ from breezy import errors
 from . import (
     api,
     browse,
+    damage,
     files,
     filters,
     holders,
@@ -169,7 +170,13 @@ class StoreApp:
                 headers.append(("Retry-After", str(e.retry_after)))
         except Unauthorized as e:
             status, reason, headers = 401, str(e), self._challenge()
-        except Exception:
+        except Exception as e:
+            damaged = damage.damage_of(e)
+            if damaged is not None:
+                damage.report(_codebase_in(req.path, self.prefix), damaged)
+                status, headers = 503, []
+                reason = str(damage.DamagedRepository(damaged))
+                return req.text(status, reason, _closing(req, headers))
             logger.exception(
                 "error serving %s %s (request %s)",
                 req.method,
@@ -368,6 +375,13 @@ class StoreApp:
     def _challenge(self) -> list[tuple[str, str]]:
         realm = getattr(self.write_policy, "realm", None) or "breezy janitor store"
         return [("WWW-Authenticate", f'Basic realm="{realm}"')]
+
+
+def _codebase_in(path: str, prefix: str) -> str:
+    """The codebase a request path names (its first segment after the face's prefix)."""
+    if prefix and path.startswith(prefix):
+        path = path[len(prefix) :]
+    return path.strip("/").split("/", 1)[0][:200]
 
 
 def _flush_syncs(root) -> None:
