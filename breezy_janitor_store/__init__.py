@@ -17,7 +17,9 @@ cycle):
   shared repositories, their transports), ``gc`` (abandoned uploads,
   obsolete packs), ``branches`` (opening branches and repositories through
   the jail), ``history`` and ``diff`` (reading revisions), ``locks`` (held
-  locks: listing, breaking), ``smart`` (the smart protocol over one POST),
+  locks: listing, breaking), ``damage`` (telling a damaged repository),
+  ``check`` and ``backup`` (is the store sound; a consistent copy of it),
+  ``smart`` (the smart protocol over one POST),
   ``context`` (the current request's id, for log lines);
 * policies: ``policies`` (which codebases and campaigns exist, who
   writes), ``config`` (settings), ``auth`` and ``db`` (workers' Basic
