@@ -123,7 +123,13 @@ def crash_state_problems(
             problems.append(
                 f"{location}: acknowledged tip {tips[index]!r} lost (tip {tip!r})"
             )
-        elif not repository.has_revision(tip):
+            continue
+        try:
+            present = repository.has_revision(tip)
+        except Exception as e:  # noqa: BLE001 - reported
+            present = False
+            problems.append(f"{location}: repository unreadable: {e}")
+        if not present:
             problems.append(f"{location}: tip {tip!r} missing from the repository")
     return problems
 
