@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> dict:
                 s.__exit__()
         ops = {}
         for op in OPERATIONS:
-            synced = [s["seconds"] for s in bench.samples[op]["store"]]
-            unsynced = [s["seconds"] for s in bench.samples[op]["store-nosync"]]
+            synced = [s["seconds"] for s in bench.samples[op]["store"]][: args.reps]
+            unsynced = [s["seconds"] for s in bench.samples[op]["store-nosync"]][: args.reps]
             ratios = [a / b for a, b in zip(synced, unsynced, strict=True)]
             ops[op] = {
                 "sync_median_s": statistics.median(synced),

@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: Largest repository (bytes of packs) given breezy's own repository check.
-FULL_CHECK_LIMIT = 64 * 1024**2
+FULL_CHECK_LIMIT = 16 * 1024**2
 #: Records read at once when reading a pack's records.
 BATCH = 500
 #: Index suffixes of a 2a pack, and the versioned files they index.
