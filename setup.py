@@ -34,6 +34,6 @@ setup(
     extras_require={
         "gunicorn": ["gunicorn"],
         "gcp": ["google-cloud-logging"],
-        "test": ["pytest", "testtools", "hypothesis", "html5lib", "gunicorn"],
+        "test": ["pytest", "testtools", "hypothesis", "html5lib", "gunicorn", "mfusepy"],
     },
 )

@@ -145,7 +145,7 @@ class Bench:
 
     def op_push_full(self, server: Server, rep: int) -> None:
         codebase = f"full-{rep}"
-        if server.kind != "store":
+        if not server.kind.startswith("store"):
             # breezy's servers need the shared repository in place; the
             # store creates it itself (inside the timing, as in production).
             _init_shared_repo(os.path.join(self.directory(server.kind), codebase))

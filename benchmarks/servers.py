@@ -1,6 +1,7 @@
 """The servers under comparison, each a subprocess on a loopback port.
 
 * ``store``: ``brz janitor-store serve`` with its defaults (admin face);
+* ``store-nosync``: the same with ``--no-sync`` (see ``benchmarks/sync.py``);
 * ``breezy-wsgi``: breezy's own HTTP smart server
   (``breezy.transport.http.wsgi``), writable, under the very same paste
   server as the store (:func:`breezy_janitor_store.server.make_server`);
@@ -71,7 +72,7 @@ class Server:
 
     def command(self) -> tuple[list[str], dict]:
         py = sys.executable
-        if self.kind == "store":
+        if self.kind in ("store", "store-nosync"):
             env = brz_env(
                 self.home,
                 BRZ_PLUGINS_AT="janitor_store@"
@@ -79,6 +80,8 @@ class Server:
             )
             args = ["-m", "breezy", "janitor-store", "serve", "-d", self.directory]
             args += ["--listen", "127.0.0.1", "--port", "0", "--public-port", "0"]
+            if self.kind == "store-nosync":
+                args.append("--no-sync")
             return [py, *args], env
         if self.kind == "breezy-wsgi":
             return [py, "-m", "benchmarks.servers", self.kind, self.directory], brz_env(

@@ -8,7 +8,8 @@ the layers listed before it (``tests/test_layering.py`` checks the bzr side
 and the policies never import the web side, and that imports form no
 cycle):
 
-* bzr side (no HTTP): ``layout`` (naming and layout rules), ``transport``
+* bzr side (no HTTP): ``layout`` (naming and layout rules), ``durable``
+  (syncing files and directories), ``transport``
   (``StoreTransport``, the one enforcement point for disk access),
   ``holders`` (lock records naming the worker a lock is taken for),
   ``cycles`` (repositories the garbage collector can free), ``packing``
@@ -16,7 +17,9 @@ cycle):
   shared repositories, their transports), ``gc`` (abandoned uploads,
   obsolete packs), ``branches`` (opening branches and repositories through
   the jail), ``history`` and ``diff`` (reading revisions), ``locks`` (held
-  locks: listing, breaking), ``smart`` (the smart protocol over one POST),
+  locks: listing, breaking), ``damage`` (telling a damaged repository),
+  ``check`` and ``backup`` (is the store sound; a consistent copy of it),
+  ``smart`` (the smart protocol over one POST),
   ``context`` (the current request's id, for log lines);
 * policies: ``policies`` (which codebases and campaigns exist, who
   writes), ``config`` (settings), ``auth`` and ``db`` (workers' Basic
@@ -54,6 +57,8 @@ COMMANDS = (
     "janitor-store-add-worker",
     "janitor-store-break-lock",
     "janitor-store-gc",
+    "janitor-store-check",
+    "janitor-store-backup",
 )
 
 

@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from breezy import errors
+
 from . import (
     api,
     browse,
+    damage,
     files,
     filters,
     holders,
@@ -107,6 +110,9 @@ class StoreApp:
         ``insert_stream`` and friends) run at once, and how long one waits
         for its turn before the 503; default: one budget for the whole
         process, of as many streams as CPUs (see :class:`StreamBudget`).
+    :param sync: sync every write before the response acknowledging it
+        (default: on, unless ``BZR_STORE_SYNC`` turns it off); only for the
+        :class:`Storage` this creates (a given ``storage`` has its own).
 
     Creating one drops, process-wide, the hooks of every plugin but the
     store's (:func:`breezy_janitor_store.isolation.drop_foreign_hooks`):
@@ -129,6 +135,7 @@ class StoreApp:
         break_locks_older_than: float | None = None,
         lock_lease: float | None = leases.DEFAULT_LEASE,
         stream_budget: StreamBudget | None = None,
+        sync: bool | None = None,
     ) -> None:
         if face not in (ADMIN, PUBLIC):
             raise ValueError(f"face must be {ADMIN!r} or {PUBLIC!r}, not {face!r}")
@@ -136,7 +143,7 @@ class StoreApp:
         if storage is None:
             if directory is None:
                 raise TypeError("StoreApp needs a storage directory")
-            storage = Storage(directory)
+            storage = Storage(directory, sync=sync)
         self.storage = storage
         self.face = face
         # names (or None) become a Campaigns; any other object is the policy
@@ -185,7 +192,13 @@ class StoreApp:
                 headers.append(("Retry-After", str(e.retry_after)))
         except Unauthorized as e:
             status, reason, headers = 401, str(e), self._challenge()
-        except Exception:
+        except Exception as e:
+            damaged = damage.damage_of(e)
+            if damaged is not None:
+                damage.report(_codebase_in(req.path, self.prefix), damaged)
+                status, headers = 503, []
+                reason = str(damage.DamagedRepository(damaged))
+                return req.text(status, reason, _closing(req, headers))
             logger.exception(
                 "error serving %s %s (request %s)",
                 req.method,
@@ -221,6 +234,7 @@ class StoreApp:
         root = self.storage.transport(
             codebase, writable=writable, is_campaign=self.campaigns.__contains__
         )
+        root.defer_syncs()  # flushed before the response acknowledges the writes
 
         turn = _Turn(self.stream_budget)
         used = (  # the locks the request uses, for their leases
@@ -303,6 +317,7 @@ class StoreApp:
             if exchange.wants_more():
                 exchange.abort()
                 return _incomplete(req, unread)
+            _flush_syncs(root)
             if exchange.streaming:
                 req.respond(200, "application/octet-stream")
                 streamed = True  # the turn ends with the response body
@@ -423,6 +438,29 @@ class StoreApp:
     def _challenge(self) -> list[tuple[str, str]]:
         realm = getattr(self.write_policy, "realm", None) or "breezy janitor store"
         return [("WWW-Authenticate", f'Basic realm="{realm}"')]
+
+
+def _codebase_in(path: str, prefix: str) -> str:
+    """The codebase a request path names (its first segment after the face's prefix)."""
+    if prefix and path.startswith(prefix):
+        path = path[len(prefix) :]
+    return path.strip("/").split("/", 1)[0][:200]
+
+
+def _flush_syncs(root) -> None:
+    """Sync what the request wrote before its response acknowledges it; a
+    failure is answered 503 (nothing is acknowledged) and logged."""
+    try:
+        root.flush_syncs()
+    except (errors.BzrError, OSError) as e:
+        logger.error(
+            "could not sync the writes of request %s: %s", current_request_id(), e
+        )
+        raise HTTPError(
+            503,
+            "the store could not save the writes to disk; retry later",
+            [("Connection", "close")],
+        ) from None
 
 
 def _closing(req: Request, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -20,7 +20,9 @@ from .config import ConfigError
 __all__ = [
     "cmd_janitor_store",
     "cmd_janitor_store_add_worker",
+    "cmd_janitor_store_backup",
     "cmd_janitor_store_break_lock",
+    "cmd_janitor_store_check",
     "cmd_janitor_store_gc",
     "cmd_janitor_store_serve",
 ]
@@ -48,6 +50,8 @@ class cmd_janitor_store(Command):
       add-worker  Set a worker's password in a credentials file.
       break-lock  Break a write lock a killed client left behind.
       gc          Remove abandoned uploads and obsolete packs.
+      check       Report what is wrong with each codebase.
+      backup      Copy the store, consistently, while it serves.
 
     Layout of the storage directory: CODEBASE/ is a shared repository,
     CODEBASE/CAMPAIGN/ the campaign's main branch and
@@ -152,7 +156,9 @@ class cmd_janitor_store_serve(Command):
     BZR_STORE_GC_INTERVAL (every that many seconds, default 3600, run
     'janitor-store gc' with its defaults on every codebase; 0: never),
     --max-connections BZR_STORE_MAX_CONNECTIONS, --max-streams
-    BZR_STORE_MAX_STREAMS, --drain-timeout BZR_STORE_DRAIN_TIMEOUT.
+    BZR_STORE_MAX_STREAMS, --drain-timeout BZR_STORE_DRAIN_TIMEOUT,
+    --no-sync BZR_STORE_SYNC=0 (every write is synced to disk before the
+    response acknowledging it, unless turned off).
 
     On SIGTERM or SIGINT it stops accepting connections, finishes the
     requests in flight and waits up to --drain-timeout seconds until the
@@ -257,6 +263,11 @@ class cmd_janitor_store_serve(Command):
             type=float,
             help="Seconds to wait on SIGTERM for requests and write locks "
             "(default: 30).",
+        ),
+        Option(
+            "no-sync",
+            help="Do not sync writes before acknowledging them (throw-away "
+            "stores only: a crash can lose acknowledged pushes).",
         ),
     ]
     encoding_type = "replace"
@@ -437,3 +448,112 @@ class cmd_janitor_store_gc(Command):
         for line in report.lines():
             self.outf.write(line + "\n")
         return 0
+
+
+def _storage_and_codebases(directory: str | None, codebases: list[str] | None):
+    """The storage directory (``-d``, BZR_STORE_PATH, else .) and the
+    codebases named on the command line, each checked to exist."""
+    import os
+
+    from . import layout
+    from .config import env_default
+    from .storage import Storage
+
+    storage = Storage(env_default(directory, "BZR_STORE_PATH", os.getcwd()))
+    if not os.path.isdir(storage.directory):
+        raise errors.CommandError(f"no storage directory {storage.directory}")
+    for name in codebases or ():
+        if not layout.is_valid_name(name) or not storage.has_repository(name):
+            raise errors.CommandError(f"no codebase {name} in {storage.directory}")
+    return storage, codebases or None
+
+
+class cmd_janitor_store_check(Command):
+    __doc__ = """Report what is wrong with each CODEBASE (default: every codebase).
+
+    Runs breezy's repository and branch checks and the store's own rules:
+    files the layout has no place for, symbolic links, branch references,
+    stacked or bound branches and branch.conf options a push could not
+    write, pack-names naming missing packs or indices of other sizes,
+    pack records that cannot be read, tips missing from the repository,
+    and leftovers of pushes in upload/.  Reports every problem of every
+    codebase, one line each (CODEBASE: PATH: KIND: WHAT), or a JSON
+    document with --json; exits 1 when anything is wrong.  Reads through
+    the store's jail, under each repository's read lock: safe to run
+    while the store serves.
+    """
+
+    takes_args: ClassVar[list[str]] = ["codebase*"]
+    takes_options: ClassVar[list] = [
+        _directory,
+        Option("json", help="Print a JSON document."),
+    ]
+    encoding_type = "replace"
+
+    def run(
+        self,
+        codebase_list: list[str] | None = None,
+        directory: str | None = None,
+        json: bool = False,
+    ) -> int:
+        import json as json_module
+
+        from .check import check_store
+
+        storage, codebases = _storage_and_codebases(directory, codebase_list)
+        reports = check_store(storage, codebases)
+        damaged = [r for r in reports if r.problems]
+        if json:
+            document = {
+                "clean": not damaged,
+                "codebases": {r.codebase: r.as_json() for r in reports},
+            }
+            self.outf.write(json_module.dumps(document, indent=2) + "\n")
+        else:
+            for report in damaged:
+                for line in report.lines():
+                    self.outf.write(line + "\n")
+            self.outf.write(
+                f"{len(reports)} codebases checked, "
+                + (
+                    f"{len(damaged)} damaged: {', '.join(r.codebase for r in damaged)}"
+                    if damaged
+                    else "no problems"
+                )
+                + "\n"
+            )
+        return 1 if damaged else 0
+
+
+class cmd_janitor_store_backup(Command):
+    __doc__ = """Copy the store (or each CODEBASE) into DEST while it serves.
+
+    Each codebase is copied as of one moment: its repository first
+    (pack-names read under the repository's read lock, then the packs and
+    indices it names), then its branches, each naming revisions the copy
+    has.  Files are hard-linked when DEST is on the same filesystem (pack
+    data never changes), else copied; a second backup into the same DEST
+    copies only what changed, and drops what the store no longer has.
+    Restoring is serving DEST; 'janitor-store check -d DEST' is clean.
+    """
+
+    takes_args: ClassVar[list[str]] = ["dest", "codebase*"]
+    takes_options: ClassVar[list] = [_directory]
+    encoding_type = "replace"
+
+    def run(
+        self,
+        dest: str,
+        codebase_list: list[str] | None = None,
+        directory: str | None = None,
+    ) -> int:
+        from .backup import BackupError, backup_store
+
+        storage, codebases = _storage_and_codebases(directory, codebase_list)
+        try:
+            report = backup_store(storage, dest, codebases)
+        except BackupError as e:
+            raise errors.CommandError(str(e)) from None
+        for line in report.lines():
+            self.outf.write(line + "\n")
+        return 1 if report.failed else 0

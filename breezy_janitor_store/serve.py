@@ -13,7 +13,7 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 
-from . import leases, locks
+from . import durable, leases, locks
 from .app import ADMIN, DEFAULT_CLIENT_MAX_SIZE, DEFAULT_DIFF_TIMEOUT, PUBLIC, StoreApp
 from .config import (
     DEFAULT_VENDOR,
@@ -92,6 +92,8 @@ class ServeSettings:
     max_streams: int | None = None
     #: Seconds a stopping server waits for requests and write locks.
     drain_timeout: float = DRAIN_TIMEOUT
+    #: Sync every write before acknowledging it (off: throw-away stores).
+    sync: bool = True
 
     @classmethod
     def resolve(
@@ -116,6 +118,7 @@ class ServeSettings:
         max_connections: int | None = None,
         max_streams: int | None = None,
         drain_timeout: float | None = None,
+        no_sync: bool = False,
     ) -> ServeSettings:
         """Options first, then ``BZR_STORE_*`` variables, then defaults.
 
@@ -187,6 +190,7 @@ class ServeSettings:
             drain_timeout=env_default(
                 drain_timeout, "BZR_STORE_DRAIN_TIMEOUT", DRAIN_TIMEOUT, float
             ),
+            sync=False if no_sync else durable.sync_from_environment(),
         )
         for name in ("port", "public_port"):
             if not 0 <= getattr(settings, name) <= 65535:
@@ -241,6 +245,9 @@ class ServeSettings:
             workers,
             f"largest request body: {limit}",
             f"lock lease: {lease}",
+            "writes synced before acknowledged"
+            if self.sync
+            else "writes NOT synced (--no-sync): a crash can lose acknowledged pushes",
         ]
 
 
@@ -276,7 +283,7 @@ def build_apps(settings: ServeSettings) -> tuple[StoreApp, StoreApp]:
 
     :raises ConfigError: bad database URL or credentials file.
     """
-    storage = Storage(settings.directory)
+    storage = Storage(settings.directory, sync=settings.sync)
     names = settings.campaigns and settings.campaigns + settings.namespaces
     common = {
         "storage": storage,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import logging
 import os
 import queue
@@ -45,7 +46,7 @@ from breezy.bzr.smart.repository import (
 from breezy.transport import Transport
 from fastbencode import bdecode, bencode
 
-from . import branches, contentcheck, isolation, layout, provenance
+from . import branches, contentcheck, damage, isolation, layout, provenance
 from .context import current_request_id
 from .transport import DISK_ERRNOS, FOLLOWED_OPTIONS, REFERENCE_REASON
 
@@ -371,12 +372,19 @@ class RequestFailed(errors.BzrError):
     _fmt = "the server could not handle this request"
 
 
-def _logged(chunks: Iterator[bytes], verb: bytes | None) -> Iterator[bytes]:
+def _logged(
+    chunks: Iterator[bytes], verb: bytes | None, codebase: str = ""
+) -> Iterator[bytes]:
     """A response body stream whose failure is logged (with the request id);
-    one that is not a breezy error reaches the client as :class:`RequestFailed`."""
+    one that is not a breezy error reaches the client as :class:`RequestFailed`,
+    one showing a damaged repository as :class:`damage.DamagedRepository`."""
     try:
         yield from chunks
     except Exception as e:
+        reason = damage.damage_of(e)
+        if reason is not None:
+            damage.report(codebase, reason)
+            raise damage.DamagedRepository(reason) from None
         _log_failure(verb, e)
         if _is_breezy_error(e):
             raise
@@ -471,11 +479,24 @@ class StoreRequest(request.SmartServerRequest):
                 where.rstrip("/") or "/", e.strerror
             ) from None
         except errors.BzrError as e:
+            reason = damage.damage_of(e)
+            if reason is not None:
+                return self._damaged(reason)
             if e.internal_error:
                 _log_failure(self.verb, e)
             raise
         except Exception as e:  # noqa: BLE001 - logged, answered generically
+            reason = damage.damage_of(e)
+            if reason is not None:
+                return self._damaged(reason)
             return self._unhandled(e)
+
+    def _damaged(self, reason: str) -> request.FailedSmartServerResponse:
+        """The answer to a failure showing the repository damaged, logged."""
+        damage.report(_codebase_of(self._jail_root), reason)
+        self._refused = True
+        message = str(damage.DamagedRepository(reason))
+        return request.FailedSmartServerResponse((b"error", message.encode("utf-8")))
 
     def _unhandled(self, e: Exception) -> request.FailedSmartServerResponse:
         """The generic answer to failure ``e`` (not a breezy error), logged;
@@ -484,6 +505,35 @@ class StoreRequest(request.SmartServerRequest):
         trace.log_exception_quietly()
         self._refused = True
         return request.FailedSmartServerResponse(UNHANDLED_ERROR)
+
+
+def _first_chunk_damage(response: request.SmartServerResponse) -> str | None:
+    """Produce the first chunk of a streamed response now: the damage of a
+    repository it shows, if any (a failure after the stream has started
+    reaches a client as a protocol error).  The stream is left whole."""
+    body = iter(response.body_stream)
+    try:
+        first = next(body)
+    except StopIteration:
+        response.body_stream = iter(())
+        return None
+    except Exception as e:  # noqa: BLE001 - raised again by the stream
+        reason = damage.damage_of(e)
+        if reason is None:
+            response.body_stream = _raising(e)
+        return reason
+    response.body_stream = itertools.chain((first,), body)
+    return None
+
+
+def _raising(e: BaseException) -> Iterator[bytes]:
+    raise e
+    yield b""  # a generator
+
+
+def _codebase_of(jail_root: Transport) -> str:
+    """The codebase a jailed root transport (``janitor-store:///NAME/``) is of."""
+    return urlutils.unescape(jail_root.base.split("///", 1)[-1].split("/", 1)[0])
 
 
 class _EarlyEnd(Exception):
@@ -1058,7 +1108,15 @@ class _Responder(protocol.ProtocolThreeResponder):
         if response.body_stream is not None and self.deferred is None:
             # breezy sends a failure of the stream as an error at its end
             verb = self.handler.verb if self.handler else None
-            response.body_stream = _logged(response.body_stream, verb)
+            codebase = _codebase_of(self.handler._jail_root) if self.handler else ""
+            damaged = _first_chunk_damage(response)
+            if damaged is not None:
+                damage.report(codebase, damaged)
+                message = str(damage.DamagedRepository(damaged)).encode("utf-8")
+                return super().send_response(
+                    request.FailedSmartServerResponse((b"error", message))
+                )
+            response.body_stream = _logged(response.body_stream, verb, codebase)
             self.deferred = response
             return
         if not response.is_successful():

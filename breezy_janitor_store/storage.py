@@ -12,7 +12,7 @@ import breezy.bzr  # noqa: F401 - registers the formats, 2a among them
 from breezy import controldir, errors, urlutils
 from breezy.transport import Transport, get_transport_from_url
 
-from . import cycles, packing, provenance
+from . import cycles, durable, packing, provenance
 from .layout import CONTROL, is_valid_name
 from .transport import StoreTransport
 
@@ -26,12 +26,19 @@ ROOT_CACHE_SIZE = 1024
 
 
 class Storage:
-    """The storage directory ``DIR`` holding one shared repository per codebase."""
+    """The storage directory ``DIR`` holding one shared repository per codebase.
 
-    def __init__(self, directory: str) -> None:
+    :param sync: sync every write before it is acknowledged (see
+        :mod:`breezy_janitor_store.durable`); default: on unless the
+        environment variable ``BZR_STORE_SYNC`` turns it off.  Only
+        throw-away stores (tests, benchmarks) turn it off.
+    """
+
+    def __init__(self, directory: str, *, sync: bool | None = None) -> None:
         cycles.install()
         packing.install()
         provenance.install()
+        self.sync = durable.sync_from_environment() if sync is None else sync
         self.directory = os.path.abspath(directory)
         self._prefix = os.path.join(self.directory, "")  # with its separator
         self._lock = threading.Lock()
@@ -93,6 +100,7 @@ class Storage:
             codebase,
             writable=writable,
             is_campaign=is_campaign,
+            sync=self.sync,
         )
         if identity is not None:
             with self._roots_lock:
@@ -104,9 +112,10 @@ class Storage:
     def ensure_repository(self, codebase: str) -> bool:
         """Create the codebase's shared repository unless it exists.
 
-        The repository is built in a scratch directory and renamed into
-        place, so concurrent requests (or processes) never see half of one.
-        Returns whether this call created it.
+        The repository is built in a scratch directory, synced, and renamed
+        into place (the storage directory synced after), so concurrent
+        requests (or processes) never see half of one, nor does the store
+        after a crash.  Returns whether this call created it.
         """
         if self.has_repository(codebase):
             return False
@@ -116,6 +125,8 @@ class Storage:
             scratch = tempfile.mkdtemp(prefix=".new-", dir=self.directory)
             try:
                 _create_shared_repository(scratch)
+                if self.sync:
+                    durable.sync_tree(scratch)
                 try:
                     os.rename(scratch, self.path(codebase))
                 except OSError:
@@ -123,6 +134,10 @@ class Storage:
                         return False  # another process won the race
                     # A non-empty directory without a repository: adopt it.
                     _create_shared_repository(self.path(codebase))
+                    if self.sync:
+                        durable.sync_tree(self.path(codebase))
+                if self.sync:
+                    durable.sync_directory(self.directory)
                 return True
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)

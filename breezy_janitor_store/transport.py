@@ -10,6 +10,9 @@ rooted at one codebase directory and presents it as a *virtual* tree:
 * on a read-only face every write raises breezy's ``readonly transport``
   error, and lock records (which name their holder) are absent; on a writable face each write is checked against the layout rules
   and refused with ``PermissionDenied`` naming the reason;
+* every file a writer changes is synced, and every directory that receives
+  a name (see :mod:`breezy_janitor_store.durable`): at once, or, for a
+  smart request, once before its response (:meth:`StoreTransport.defer_syncs`);
 * its URLs (``janitor-store:///CODEBASE/...``) and the paths in the errors it
   raises are virtual, so no server filesystem path ever reaches a client.
 """
@@ -31,7 +34,7 @@ from breezy import branch, config, errors, urlutils
 from breezy.bzr import branch as bzr_branch
 from breezy.transport import FileExists, NoSuchFile, Transport
 
-from . import holders, layout
+from . import durable, holders, layout
 
 __all__ = ["READONLY_MESSAGE", "StoreTransport"]
 
@@ -70,6 +73,7 @@ class _Jail:
         "real_root",
         "root",
         "rooted",
+        "sync",
         "url",
         "writable",
         "write_refusal",
@@ -82,8 +86,10 @@ class _Jail:
         writable: bool,
         is_campaign: Callable[[str], bool],
         write_refusal: WriteRule = layout.write_refusal,
+        sync: bool = True,
     ) -> None:
         self.root = root
+        self.sync = sync
         self.write_refusal = write_refusal
         self.codebase = codebase
         self.writable = writable
@@ -143,6 +149,7 @@ class StoreTransport(Transport):
         jail: _Jail,
         segments: tuple[str, ...] = (),
         verified: set[str] | None = None,
+        syncs: durable.PendingSyncs | None = None,
     ) -> None:
         # What Transport.__init__ does, without its URL parsing (which costs
         # more than the rest of a request's path handling): a virtual URL has
@@ -152,6 +159,7 @@ class StoreTransport(Transport):
         self._jail = jail
         self._segments = segments
         self._verified = verified
+        self._syncs = durable.PendingSyncs(jail.sync) if syncs is None else syncs
 
     @classmethod
     def for_codebase(
@@ -162,21 +170,36 @@ class StoreTransport(Transport):
         writable: bool,
         is_campaign: Callable[[str], bool],
         write_refusal: WriteRule = layout.write_refusal,
+        sync: bool = True,
     ) -> StoreTransport:
         """The virtual root of ``codebase``, stored at ``codebase_transport``.
 
         :param write_refusal: the layout's rule for writes (see
             :func:`layout.write_refusal`); breezy's transport conformance
             tests give one allowing any file inside a branch's ``.bzr``.
+        :param sync: sync what is written (False: throw-away stores).
         """
         return cls(
-            _Jail(codebase_transport, codebase, writable, is_campaign, write_refusal)
+            _Jail(
+                codebase_transport, codebase, writable, is_campaign, write_refusal, sync
+            )
         )
 
     def for_request(self) -> StoreTransport:
         """This transport for one request: it and its clones remember the
-        disk paths found not to be symbolic links while the request lasts."""
+        disk paths found not to be symbolic links while the request lasts,
+        and share the directory syncs owed (see :meth:`defer_syncs`)."""
         return StoreTransport(self._jail, self._segments, set())
+
+    def defer_syncs(self) -> None:
+        """From now on, this transport and its clones leave the directories
+        that received names to be synced by :meth:`flush_syncs` (file
+        contents are still synced as they are written)."""
+        self._syncs.deferred = True
+
+    def flush_syncs(self) -> None:
+        """Sync the directories owed: before acknowledging a request."""
+        self._sync(self._segments, self._syncs.flush)
 
     @classmethod
     def _get_url_prefix(cls) -> str:
@@ -299,12 +322,57 @@ class StoreTransport(Transport):
                 ) from None
             raise errors.TransportError(self._jail.scrub(e)) from None
 
+    # -- durability --
+
+    def _sync(self, segments: tuple[str, ...], sync: Callable[[], None]) -> None:
+        """Run ``sync``; a failure is a disk error naming virtual paths only."""
+        try:
+            sync()
+        except OSError as e:
+            if e.errno in DISK_ERRNOS:
+                raise errors.PermissionDenied(
+                    self._display(segments), e.strerror
+                ) from None
+            raise errors.TransportError(self._jail.scrub(e)) from None
+
+    def _wrote(
+        self, segments: tuple[str, ...], disk: tuple[str, ...], content: bool = True
+    ) -> None:
+        """``disk`` was written (its content, when ``content``) or received
+        its name: sync it and owe its directory a sync.
+
+        Lock records are never synced (a crash ends every holder; what
+        breezy relies on while they live is what the page cache shows),
+        nor the names in ``upload`` (moved out before they are used) and
+        ``obsolete_packs`` (garbage).
+        """
+        if _is_lock_entry(disk):
+            return
+        path = os.path.join(self._jail.real_root, *disk)
+        if content:
+            self._sync(segments, lambda: self._syncs.file(path))
+        if disk[:-1] not in _UNNAMED_DIRS:
+            self._sync(
+                segments, lambda: self._syncs.directory(os.path.dirname(path))
+            )
+
+    def _barrier(self, segments: tuple[str, ...], disk: tuple[str, ...]) -> None:
+        """Before a write that must follow what is owed (``pack-names``
+        naming new packs; pack data leaving its place once ``pack-names``
+        no longer names it), sync what is owed."""
+        if disk == _PACK_NAMES or layout.is_pack_data(disk):
+            self._sync(segments, self._syncs.flush)
+
     # -- Transport API --
 
     def clone(self, offset: str | None = None) -> StoreTransport:
         if offset is None:
-            return StoreTransport(self._jail, self._segments, self._verified)
-        return StoreTransport(self._jail, self._resolve(offset), self._verified)
+            return StoreTransport(
+                self._jail, self._segments, self._verified, self._syncs
+            )
+        return StoreTransport(
+            self._jail, self._resolve(offset), self._verified, self._syncs
+        )
 
     def abspath(self, relpath: str) -> str:
         segments = self._resolve(relpath)
@@ -418,24 +486,34 @@ class StoreTransport(Transport):
             f = io.BytesIO(data)
         elif holders.is_pending_record(disk):  # written by breezy's LockDir
             f = io.BytesIO(holders.stamp(f.read()))
-        return self._call("put_file", segments, _join(disk), f, mode)
+        self._barrier(segments, disk)
+        result = self._call("put_file", segments, _join(disk), f, mode)
+        self._wrote(segments, disk)
+        return result
 
     def put_bytes(self, relpath, raw_bytes, mode=None):
         segments, disk = self._write_path(relpath)
         self._check_put(segments, disk, raw_bytes)
         if holders.is_pending_record(disk):
             raw_bytes = holders.stamp(raw_bytes)
-        return self._call("put_bytes", segments, _join(disk), raw_bytes, mode)
+        self._barrier(segments, disk)
+        result = self._call("put_bytes", segments, _join(disk), raw_bytes, mode)
+        self._wrote(segments, disk)
+        return result
 
     def append_file(self, relpath, f, mode=None):
         segments, disk = self._write_path(relpath)
         self._check_append(segments, disk)
-        return self._call("append_file", segments, _join(disk), f, mode=mode)
+        result = self._call("append_file", segments, _join(disk), f, mode=mode)
+        self._wrote(segments, disk)
+        return result
 
     def append_bytes(self, relpath, data, mode=None):
         segments, disk = self._write_path(relpath)
         self._check_append(segments, disk)
-        return self._call("append_bytes", segments, _join(disk), data, mode=mode)
+        result = self._call("append_bytes", segments, _join(disk), data, mode=mode)
+        self._wrote(segments, disk)
+        return result
 
     def _check_append(self, segments, disk) -> None:
         self._check_put(segments, disk, None)
@@ -449,11 +527,15 @@ class StoreTransport(Transport):
             # Two writers of the same pack write the same (content-named)
             # index: the second is written aside and must match.
             return _SameContentStream(self, segments, disk, mode)
-        return self._call("open_write_stream", segments, _join(disk), mode=mode)
+        stream = self._call("open_write_stream", segments, _join(disk), mode=mode)
+        if _is_lock_entry(disk):
+            return stream
+        return _SyncedStream(self, segments, disk, stream)
 
     def delete(self, relpath):
         segments, disk = self._write_path(relpath)
         self._refuse(segments, layout.removal_refusal(disk))
+        self._barrier(segments, disk)
         return self._call("delete", segments, _join(disk))
 
     def delete_tree(self, relpath):
@@ -469,7 +551,9 @@ class StoreTransport(Transport):
         segments, disk = self._write_path(relpath)
         return self._call("lock_write", segments, _join(disk))
 
-    def _move_paths(self, rel_from, rel_to) -> tuple[tuple[str, ...], str, str]:
+    def _move_paths(
+        self, rel_from, rel_to
+    ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         _, disk_from = self._write_path(rel_from)
         segments, disk_to = self._write_path(rel_to)
         self._refuse(segments, layout.move_refusal(disk_from, disk_to))
@@ -481,15 +565,22 @@ class StoreTransport(Transport):
                 shallow=False,
             )
             self._refuse(segments, None if same else layout.PACK_REASON)
-        return segments, _join(disk_from), _join(disk_to)
+        self._barrier(segments, disk_from)
+        return segments, disk_from, disk_to
 
     def rename(self, rel_from, rel_to):
-        return self._call("rename", *self._move_paths(rel_from, rel_to))
+        segments, disk_from, disk_to = self._move_paths(rel_from, rel_to)
+        result = self._call("rename", segments, _join(disk_from), _join(disk_to))
+        self._wrote(segments, disk_to, content=_is_upload(disk_from))
+        return result
 
     def move(self, rel_from, rel_to):
         # Transport.move would copy and delete: a new pack, moved from
         # upload/ to packs/ by every push, would be written twice.
-        return self._call("move", *self._move_paths(rel_from, rel_to))
+        segments, disk_from, disk_to = self._move_paths(rel_from, rel_to)
+        result = self._call("move", segments, _join(disk_from), _join(disk_to))
+        self._wrote(segments, disk_to, content=_is_upload(disk_from))
+        return result
 
     def mkdir(self, relpath, mode=None):
         if not self._resolve(relpath) and self._jail.writable:
@@ -497,9 +588,11 @@ class StoreTransport(Transport):
             return None
         segments, disk_segments = self._write_path(relpath, layout_dir_op=True)
         disk = _join(disk_segments)
-        self._make_layout_parents(disk_segments)
+        self._make_layout_parents(segments, disk_segments)
         try:
-            return self._call("mkdir", segments, disk, mode)
+            result = self._call("mkdir", segments, disk, mode)
+            self._wrote(segments, disk_segments, content=False)
+            return result
         except FileExists:
             named = relpath.rstrip("/").rsplit("/", 1)[-1] not in ("", ".")
             if layout.is_layout_dir(disk_segments):
@@ -517,7 +610,9 @@ class StoreTransport(Transport):
                 ) from None
             raise
 
-    def _make_layout_parents(self, disk: tuple[str, ...]) -> None:
+    def _make_layout_parents(
+        self, segments: tuple[str, ...], disk: tuple[str, ...]
+    ) -> None:
         """Create the campaign and role directories ``disk`` lies in.
 
         Layout directories are implicit: creating a branch at
@@ -526,8 +621,11 @@ class StoreTransport(Transport):
         for depth in range(1, min(len(disk), 3)):
             if not layout.is_layout_dir(disk[:depth]):
                 break
-            with contextlib.suppress(FileExists):
+            try:
                 self._jail.root.mkdir(_join(disk[:depth]))
+            except FileExists:
+                continue
+            self._wrote(segments, disk[:depth], content=False)
 
     # Linking could point outside the jail: never.
     def symlink(self, source, link_name):
@@ -535,6 +633,37 @@ class StoreTransport(Transport):
 
     def hardlink(self, source, link_name):
         raise errors.TransportNotPossible("links are not allowed in the store")
+
+
+class _SyncedStream:
+    """A write stream whose file is synced when closed, and its name owed
+    a directory sync (in ``upload``: when moved out)."""
+
+    def __init__(self, transport: StoreTransport, segments, disk, stream) -> None:
+        self._transport = transport
+        self._segments = segments
+        self._disk = disk
+        self._stream = stream
+
+    def write(self, data: bytes) -> None:
+        self._stream.write(data)
+
+    def fdatasync(self) -> None:
+        self._stream.fdatasync()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        self.close()
+        return False
+
+    def close(self, want_fdatasync: bool = False) -> None:
+        # The file is synced by its path, once whatever breezy asked; a new
+        # pack in upload when it moves into place (an aborted one never).
+        self._stream.close(want_fdatasync=False)
+        if not _is_upload(self._disk):
+            self._transport._wrote(self._segments, self._disk)
 
 
 class _SameContentStream:
@@ -653,6 +782,31 @@ def _location_options_refusal(section, where: tuple[str, ...]) -> str | None:
         if reason is not None:
             return f"{name}: {reason}"
     return None
+
+
+_PACK_NAMES = (layout.CONTROL, "repository", "pack-names")
+#: Repository directories whose names are never synced (see ``_wrote``).
+_UNNAMED_DIRS = frozenset(
+    (layout.CONTROL, "repository", name)
+    for name in (layout.UPLOAD, layout.OBSOLETE_PACKS)
+)
+_LOCK_DIRECTORIES = frozenset({"lock", "pack-lock", "branch-lock"})
+
+
+def _is_upload(disk: tuple[str, ...]) -> bool:
+    """Whether on-disk ``disk`` is a file in the repository's ``upload``."""
+    return disk[:-1] == (layout.CONTROL, "repository", layout.UPLOAD)
+
+
+def _is_lock_entry(disk: tuple[str, ...]) -> bool:
+    """Whether on-disk ``disk`` is inside a lock directory of a control
+    directory (a record, held or being taken or released; not the lock
+    directory itself, made once with its branch or repository)."""
+    try:
+        at = disk.index(layout.CONTROL)
+    except ValueError:
+        return False
+    return any(name in _LOCK_DIRECTORIES for name in disk[at + 1 : -1])
 
 
 #: Longest arguments (in characters) a path function's results are kept

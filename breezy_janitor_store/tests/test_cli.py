@@ -96,16 +96,16 @@ class ActionOptionTests(StoreTestCase):
 
     def test_missing_or_unknown_action(self) -> None:
         self.assertRefused(
-            "janitor-store needs an ACTION (add-worker, break-lock, gc, serve)"
+            "janitor-store needs an ACTION (add-worker, backup, break-lock, check, gc, serve)"
         )
         self.assertRefused(
-            "janitor-store needs an ACTION (add-worker, break-lock, gc, serve) before -d",
+            "janitor-store needs an ACTION (add-worker, backup, break-lock, check, gc, serve) before -d",
             "-d",
             ".",
             "serve",
         )
         self.assertRefused(
-            "unknown action 'frob'; actions: add-worker, break-lock, gc, serve", "frob"
+            "unknown action 'frob'; actions: add-worker, backup, break-lock, check, gc, serve", "frob"
         )
         self.assertRefused(
             "extra argument to command janitor-store-serve: extra", "serve", "extra"

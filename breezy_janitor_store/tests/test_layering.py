@@ -26,6 +26,7 @@ ENTRY_POINTS = frozenset({"serve", "cmds", "wsgi", "plugin"})
 #: the same rule: it must not import the web side).
 LOWER = (
     "layout",
+    "durable",
     "holders",
     "transport",
     "packing",
@@ -36,7 +37,10 @@ LOWER = (
     "diff",
     "locks",
     "gc",
+    "damage",
     "smart",
+    "check",
+    "backup",
     "context",
     "policies",
     "config",
