@@ -189,7 +189,11 @@ def _check_layout(path: str, report: CodebaseReport) -> list[tuple[str, ...]]:
 def _layout_refusal(disk: tuple[str, ...], is_dir: bool) -> str | None:
     """Why ``disk`` (a directory when ``is_dir``) has no place, or None."""
     if disk[0] == layout.CONTROL:
-        if disk[1:] in _ROOT_CONTROL or disk[1:2] == ("branch-lock",):
+        if (
+            disk[1:] in _ROOT_CONTROL
+            or disk[1:2] == ("branch-lock",)
+            or layout.is_store_record(disk)
+        ):
             return None
     elif len(disk) <= 2 and layout.CONTROL not in disk:
         if not is_dir:
