@@ -41,6 +41,7 @@ from .policies import (
     allow_writes,
     read_only,
 )
+from .proxy import TrustedProxies
 from .smart import (
     MAX_CHUNK,
     PROCESS_STREAM_BUDGET,
@@ -91,6 +92,10 @@ class StoreApp:
         ``insert_stream`` and friends) run at once, and how long one waits
         for its turn before the 503; default: one budget for the whole
         process, of as many streams as CPUs (see :class:`StreamBudget`).
+    :param trusted_proxies: the reverse proxies whose ``X-Forwarded-For``,
+        ``Forwarded``, ``X-Forwarded-Proto`` and ``X-Request-Id`` are
+        believed (:class:`~breezy_janitor_store.proxy.TrustedProxies` or its
+        comma-separated spec); default: nobody's.
 
     Creating one drops, process-wide, the hooks of every plugin but the
     store's (:func:`breezy_janitor_store.isolation.drop_foreign_hooks`):
@@ -111,6 +116,7 @@ class StoreApp:
         diff_timeout: float = DEFAULT_DIFF_TIMEOUT,
         break_locks_older_than: float | None = None,
         stream_budget: StreamBudget | None = None,
+        trusted_proxies: TrustedProxies | str | None = None,
     ) -> None:
         if face not in (ADMIN, PUBLIC):
             raise ValueError(f"face must be {ADMIN!r} or {PUBLIC!r}, not {face!r}")
@@ -142,7 +148,10 @@ class StoreApp:
             for r in ROUTES
             if face in r.faces
         )
-        self._wsgi = filters.wrap(self._dispatch, face)
+        if not isinstance(trusted_proxies, TrustedProxies):
+            trusted_proxies = TrustedProxies(trusted_proxies)
+        self.trusted_proxies = trusted_proxies
+        self._wsgi = filters.wrap(self._dispatch, face, trusted_proxies)
 
     def __call__(
         self, environ: Environ, start_response: Callable[..., Any]

@@ -248,6 +248,14 @@ class cmd_janitor_store_serve(Command):
             help="Seconds to wait on SIGTERM for requests and write locks "
             "(default: 30).",
         ),
+        Option(
+            "forwarded-allow-ips",
+            type=str,
+            argname="ADDRESSES",
+            help="Reverse proxies (addresses or networks, comma-separated; *: "
+            "any) whose X-Forwarded-For, Forwarded, X-Forwarded-Proto and "
+            "X-Request-Id are believed (default: none; FORWARDED_ALLOW_IPS).",
+        ),
     ]
     encoding_type = "replace"
 

@@ -26,6 +26,7 @@ from .config import (
 from .filters import RequestIdLogFilter, access_logger
 from .gc import Collector
 from .policies import Campaigns
+from .proxy import FORWARDED_ALLOW_IPS_ENV, TrustedProxies
 from .server import DRAIN_TIMEOUT
 from .smart import StreamBudget
 from .storage import Storage
@@ -89,6 +90,9 @@ class ServeSettings:
     max_streams: int | None = None
     #: Seconds a stopping server waits for requests and write locks.
     drain_timeout: float = DRAIN_TIMEOUT
+    #: Reverse proxies whose forwarding headers are believed (comma-separated
+    #: addresses or networks, ``*``: any); ``None``: nobody's.
+    forwarded_allow_ips: str | None = None
 
     @classmethod
     def resolve(
@@ -112,6 +116,7 @@ class ServeSettings:
         max_connections: int | None = None,
         max_streams: int | None = None,
         drain_timeout: float | None = None,
+        forwarded_allow_ips: str | None = None,
     ) -> ServeSettings:
         """Options first, then ``BZR_STORE_*`` variables, then defaults.
 
@@ -203,6 +208,10 @@ class ServeSettings:
         older_than = settings.break_locks_older_than
         if older_than is not None and older_than <= 0:
             raise ConfigError("break-locks-older-than must be positive")
+        settings.forwarded_allow_ips = env_default(
+            forwarded_allow_ips, FORWARDED_ALLOW_IPS_ENV
+        )
+        TrustedProxies(settings.forwarded_allow_ips)  # raises ConfigError
         return settings
 
     def describe(self) -> list[str]:
@@ -228,7 +237,10 @@ class ServeSettings:
                 else "public-face writers: none (read-only)"
             )
         limit = f"{self.client_max_size} bytes" if self.client_max_size else "no limit"
+        proxies = TrustedProxies(self.forwarded_allow_ips)
         return [
+            "forwarding headers believed from: "
+            + (self.forwarded_allow_ips if proxies else "nobody"),
             f"storage directory: {self.directory}",
             campaigns,
             codebases,
@@ -262,6 +274,7 @@ def build_apps(settings: ServeSettings) -> tuple[StoreApp, StoreApp]:
         "diff_timeout": settings.diff_timeout,
         # one budget for both faces: it bounds the process's memory
         "stream_budget": StreamBudget(settings.max_streams),
+        "trusted_proxies": TrustedProxies(settings.forwarded_allow_ips),
     }
     public = {}
     if settings.database_url:
