@@ -166,6 +166,8 @@ class StoreApp:
             return self.router.dispatch(req)
         except HTTPError as e:
             status, reason, headers = e.status, e.reason, e.headers
+            if status == 404 and self.prefix and not _under(req.path, self.prefix):
+                reason = _prefix_hint(reason)
         except PolicyUnavailable as e:
             status, reason, headers = 503, f"temporarily unavailable: {e}", []
             if e.retry_after is not None:
@@ -332,6 +334,8 @@ class StoreApp:
             location = layout.parse_location(path)
         except layout.InvalidName as e:
             raise HTTPError(400, str(e)) from None
+        if self.face == ADMIN and location.codebase == PUBLIC_PREFIX[1:]:
+            raise HTTPError(404, ADMIN_BZR_REASON)
         if location.campaign is not None and location.campaign not in self.campaigns:
             raise HTTPError(404, f"unknown campaign: {location.campaign}")
         if not self.codebase_policy.codebase_exists(location.codebase):
@@ -446,6 +450,34 @@ def _relpath(location: layout.Location) -> str:
     return "/".join(location.segments) or "."
 
 
+#: Refusal of codebase ``bzr`` on the admin face: the public URL's shape.
+ADMIN_BZR_REASON = (
+    "there is no codebase 'bzr' on the admin face: /bzr/ is the public "
+    "face's prefix; drop /bzr/ from the URL (HOST:PORT/CODEBASE/CAMPAIGN)"
+)
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _prefix_hint(reason: str) -> str:
+    """``reason`` of a 404 outside the public face's prefix, with where
+    branches are."""
+    return (
+        f"{reason}: branches are under {PUBLIC_PREFIX}/ on this face, "
+        f"as {PUBLIC_PREFIX}/CODEBASE/CAMPAIGN"
+    )
+
+
+def missing_prefix(app: StoreApp, req: Request, path: str) -> Iterable[bytes]:
+    """A smart request on the public face without ``/bzr/``: refused, in the
+    smart protocol, with where the branch is."""
+    return app._smart_refusal(
+        req, path, HTTPError(404, _prefix_hint(f"not found: /{path}"))
+    )
+
+
 def health(app: StoreApp, req: Request) -> Iterable[bytes]:
     """``ok`` while the process serves requests."""
     return req.text(200, "ok")
@@ -524,4 +556,6 @@ ROUTES: tuple[Route, ...] = (
         "browse-revision",
         api.revision_page,
     ),
+    # the public face's branch URLs without /bzr/ (after every other route)
+    Route((PUBLIC,), "POST", _SMART_PATH, "smart-without-prefix", missing_prefix),
 )

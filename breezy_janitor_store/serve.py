@@ -28,8 +28,10 @@ from .gc import Collector
 from .policies import Campaigns
 from .proxy import FORWARDED_ALLOW_IPS_ENV, TrustedProxies
 from .server import DRAIN_TIMEOUT
+from .sizes import parse_size
 from .smart import StreamBudget
 from .storage import Storage
+from .storagedir import check_store_directory, storage_directory
 
 __all__ = [
     "ServeSettings",
@@ -117,6 +119,7 @@ class ServeSettings:
         max_streams: int | None = None,
         drain_timeout: float | None = None,
         forwarded_allow_ips: str | None = None,
+        allow_other_content: bool | None = None,
     ) -> ServeSettings:
         """Options first, then ``BZR_STORE_*`` variables, then defaults.
 
@@ -125,12 +128,8 @@ class ServeSettings:
 
         :raises ConfigError: bad directory, config file or value.
         """
-        directory = env_default(directory, "BZR_STORE_PATH", os.getcwd())
-        if not os.path.isdir(directory):
-            problem = (
-                "is not a directory" if os.path.exists(directory) else "does not exist"
-            )
-            raise ConfigError(f"storage directory {directory} {problem}")
+        directory = storage_directory(directory)
+        check_store_directory(directory, allow_other_content)
         if campaigns is not None:
             check_campaign_names(campaigns, "--campaign")
         else:
@@ -164,7 +163,7 @@ class ServeSettings:
                 client_max_size,
                 "BZR_STORE_CLIENT_MAX_SIZE",
                 DEFAULT_CLIENT_MAX_SIZE,
-                int,
+                parse_size,
             ),
             database_url=database_url or None,
             credentials=credentials,
