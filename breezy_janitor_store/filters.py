@@ -41,6 +41,7 @@ from urllib.parse import quote
 from .context import RequestIdLogFilter, current_request_id, request_id_var
 from .http import Request
 from .metrics import metrics_filter
+from .opsmetrics import IN_FLIGHT
 from .proxy import NO_PROXIES, TRUSTED_REQUEST_ID_KEY, TrustedProxies
 
 __all__ = [
@@ -74,6 +75,7 @@ def wrap(wsgi: Callable, face: str, proxies: TrustedProxies | None = None) -> Ca
     return _with_request_id(
         head(_refuse_path_escapes(metrics_filter(wsgi, face))),
         proxies or NO_PROXIES,
+        face,
     )
 
 
@@ -150,15 +152,18 @@ def _refuse_path_escapes(wsgi: Callable) -> Callable:
     return filtered
 
 
-def _with_request_id(wsgi: Callable, proxies: TrustedProxies) -> Callable:
-    """Client address, request id and access log around ``wsgi`` (the
-    outermost filter)."""
+def _with_request_id(
+    wsgi: Callable, proxies: TrustedProxies, face: str = "-"
+) -> Callable:
+    """Client address, request id, access log and the in-flight gauge around
+    ``wsgi`` (the outermost filter)."""
+    in_flight = IN_FLIGHT.labels(face)
 
     def filtered(environ: dict, start_response: Callable) -> Iterable[bytes]:
         proxies.apply(environ)
         rid = environ.get(TRUSTED_REQUEST_ID_KEY) or secrets.token_hex(16)
         environ[REQUEST_ID_KEY] = rid
-        record = _Exchange(environ)
+        record = _Exchange(environ, in_flight)
 
         def start(status: str, headers: list, exc_info: Any = None) -> Callable:
             record.status = status.split(" ", 1)[0]
@@ -188,17 +193,22 @@ def _with_request_id(wsgi: Callable, proxies: TrustedProxies) -> Callable:
 class _Exchange:
     """What the access log needs to know about one request."""
 
-    def __init__(self, environ: dict) -> None:
+    def __init__(self, environ: dict, in_flight=None) -> None:
         self.environ = environ
         self.started = time.time()
         self.clock = time.perf_counter()
         self.status = "-"
         self.sent = 0
         self.logged = False
+        self.in_flight = in_flight
+        if in_flight is not None:
+            in_flight.inc()
 
     def log(self) -> None:
         if not self.logged:
             self.logged = True
+            if self.in_flight is not None:
+                self.in_flight.dec()
             if access_logger.isEnabledFor(logging.INFO):
                 duration = time.perf_counter() - self.clock
                 access_logger.info(

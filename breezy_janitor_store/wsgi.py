@@ -63,8 +63,11 @@ def make_application(face: str | None = None) -> StoreApp:
         breezy.initialize(setup_ui=False)
     # Every plugin, as under ``brz janitor-store serve`` (does nothing twice).
     load_plugins()
+    from .server import HELD_LOCKS
+
     settings = ServeSettings.resolve()
     admin, public = build_apps(settings)
+    HELD_LOCKS.install()  # the write-locks gauge
     setup_logging()  # access lines and messages, as ``serve`` writes them
     for line in [f"face: {face}", *settings.describe()]:
         logger.info("%s", line)
