@@ -298,6 +298,13 @@ class cmd_janitor_store_serve(_Action):
             "X-Request-Id are believed (default: none; FORWARDED_ALLOW_IPS).",
         ),
         Option(
+            "log-format",
+            type=str,
+            argname="FORMAT",
+            help="text (default) or json: one JSON object a line "
+            "(BZR_STORE_LOG_FORMAT).",
+        ),
+        Option(
             "allow-other-content",
             help="Serve a directory holding more than codebases "
             "(BZR_STORE_ALLOW_OTHER_CONTENT=1).",

@@ -40,6 +40,7 @@ from urllib.parse import quote
 
 from .context import RequestIdLogFilter, current_request_id, request_id_var
 from .http import Request
+from .logs import ACCESS_KEY
 from .metrics import metrics_filter
 from .opsmetrics import IN_FLIGHT
 from .proxy import NO_PROXIES, TRUSTED_REQUEST_ID_KEY, TrustedProxies
@@ -61,8 +62,6 @@ access_logger = logging.getLogger("breezy_janitor_store.access")
 
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID_KEY = "breezy_janitor_store.request_id"
-#: Attribute of an access-log record holding its fields (a dict).
-ACCESS_KEY = "access"
 #: Sent with every response: no browser takes a plain-text refusal echoing
 #: its input (or a file of a branch) for HTML.
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
@@ -216,7 +215,10 @@ class _Exchange:
                     access_line(
                         self.environ, self.status, self.sent, self.started, duration
                     ),
-                    extra={ACCESS_KEY: self.fields(duration)},
+                    extra={
+                        ACCESS_KEY: self.fields(duration),
+                        "request_id": self.environ.get(REQUEST_ID_KEY, "-"),
+                    },
                 )
 
     def fields(self, duration: float) -> dict:

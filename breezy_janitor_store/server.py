@@ -352,10 +352,17 @@ def serve_forever(
                 s.shutdown()
                 s.server_close()  # no new connections from here on
             if signals:
-                drain(drain_timeout, lambda: len(signals) > 1, still_held)
+                logger.info(
+                    "%s: stopped accepting connections; draining (up to %g s)",
+                    signal.Signals(signals[0]).name,
+                    drain_timeout,
+                )
+                if drain(drain_timeout, lambda: len(signals) > 1, still_held):
+                    logger.info("drained: no request in flight, no write lock held")
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            logger.info("stopped")
 
 
 def drain(

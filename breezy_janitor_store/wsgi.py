@@ -68,7 +68,8 @@ def make_application(face: str | None = None) -> StoreApp:
     settings = ServeSettings.resolve()
     admin, public = build_apps(settings)
     HELD_LOCKS.install()  # the write-locks gauge
-    setup_logging()  # access lines and messages, as ``serve`` writes them
+    # every logger, as ``serve`` writes them
+    setup_logging(debug=settings.debug, log_format=settings.log_format)
     for line in [f"face: {face}", *settings.describe()]:
         logger.info("%s", line)
     freeze_startup_objects()
