@@ -13,10 +13,28 @@ setup(
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="GPL-2.0-or-later",
+    author="The breezy-janitor-store developers",
+    project_urls={
+        "Debian Janitor": "https://salsa.debian.org/jelmer/janitor",
+        "Breezy": "https://www.breezy-vcs.org/",
+    },
+    keywords=["bzr", "breezy", "debian", "janitor", "code hosting", "wsgi"],
+    classifiers=[
+        "Development Status :: 4 - Beta",
+        "Environment :: Web Environment",
+        "Framework :: Paste",
+        "Intended Audience :: System Administrators",
+        "License :: OSI Approved :: GNU General Public License v2 or later (GPLv2+)",
+        "Operating System :: POSIX :: Linux",
+        "Programming Language :: Python :: 3",
+        "Topic :: Internet :: WWW/HTTP :: WSGI :: Application",
+        "Topic :: Software Development :: Version Control",
+    ],
     python_requires=">=3.9",
+    # The tests stay in the checkout (pytest, or ``brz selftest`` with the
+    # plugin loaded from it): they are not installed.
     packages=[
         "breezy_janitor_store",
-        "breezy_janitor_store.tests",
         "breezy.plugins.janitor_store",
     ],
     package_dir={"breezy.plugins.janitor_store": "breezy_janitor_store/plugin"},
