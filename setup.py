@@ -51,6 +51,13 @@ setup(
     extras_require={
         "gunicorn": ["gunicorn"],
         "gcp": ["google-cloud-logging"],
-        "test": ["pytest", "testtools", "hypothesis", "html5lib", "gunicorn"],
+        "test": [
+            "pytest",
+            "testtools",
+            "hypothesis",
+            "html5lib",
+            "gunicorn",
+            "pyyaml",
+        ],
     },
 )

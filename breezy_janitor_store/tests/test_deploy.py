@@ -256,8 +256,9 @@ class NginxTests(DeployTestCase):
 
                 wait_for(logged, "the store's access line")
                 wait_for(partial(logged, nginx_log), "nginx's access line")
+                # (the store's line after its log prefix)
                 for line in (*logged(), *logged(nginx_log)):
-                    self.assertTrue(line.startswith("127.0.0.2 - "), line)
+                    self.assertRegex(line, r"(^|access: )127\.0\.0\.2 - ")
                     self.assertIn(f"GET /health?{face} HTTP/1.", line)
 
     def test_push_and_branch_through_nginx(self) -> None:

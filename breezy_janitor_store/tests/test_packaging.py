@@ -18,6 +18,7 @@ MODULE_OF = {
     "prometheus-client": "prometheus_client",
     "psycopg-pool": "psycopg_pool",
     "google-cloud-logging": "google",
+    "pyyaml": "yaml",
 }
 
 
