@@ -1,16 +1,23 @@
 """Packaging of breezy_janitor_store (a library and a breezy plugin)."""
 
+import re
 from pathlib import Path
 
 from setuptools import setup
 
-from breezy_janitor_store import __version__
+_HERE = Path(__file__).resolve().parent
+# Read, not imported: a PEP 517 build runs without the checkout on sys.path.
+__version__ = re.search(
+    r'^__version__ = "([^"]+)"',
+    (_HERE / "breezy_janitor_store" / "__init__.py").read_text(encoding="utf-8"),
+    re.MULTILINE,
+).group(1)
 
 setup(
     name="breezy-janitor-store",
     version=__version__,
     description="Bazaar code-hosting store for the Debian Janitor (breezy plugin, WSGI app)",
-    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description=(_HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="GPL-2.0-or-later",
     author="The breezy-janitor-store developers",

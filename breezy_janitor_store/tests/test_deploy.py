@@ -31,6 +31,7 @@ from .fixtures import (
     stop_process,
     wait_for,
 )
+from .test_logs import TEXT_LINE
 
 DEPLOY = os.path.join(PROJECT_ROOT, "examples", "deploy")
 #: Where the units expect the store's virtualenv.
@@ -259,6 +260,10 @@ class NginxTests(DeployTestCase):
                 # (the store's line after its log prefix)
                 for line in (*logged(), *logged(nginx_log)):
                     self.assertRegex(line, r"(^|access: )127\.0\.0\.2 - ")
+                # gunicorn's lines and the store's in one format
+                with open(store_log) as f:
+                    for line in f.read().splitlines():
+                        self.assertRegex(line, TEXT_LINE)
                     self.assertIn(f"GET /health?{face} HTTP/1.", line)
 
     def test_push_and_branch_through_nginx(self) -> None:

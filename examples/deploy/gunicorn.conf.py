@@ -44,6 +44,30 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 accesslog = None
 errorlog = "-"
 loglevel = "info"
+#: gunicorn's own lines (the arbiter's too) in the store's format:
+#: BZR_STORE_LOG_FORMAT, text or json.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "store": {
+            "()": "breezy_janitor_store.logs.formatter",
+            "name": os.environ.get("BZR_STORE_LOG_FORMAT", "text"),
+        }
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "store",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False}
+    },
+    # the store gives the root logger its handler in each worker
+    "root": {"level": "WARNING", "handlers": []},
+}
 proc_name = f"janitor-store-{_face}"
 
 
