@@ -4,6 +4,7 @@ headers from anyone else are ignored."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import re
@@ -152,3 +153,20 @@ class AccessLineTests(unittest.TestCase):
             {"REMOTE_ADDR": "192.0.2.1", REQUEST_ID_KEY: "abc"}, "200", 5, 0.0, 0.25
         )
         self.assertTrue(re.search(r'" 200 5 rt=0\.250 rid=abc\Z', line), line)
+
+
+class AuthLogBehindProxyTests(StoreTestCase):
+    def test_rejected_credentials_name_the_forwarded_client(self) -> None:
+        store = self.start_store_with_worker(trusted_proxies="127.0.0.1")
+        auth = "Basic " + base64.b64encode(b"worker-1:wrong").decode()
+        with self.assertLogs("breezy_janitor_store.auth", logging.WARNING) as logs:
+            status, _, _ = http_request(
+                store.public + "/hello/.bzr/smart",
+                data=hostile.encode_request(b"hello"),
+                headers={"Authorization": auth, "X-Forwarded-For": "198.51.100.7"},
+            )
+        self.assertEqual(status, 401)
+        self.assertIn(
+            "rejected credentials of 'worker-1' from 198.51.100.7",
+            "\n".join(r.getMessage() for r in logs.records),
+        )
