@@ -6,7 +6,9 @@ reached by in ``X-Forwarded-Proto`` and its own id for the request in
 ``X-Request-Id``; these headers are believed only from the addresses listed
 in the ``--forwarded-allow-ips`` setting (``FORWARDED_ALLOW_IPS``, the
 variable gunicorn and uvicorn read for the same list): addresses or
-networks, comma-separated, or ``*`` for any.  Nothing is trusted by default.
+networks, comma-separated, or ``*`` for any (only where nothing but the
+proxies reach the store: every hop trusted, the left-most entry, the
+client's own, is believed).  Nothing is trusted by default.
 
 From a trusted peer, the client is the right-most address of the
 forwarding chain that is not itself a trusted proxy (each proxy appends the
