@@ -22,15 +22,20 @@ cycle):
   ``smart`` (the smart protocol over one POST),
   ``context`` (the current request's id, for log lines);
 * policies: ``policies`` (which codebases and campaigns exist, who
-  writes), ``config`` (settings), ``auth`` and ``db`` (workers' Basic
+  writes), ``config`` (settings), ``sizes`` (``1G``), ``storagedir``
+  (which directory is the store), ``proxy`` (trusted reverse proxies: the
+  client's address and request id), ``auth`` and ``db`` (workers' Basic
   credentials, the janitor's database);
-* web side (WSGI): ``http`` (request, router), ``metrics``, ``filters``
+* web side (WSGI): ``http`` (request, router), ``opsmetrics`` (process
+  metrics, in-flight gauges, several multiprocess directories),
+  ``metrics``, ``filters``
   (request ids, path checks, HEAD, access log), ``browse`` (HTML pages),
   ``files`` (plain HTTP reads of directories and ``.bzr`` files),
   ``api`` (HTTP API handlers), ``app`` (``StoreApp`` and its route table),
   ``server`` (the embedded HTTP server);
 * entry points: ``serve`` and ``cmds`` (``brz janitor-store``), ``wsgi``
-  (for gunicorn), ``plugin`` (the installed breezy plugin).
+  (for gunicorn), ``plugin`` (the installed breezy plugin), ``__main__``
+  (``python -m breezy_janitor_store``).
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ from .policies import (
     allow_writes,
     read_only,
 )
+from .proxy import TrustedProxies
 from .smart import (
     MAX_CHUNK,
     PROCESS_STREAM_BUDGET,
@@ -113,6 +114,10 @@ class StoreApp:
     :param sync: sync every write before the response acknowledging it
         (default: on, unless ``BZR_STORE_SYNC`` turns it off); only for the
         :class:`Storage` this creates (a given ``storage`` has its own).
+    :param trusted_proxies: the reverse proxies whose ``X-Forwarded-For``,
+        ``Forwarded``, ``X-Forwarded-Proto`` and ``X-Request-Id`` are
+        believed (:class:`~breezy_janitor_store.proxy.TrustedProxies` or its
+        comma-separated spec); default: nobody's.
 
     Creating one drops, process-wide, the hooks of every plugin but the
     store's (:func:`breezy_janitor_store.isolation.drop_foreign_hooks`):
@@ -136,6 +141,7 @@ class StoreApp:
         lock_lease: float | None = leases.DEFAULT_LEASE,
         stream_budget: StreamBudget | None = None,
         sync: bool | None = None,
+        trusted_proxies: TrustedProxies | str | None = None,
     ) -> None:
         if face not in (ADMIN, PUBLIC):
             raise ValueError(f"face must be {ADMIN!r} or {PUBLIC!r}, not {face!r}")
@@ -171,7 +177,10 @@ class StoreApp:
             for r in ROUTES
             if face in r.faces
         )
-        self._wsgi = filters.wrap(self._dispatch, face)
+        if not isinstance(trusted_proxies, TrustedProxies):
+            trusted_proxies = TrustedProxies(trusted_proxies)
+        self.trusted_proxies = trusted_proxies
+        self._wsgi = filters.wrap(self._dispatch, face, trusted_proxies)
 
     def __call__(
         self, environ: Environ, start_response: Callable[..., Any]
@@ -186,6 +195,8 @@ class StoreApp:
             return self.router.dispatch(req)
         except HTTPError as e:
             status, reason, headers = e.status, e.reason, e.headers
+            if status == 404 and self.prefix and not _under(req.path, self.prefix):
+                reason = _prefix_hint(reason)
         except PolicyUnavailable as e:
             status, reason, headers = 503, f"temporarily unavailable: {e}", []
             if e.retry_after is not None:
@@ -385,6 +396,8 @@ class StoreApp:
             location = layout.parse_location(path)
         except layout.InvalidName as e:
             raise HTTPError(400, str(e)) from None
+        if self.face == ADMIN and location.codebase == PUBLIC_PREFIX[1:]:
+            raise HTTPError(404, ADMIN_BZR_REASON)
         if location.campaign is not None and location.campaign not in self.campaigns:
             raise HTTPError(404, f"unknown campaign: {location.campaign}")
         if not self.codebase_policy.codebase_exists(location.codebase):
@@ -550,6 +563,34 @@ def _relpath(location: layout.Location) -> str:
     return "/".join(location.segments) or "."
 
 
+#: Refusal of codebase ``bzr`` on the admin face: the public URL's shape.
+ADMIN_BZR_REASON = (
+    "there is no codebase 'bzr' on the admin face: /bzr/ is the public "
+    "face's prefix; drop /bzr/ from the URL (HOST:PORT/CODEBASE/CAMPAIGN)"
+)
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _prefix_hint(reason: str) -> str:
+    """``reason`` of a 404 outside the public face's prefix, with where
+    branches are."""
+    return (
+        f"{reason}: branches are under {PUBLIC_PREFIX}/ on this face, "
+        f"as {PUBLIC_PREFIX}/CODEBASE/CAMPAIGN"
+    )
+
+
+def missing_prefix(app: StoreApp, req: Request, path: str) -> Iterable[bytes]:
+    """A smart request on the public face without ``/bzr/``: refused, in the
+    smart protocol, with where the branch is."""
+    return app._smart_refusal(
+        req, path, HTTPError(404, _prefix_hint(f"not found: /{path}"))
+    )
+
+
 def health(app: StoreApp, req: Request) -> Iterable[bytes]:
     """``ok`` while the process serves requests."""
     return api.ok(req)
@@ -628,4 +669,6 @@ ROUTES: tuple[Route, ...] = (
         "browse-revision",
         api.revision_page,
     ),
+    # the public face's branch URLs without /bzr/ (after every other route)
+    Route((PUBLIC,), "POST", _SMART_PATH, "smart-without-prefix", missing_prefix),
 )

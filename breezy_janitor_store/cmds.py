@@ -41,8 +41,9 @@ def actions() -> list[str]:
 class cmd_janitor_store(Command):
     __doc__ = """Run the Debian Janitor's bzr store.
 
-    ``brz janitor-store ACTION [ARGS...]`` runs ``brz janitor-store-ACTION
-    [ARGS...]``; each action takes only its own options.
+    Each action takes only its own options: ``brz janitor-store ACTION
+    --help`` lists them.  Every action needs the storage directory
+    (``-d DIR`` or BZR_STORE_PATH) but add-worker.
 
     Actions:
 
@@ -59,9 +60,9 @@ class cmd_janitor_store(Command):
     [a-z0-9][a-z0-9+.-]+.
 
     :Examples:
-        Serve the current directory on localhost:9929 and :9930::
+        Serve /srv/bzr on localhost:9929 and :9930::
 
-            brz janitor-store serve
+            brz janitor-store serve -d /srv/bzr
 
         Options of one action::
 
@@ -88,35 +89,48 @@ class cmd_janitor_store(Command):
             )
         return get_cmd_object(PREFIX + action).run_argv_aliases(rest)
 
-    def get_help_text(self, additional_see_also=None, plain=True, **kwargs) -> str:
-        """This command's help followed by each action's."""
-        text = super().get_help_text(additional_see_also, plain, **kwargs)
-        if not kwargs.get("verbose", True):
-            return text
-        for action in actions():
-            sub = get_cmd_object(PREFIX + action)
-            text += "\n" + sub.get_help_text(plain=plain, **kwargs)
-        return text
-
     def run(self, action: str, args: list[str] | None = None) -> int:
         # Only reached through ``--help``/``--usage``, handled by breezy.
         raise errors.CommandError(f"unknown action {action!r}")
+
+
+class _Action(Command):
+    """An action of ``brz janitor-store``: named so in usage lines, help and
+    errors (its command, ``janitor-store-ACTION``, is hidden)."""
+
+    hidden = True
+    encoding_type = "replace"
+
+    def name(self) -> str:
+        return "janitor-store " + super().name().removeprefix(PREFIX)
+
+
+def _size(text: str) -> int:
+    """An option's size: bytes, or a number with K, M or G."""
+    from .sizes import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise errors.CommandError(str(e)) from None
 
 
 _directory = Option(
     "directory",
     short_name="d",
     type=str,
-    help="Storage directory (default: .; BZR_STORE_PATH).",
+    argname="DIR",
+    help="Storage directory (BZR_STORE_PATH; required).",
 )
 _credentials = Option(
     "credentials",
     type=str,
+    argname="FILE",
     help="File of worker credentials, name:hash lines (BZR_STORE_CREDENTIALS).",
 )
 
 
-class cmd_janitor_store_serve(Command):
+class cmd_janitor_store_serve(_Action):
     __doc__ = """Serve the store's two faces over HTTP until SIGINT or SIGTERM.
 
     The admin face (trusted network; workers push to
@@ -166,9 +180,9 @@ class cmd_janitor_store_serve(Command):
     progress completes); a second signal stops it at once.
 
     :Examples:
-        Serve the current directory on localhost:9929 and :9930::
+        Serve /srv/bzr on localhost:9929 and :9930::
 
-            brz janitor-store serve
+            brz janitor-store serve -d /srv/bzr
 
         Serve /srv/bzr for two campaigns, on any free ports::
 
@@ -178,55 +192,78 @@ class cmd_janitor_store_serve(Command):
 
     takes_options: ClassVar[list] = [
         _directory,
-        Option("vcs-path", type=str, help="Storage directory (as janitor.bzr_store)."),
-        Option("listen", type=str, help="Address to listen on (default: localhost)."),
+        Option(
+            "vcs-path",
+            type=str,
+            argname="DIR",
+            help="Storage directory (as janitor.bzr_store).",
+        ),
+        Option(
+            "listen",
+            type=str,
+            argname="HOST",
+            help="Address to listen on (default: localhost).",
+        ),
         Option(
             "listen-address",
             type=str,
+            argname="HOST",
             help="Address to listen on (as janitor.bzr_store).",
         ),
         Option(
-            "port", type=int, help="Admin face port (default: 9929; 0: any free port)."
+            "port",
+            type=int,
+            argname="PORT",
+            help="Admin face port (default: 9929; 0: any free port).",
         ),
         Option(
             "public-port",
             type=int,
+            argname="PORT",
             help="Public face port (default: 9930; 0: any free port).",
         ),
         ListOption(
             "campaign",
             type=str,
+            argname="NAME",
             help="A known campaign (repeatable; default: any name).",
         ),
         Option(
             "config",
             type=str,
+            argname="FILE",
             help="Janitor configuration file (protobuf text format).",
         ),
         Option(
             "client-max-size",
-            type=int,
-            help="Largest request body in bytes (default: 1 GiB; 0: no limit).",
+            type=_size,
+            argname="SIZE",
+            help="Largest request body: bytes, or with K, M or G (default: 1G; "
+            "0: no limit).",
         ),
         Option(
             "public-url",
             type=str,
+            argname="URL",
             help="Root URL of the public face, for links to its pages.",
         ),
         Option(
             "diff-timeout",
             type=float,
+            argname="SECONDS",
             help="Seconds a diff may take before it is cut off (default: 30).",
         ),
         Option(
             "database-url",
             type=str,
+            argname="URL",
             help="The janitor's PostgreSQL database: codebases and workers.",
         ),
         _credentials,
         Option(
             "break-locks-older-than",
             type=int,
+            argname="SECONDS",
             help="Break locks older than SECONDS before writes (default: never).",
         ),
         Option(
@@ -239,6 +276,7 @@ class cmd_janitor_store_serve(Command):
         Option(
             "gc-interval",
             type=float,
+            argname="SECONDS",
             help="Seconds between garbage collections (default: 3600; 0: never).",
         ),
         Option("debug", help="Log debug messages too."),
@@ -249,18 +287,21 @@ class cmd_janitor_store_serve(Command):
         Option(
             "max-connections",
             type=int,
+            argname="N",
             help="Connections each face holds at most (default: a share of the "
             "file-descriptor limit, 384 under 1024).",
         ),
         Option(
             "max-streams",
             type=int,
+            argname="N",
             help="Heavy streams (branch, push) run at once by writers, and as "
             "many by readers (default: the number of CPUs).",
         ),
         Option(
             "drain-timeout",
             type=float,
+            argname="SECONDS",
             help="Seconds to wait on SIGTERM for requests and write locks "
             "(default: 30).",
         ),
@@ -268,6 +309,26 @@ class cmd_janitor_store_serve(Command):
             "no-sync",
             help="Do not sync writes before acknowledging them (throw-away "
             "stores only: a crash can lose acknowledged pushes).",
+        ),
+        Option(
+            "forwarded-allow-ips",
+            type=str,
+            argname="ADDRESSES",
+            help="Reverse proxies (addresses or networks, comma-separated; *: "
+            "any) whose X-Forwarded-For, Forwarded, X-Forwarded-Proto and "
+            "X-Request-Id are believed (default: none; FORWARDED_ALLOW_IPS).",
+        ),
+        Option(
+            "log-format",
+            type=str,
+            argname="FORMAT",
+            help="text (default) or json: one JSON object a line "
+            "(BZR_STORE_LOG_FORMAT).",
+        ),
+        Option(
+            "allow-other-content",
+            help="Serve a directory holding more than codebases "
+            "(BZR_STORE_ALLOW_OTHER_CONTENT=1).",
         ),
     ]
     encoding_type = "replace"
@@ -298,6 +359,16 @@ class cmd_janitor_store_serve(Command):
         return 0
 
 
+def _storage_directory(value: str | None) -> str:
+    """The storage directory an action works on (see :mod:`.storagedir`)."""
+    from .storagedir import storage_directory
+
+    try:
+        return storage_directory(value)
+    except ConfigError as e:
+        raise errors.CommandError(str(e)) from None
+
+
 def _same(name: str, value: str | None, alias: str, alias_value: str | None):
     """The value of an option given under its name or its ``janitor.bzr_store``
     alias; both is an error unless they agree."""
@@ -306,7 +377,7 @@ def _same(name: str, value: str | None, alias: str, alias_value: str | None):
     return value if value is not None else alias_value
 
 
-class cmd_janitor_store_add_worker(Command):
+class cmd_janitor_store_add_worker(_Action):
     __doc__ = """Set the password of worker NAME in a credentials file.
 
     The --credentials file is created if missing; an existing line for NAME
@@ -345,7 +416,7 @@ class cmd_janitor_store_add_worker(Command):
         return 0
 
 
-class cmd_janitor_store_break_lock(Command):
+class cmd_janitor_store_break_lock(_Action):
     __doc__ = """Break the write lock a killed client left behind.
 
     The branch lock of CODEBASE/CAMPAIGN[/ROLE], or for a bare CODEBASE its
@@ -357,7 +428,12 @@ class cmd_janitor_store_break_lock(Command):
     takes_args: ClassVar[list[str]] = ["location"]
     takes_options: ClassVar[list] = [
         _directory,
-        Option("older-than", type=int, help="Only a lock older than SECONDS."),
+        Option(
+            "older-than",
+            type=int,
+            argname="SECONDS",
+            help="Only a lock older than SECONDS.",
+        ),
     ]
     encoding_type = "replace"
 
@@ -367,21 +443,23 @@ class cmd_janitor_store_break_lock(Command):
         directory: str | None = None,
         older_than: int | None = None,
     ) -> int:
-        import os
 
         from . import layout, locks
-        from .config import env_default
         from .storage import Storage
+        from .storagedir import branch_exists
 
         try:
             where = layout.parse_location(location.strip("/"))
         except layout.InvalidName as e:
             raise errors.CommandError(str(e)) from None
-        storage = Storage(env_default(directory, "BZR_STORE_PATH", os.getcwd()))
+        storage = Storage(_storage_directory(directory))
         if not storage.has_repository(where.codebase):
             raise errors.CommandError(
                 f"no codebase {where.codebase} in {storage.directory}"
             )
+        disk = layout.to_disk(where.segments)
+        if where.segments and not branch_exists(storage.path(where.codebase), disk):
+            raise errors.CommandError(f"no branch {where} in {storage.directory}")
         try:
             held = locks.break_lock(storage, where, older_than=older_than)
         except locks.LockChanged as e:
@@ -394,7 +472,7 @@ class cmd_janitor_store_break_lock(Command):
         return 0
 
 
-class cmd_janitor_store_gc(Command):
+class cmd_janitor_store_gc(_Action):
     __doc__ = """Remove abandoned uploads and obsolete packs; report what was freed.
 
     In each CODEBASE's shared repository (default: every codebase), removes
@@ -415,6 +493,7 @@ class cmd_janitor_store_gc(Command):
         Option(
             "older-than",
             type=float,
+            argname="SECONDS",
             help="Only files older than SECONDS (default: 86400).",
         ),
     ]
@@ -426,15 +505,17 @@ class cmd_janitor_store_gc(Command):
         directory: str | None = None,
         older_than: float | None = None,
     ) -> int:
-        import os
 
         from . import gc, layout
-        from .config import env_default
         from .storage import Storage
+        from .storagedir import other_content
 
-        storage = Storage(env_default(directory, "BZR_STORE_PATH", os.getcwd()))
-        if not os.path.isdir(storage.directory):
-            raise errors.CommandError(f"no storage directory {storage.directory}")
+        storage = Storage(_storage_directory(directory))
+        if not storage.codebases() and other_content(storage.directory):
+            raise errors.CommandError(
+                f"{storage.directory} is not a store: it holds no codebase "
+                "(a directory with a .bzr) but other files"
+            )
         if older_than is not None and older_than < 0:
             raise errors.CommandError("--older-than must not be negative")
         for name in codebase_list or ():
@@ -468,7 +549,7 @@ def _storage_and_codebases(directory: str | None, codebases: list[str] | None):
     return storage, codebases or None
 
 
-class cmd_janitor_store_check(Command):
+class cmd_janitor_store_check(_Action):
     __doc__ = """Report what is wrong with each CODEBASE (default: every codebase).
 
     Runs breezy's repository and branch checks and the store's own rules:
@@ -525,7 +606,7 @@ class cmd_janitor_store_check(Command):
         return 1 if damaged else 0
 
 
-class cmd_janitor_store_backup(Command):
+class cmd_janitor_store_backup(_Action):
     __doc__ = """Copy the store (or each CODEBASE) into DEST while it serves.
 
     Each codebase is copied as of one moment: its repository first

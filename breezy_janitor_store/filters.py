@@ -1,6 +1,11 @@
 """Cross-cutting concerns as WSGI filters around StoreApp's dispatcher.
 
-* **Request ids.**  Every request gets a fresh id, returned in the
+* **Client address.**  From a trusted reverse proxy (``trusted_proxies``,
+  :mod:`breezy_janitor_store.proxy`), ``REMOTE_ADDR`` becomes the client it
+  forwards for, and its valid ``X-Request-Id`` is the request's id; from
+  anyone else those headers are dropped unread.
+* **Request ids.**  Every request gets an id (a fresh one unless a trusted
+  proxy gave one), returned in the
   ``X-Request-Id`` response header (next to ``X-Content-Type-Options:
   nosniff``, sent with every response) and kept in ``environ[REQUEST_ID_KEY]``.
   While the application and its response body run, :data:`request_id_var`
@@ -16,9 +21,11 @@
 * **HEAD.**  A ``HEAD`` request is answered as its ``GET`` would be, with
   the same headers and no body (the body is closed unread).
 * **Access log.**  One line per request in the common log format
-  (``host ident user [time] "request" status bytes``) on the
-  ``breezy_janitor_store.access`` logger at INFO, ``user`` being
-  ``environ["REMOTE_USER"]`` (the authenticated worker) or ``-``.
+  (``host ident user [time] "request" status bytes``) followed by
+  ``rt=SECONDS rid=REQUEST_ID``, on the ``breezy_janitor_store.access``
+  logger at INFO, ``user`` being ``environ["REMOTE_USER"]`` (the
+  authenticated worker) or ``-``; the record's ``access`` attribute holds
+  the same fields as a dict, for structured formats.
 """
 
 from __future__ import annotations
@@ -33,7 +40,10 @@ from urllib.parse import quote
 
 from .context import RequestIdLogFilter, current_request_id, request_id_var
 from .http import Request
+from .logs import ACCESS_KEY
 from .metrics import metrics_filter
+from .opsmetrics import IN_FLIGHT
+from .proxy import NO_PROXIES, TRUSTED_REQUEST_ID_KEY, TrustedProxies
 
 __all__ = [
     "NOSNIFF",
@@ -58,9 +68,14 @@ NOSNIFF = ("X-Content-Type-Options", "nosniff")
 _OWN_HEADERS = frozenset({REQUEST_ID_HEADER.lower(), NOSNIFF[0].lower()})
 
 
-def wrap(wsgi: Callable, face: str) -> Callable:
-    """``wsgi``, serving ``face``, wrapped in the store's filters."""
-    return _with_request_id(head(_refuse_path_escapes(metrics_filter(wsgi, face))))
+def wrap(wsgi: Callable, face: str, proxies: TrustedProxies | None = None) -> Callable:
+    """``wsgi``, serving ``face``, wrapped in the store's filters; the
+    forwarding headers of ``proxies`` are believed (default: nobody's)."""
+    return _with_request_id(
+        head(_refuse_path_escapes(metrics_filter(wsgi, face))),
+        proxies or NO_PROXIES,
+        face,
+    )
 
 
 def head(wsgi: Callable) -> Callable:
@@ -136,13 +151,18 @@ def _refuse_path_escapes(wsgi: Callable) -> Callable:
     return filtered
 
 
-def _with_request_id(wsgi: Callable) -> Callable:
-    """Request id and access log around ``wsgi`` (the outermost filter)."""
+def _with_request_id(
+    wsgi: Callable, proxies: TrustedProxies, face: str = "-"
+) -> Callable:
+    """Client address, request id, access log and the in-flight gauge around
+    ``wsgi`` (the outermost filter)."""
+    in_flight = IN_FLIGHT.labels(face)
 
     def filtered(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        rid = secrets.token_hex(16)
+        proxies.apply(environ)
+        rid = environ.get(TRUSTED_REQUEST_ID_KEY) or secrets.token_hex(16)
         environ[REQUEST_ID_KEY] = rid
-        record = _Exchange(environ)
+        record = _Exchange(environ, in_flight)
 
         def start(status: str, headers: list, exc_info: Any = None) -> Callable:
             record.status = status.split(" ", 1)[0]
@@ -172,21 +192,49 @@ def _with_request_id(wsgi: Callable) -> Callable:
 class _Exchange:
     """What the access log needs to know about one request."""
 
-    def __init__(self, environ: dict) -> None:
+    def __init__(self, environ: dict, in_flight=None) -> None:
         self.environ = environ
         self.started = time.time()
+        self.clock = time.perf_counter()
         self.status = "-"
         self.sent = 0
         self.logged = False
+        self.in_flight = in_flight
+        if in_flight is not None:
+            in_flight.inc()
 
     def log(self) -> None:
         if not self.logged:
             self.logged = True
+            if self.in_flight is not None:
+                self.in_flight.dec()
             if access_logger.isEnabledFor(logging.INFO):
+                duration = time.perf_counter() - self.clock
                 access_logger.info(
                     "%s",
-                    access_line(self.environ, self.status, self.sent, self.started),
+                    access_line(
+                        self.environ, self.status, self.sent, self.started, duration
+                    ),
+                    extra={
+                        ACCESS_KEY: self.fields(duration),
+                        "request_id": self.environ.get(REQUEST_ID_KEY, "-"),
+                    },
                 )
+
+    def fields(self, duration: float) -> dict:
+        """The line's fields, for structured (JSON) log formats."""
+        env = self.environ
+        return {
+            "client": env.get("REMOTE_ADDR") or None,
+            "user": env.get("REMOTE_USER") or None,
+            "method": env.get("REQUEST_METHOD"),
+            "path": _request_path(env),
+            "protocol": env.get("SERVER_PROTOCOL"),
+            "status": int(self.status) if self.status.isdigit() else None,
+            "bytes": self.sent,
+            "duration": round(duration, 6),
+            "request_id": env.get(REQUEST_ID_KEY),
+        }
 
 
 class _Body:
@@ -279,8 +327,11 @@ _MONTHS = (
 )
 
 
-def access_line(environ: dict, status: str, sent: int, when: float) -> str:
-    """A common-log-format line for one request."""
+def access_line(
+    environ: dict, status: str, sent: int, when: float, duration: float | None = None
+) -> str:
+    """A common-log-format line for one request, followed by its duration
+    in seconds (``rt=``) and its request id (``rid=``)."""
     user = environ.get("REMOTE_USER") or "-"
     request = " ".join(
         (
@@ -291,11 +342,13 @@ def access_line(environ: dict, status: str, sent: int, when: float) -> str:
     )
     local = time.localtime(when)
     stamp = time.strftime(f"%d/{_MONTHS[local.tm_mon - 1]}/%Y:%H:%M:%S %z", local)
-    return '{} - {} [{}] "{}" {} {}'.format(
-        _escape(environ.get("REMOTE_ADDR") or "-"),
+    return '{} - {} [{}] "{}" {} {} rt={} rid={}'.format(
+        _escape(environ.get("REMOTE_ADDR") or "-").replace(" ", "\\x20"),
         _escape(user).replace(" ", "\\x20") or "-",
         stamp,
         _escape(request),
         status,
         sent or "-",
+        "-" if duration is None else f"{duration:.3f}",
+        environ.get(REQUEST_ID_KEY) or "-",
     )

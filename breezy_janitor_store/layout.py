@@ -206,7 +206,10 @@ def write_refusal(
             return "working trees are not allowed in the store"
         if rest[:1] == ("branch",):
             return "a branch at the codebase root is not allowed; push to CODEBASE/CAMPAIGN"
-        return "the codebase's control directory is managed by the store"
+        return (
+            "the codebase's control directory is managed by the store; "
+            "branches are at CODEBASE/CAMPAIGN: add /CAMPAIGN to the URL"
+        )
     if not is_valid_name(head):
         return f"{_printable(head)} is not a valid campaign name"
     if not is_campaign(head):

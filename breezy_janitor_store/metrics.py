@@ -14,7 +14,9 @@ then keeps its values in files there and ``/metrics``, in whichever process
 answers it, adds up all of them (``prometheus_client``'s multiprocess
 mode).  Empty the directory when the service (re)starts, and with gunicorn
 call ``prometheus_client.multiprocess.mark_process_dead(worker.pid)`` from
-its ``child_exit`` hook.
+its ``child_exit`` hook.  ``/metrics`` also shows process metrics and
+in-flight gauges, and adds the directories of ``BZR_STORE_METRICS_DIRS``
+(the other face's gunicorn instance): see :mod:`.opsmetrics`.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from .http import ENDPOINT_KEY
+from .opsmetrics import add_collectors
 from .smart import verb_category
 
 if TYPE_CHECKING:
@@ -120,10 +122,9 @@ def multiprocess() -> bool:
 def scrape(storage: Storage, accept: str | None) -> tuple[bytes, str]:
     """The exposition of every metric: body and content type."""
     registry = CollectorRegistry(auto_describe=False)
-    if multiprocess():
-        MultiProcessCollector(registry)
-    else:
+    if not multiprocess():
         registry.register(_Forward(REGISTRY))
+    add_collectors(registry, multiprocess())  # merged files, process_*
     registry.register(_CodebasesCollector(storage))
     encoder, content_type = choose_encoder(accept or "")
     return encoder(registry), content_type

@@ -13,7 +13,7 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 
-from . import durable, leases, locks
+from . import durable, leases, locks, logs
 from .app import ADMIN, DEFAULT_CLIENT_MAX_SIZE, DEFAULT_DIFF_TIMEOUT, PUBLIC, StoreApp
 from .config import (
     DEFAULT_VENDOR,
@@ -23,12 +23,15 @@ from .config import (
     env_default,
     read_janitor_config,
 )
-from .filters import RequestIdLogFilter, access_logger
+from .filters import access_logger
 from .gc import Collector
 from .policies import Campaigns
+from .proxy import FORWARDED_ALLOW_IPS_ENV, TrustedProxies
 from .server import DRAIN_TIMEOUT
+from .sizes import parse_size
 from .smart import StreamBudget
 from .storage import Storage
+from .storagedir import check_store_directory, storage_directory
 
 __all__ = [
     "ServeSettings",
@@ -94,6 +97,11 @@ class ServeSettings:
     drain_timeout: float = DRAIN_TIMEOUT
     #: Sync every write before acknowledging it (off: throw-away stores).
     sync: bool = True
+    #: ``text`` or ``json`` (see :mod:`.logs`).
+    log_format: str = "text"
+    #: Reverse proxies whose forwarding headers are believed (comma-separated
+    #: addresses or networks, ``*``: any); ``None``: nobody's.
+    forwarded_allow_ips: str | None = None
 
     @classmethod
     def resolve(
@@ -119,6 +127,9 @@ class ServeSettings:
         max_streams: int | None = None,
         drain_timeout: float | None = None,
         no_sync: bool = False,
+        forwarded_allow_ips: str | None = None,
+        allow_other_content: bool | None = None,
+        log_format: str | None = None,
     ) -> ServeSettings:
         """Options first, then ``BZR_STORE_*`` variables, then defaults.
 
@@ -127,12 +138,8 @@ class ServeSettings:
 
         :raises ConfigError: bad directory, config file or value.
         """
-        directory = env_default(directory, "BZR_STORE_PATH", os.getcwd())
-        if not os.path.isdir(directory):
-            problem = (
-                "is not a directory" if os.path.exists(directory) else "does not exist"
-            )
-            raise ConfigError(f"storage directory {directory} {problem}")
+        directory = storage_directory(directory)
+        check_store_directory(directory, allow_other_content)
         if campaigns is not None:
             check_campaign_names(campaigns, "--campaign")
         else:
@@ -166,7 +173,7 @@ class ServeSettings:
                 client_max_size,
                 "BZR_STORE_CLIENT_MAX_SIZE",
                 DEFAULT_CLIENT_MAX_SIZE,
-                int,
+                parse_size,
             ),
             database_url=database_url or None,
             credentials=credentials,
@@ -212,6 +219,15 @@ class ServeSettings:
         older_than = settings.break_locks_older_than
         if older_than is not None and older_than <= 0:
             raise ConfigError("break-locks-older-than must be positive")
+        settings.forwarded_allow_ips = env_default(
+            forwarded_allow_ips, FORWARDED_ALLOW_IPS_ENV
+        )
+        TrustedProxies(settings.forwarded_allow_ips)  # raises ConfigError
+        settings.log_format = env_default(log_format, logs.LOG_FORMAT_ENV, "text")
+        try:
+            logs.check_format(settings.log_format)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         return settings
 
     def describe(self) -> list[str]:
@@ -238,7 +254,10 @@ class ServeSettings:
             )
         limit = f"{self.client_max_size} bytes" if self.client_max_size else "no limit"
         lease = f"{self.lock_lease:g} s" if self.lock_lease else "off"
+        proxies = TrustedProxies(self.forwarded_allow_ips)
         return [
+            "forwarding headers believed from: "
+            + (self.forwarded_allow_ips if proxies else "nobody"),
             f"storage directory: {self.directory}",
             campaigns,
             codebases,
@@ -295,6 +314,7 @@ def build_apps(settings: ServeSettings) -> tuple[StoreApp, StoreApp]:
         "diff_timeout": settings.diff_timeout,
         # one budget for both faces: it bounds the process's memory
         "stream_budget": StreamBudget(settings.max_streams),
+        "trusted_proxies": TrustedProxies(settings.forwarded_allow_ips),
     }
     public = {}
     if settings.database_url:
@@ -325,7 +345,9 @@ def run_serve(settings: ServeSettings, out) -> None:
     from .server import make_server, serve_forever, server_url
 
     admin, public = build_apps(settings)
-    setup_logging(debug=settings.debug, gcp=settings.gcp_logging)
+    setup_logging(
+        debug=settings.debug, gcp=settings.gcp_logging, log_format=settings.log_format
+    )
     servers = []
     for face, app, port in (
         (ADMIN, admin, settings.port),
@@ -356,6 +378,11 @@ def run_serve(settings: ServeSettings, out) -> None:
         for s in servers:
             out.write(server_url(s) + "\n")
         out.flush()
+        logger.info(
+            "serving the admin face on %s and the public face on %s (pid %d)",
+            *(server_url(s) for s in servers),
+            os.getpid(),
+        )
 
     def still_held(url: str, nonce: str | None) -> bool:
         return locks.is_held(admin.storage, url, nonce)
@@ -369,17 +396,22 @@ def run_serve(settings: ServeSettings, out) -> None:
     finally:
         if collector is not None:
             collector.stop()
+        logs.flush_all()  # brz leaves by os._exit: no atexit handlers run
 
 
-#: Log format of the store's own messages (access lines are bare).
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
+#: Log format of every message (see :mod:`.logs`).
+LOG_FORMAT = logs.TEXT_FORMAT
 
 
-def setup_logging(*, debug: bool = False, gcp: bool = False) -> None:
-    """Access lines (common log format) and the store's messages (with
-    request ids): on standard error, or with ``gcp`` to Google Cloud
-    Logging.  Informational messages and up, debug ones too with ``debug``.
-    Does nothing when the store's loggers have handlers already.
+def setup_logging(
+    *, debug: bool = False, gcp: bool = False, log_format: str = "text"
+) -> None:
+    """Every logger of the process (the store's messages and access lines,
+    breezy's, the libraries') in one format, ``log_format`` (``text`` or
+    ``json``, see :mod:`.logs`): on standard error, or with ``gcp`` to
+    Google Cloud Logging.  Informational messages and up, the store's debug
+    ones too with ``debug``.  Does nothing when the store's loggers have
+    handlers already, or the second time.
 
     :raises ConfigError: ``gcp`` without its library or credentials.
     """
@@ -388,19 +420,14 @@ def setup_logging(*, debug: bool = False, gcp: bool = False) -> None:
     if access.handlers or package.handlers:
         return
     level = logging.DEBUG if debug else logging.INFO
-    package.setLevel(level)
     access.setLevel(logging.INFO)
     if gcp:
+        package.setLevel(level)
         _setup_gcp_logging(level)
         return  # both loggers propagate to the root logger's cloud handler
     handler = BatchedLines(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(handler)
-    access.propagate = False
-    messages = logging.StreamHandler(sys.stderr)
-    messages.addFilter(RequestIdLogFilter())
-    messages.setFormatter(logging.Formatter(LOG_FORMAT))
-    package.addHandler(messages)
+    handler.setFormatter(logs.formatter(log_format))
+    logs.route_all(handler, level)
 
 
 class BatchedLines(logging.Handler):

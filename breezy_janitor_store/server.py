@@ -139,10 +139,12 @@ class HeldLocks:
     def _acquired(self, result: LockResult) -> None:
         with self._lock:
             self._held[result.lock_url] = result.details
+            _held_locks_gauge().set(len(self._held))
 
     def _released(self, result: LockResult) -> None:
         with self._lock:
             self._held.pop(result.lock_url, None)
+            _held_locks_gauge().set(len(self._held))
 
     def held(self) -> dict[str, str | None]:
         """``{lock URL: nonce}`` of the locks held now."""
@@ -154,9 +156,23 @@ class HeldLocks:
         with self._lock:
             if url in self._held and self._held[url] == nonce:
                 del self._held[url]
+                _held_locks_gauge().set(len(self._held))
 
 
-#: The process's held write locks (hooks installed by :func:`serve_forever`).
+def _held_locks_gauge():
+    from .opsmetrics import HELD_WRITE_LOCKS
+
+    return HELD_WRITE_LOCKS
+
+
+def _connections_gauge(face: str):
+    from .opsmetrics import CONNECTIONS
+
+    return CONNECTIONS.labels(face)
+
+
+#: The process's held write locks (hooks installed by :func:`serve_forever`
+#: and by the WSGI entry).
 HELD_LOCKS = HeldLocks()
 
 
@@ -220,6 +236,7 @@ class _Server(httpserver.WSGIServer):
         self, app: Callable, address: tuple, socket_timeout: int, max_connections: int
     ) -> None:
         super().__init__(app, address, _Handler, request_queue_size=64)
+        self._open = _connections_gauge(getattr(app, "face", "other"))
         self.wsgi_socket_timeout = socket_timeout
         self.max_connections = max_connections
         self._places = threading.BoundedSemaphore(max_connections)
@@ -235,19 +252,22 @@ class _Server(httpserver.WSGIServer):
             self._warn(f"{self.max_connections} connections open (the cap)")
             raise OSError(errno.EAGAIN, "connection cap reached")
         try:
-            return super().get_request()
+            request = super().get_request()
         except OSError as e:
             self._places.release()
             if e.errno in _OUT_OF_RESOURCES:
                 self._warn(f"cannot accept connections: {e.strerror}")
                 self._pause.wait(ACCEPT_PAUSE)
             raise
+        self._open.inc()
+        return request
 
     def shutdown_request(self, request) -> None:
         # called once for every accepted connection, when it is done
         try:
             super().shutdown_request(request)
         finally:
+            self._open.dec()
             self._places.release()
 
     def _warn(self, what: str) -> None:
@@ -332,10 +352,17 @@ def serve_forever(
                 s.shutdown()
                 s.server_close()  # no new connections from here on
             if signals:
-                drain(drain_timeout, lambda: len(signals) > 1, still_held)
+                logger.info(
+                    "%s: stopped accepting connections; draining (up to %g s)",
+                    signal.Signals(signals[0]).name,
+                    drain_timeout,
+                )
+                if drain(drain_timeout, lambda: len(signals) > 1, still_held):
+                    logger.info("drained: no request in flight, no write lock held")
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            logger.info("stopped")
 
 
 def drain(

@@ -342,6 +342,11 @@ def _encodable(response: request.SmartServerResponse) -> request.SmartServerResp
     """
     # (the responder encodes str arguments as UTF-8 itself)
     args = tuple(a.encode("utf-8") if isinstance(a, str) else a for a in response.args)
+    if args[:1] == (b"PermissionDenied",) and args[2:3] and args[2].startswith(b": "):
+        # breezy's PathError keeps its reason as ": reason" and the client
+        # adds ": " again: send the reason alone
+        args = (*args[:2], args[2][2:], *args[3:])
+        response = request.FailedSmartServerResponse(args, response.body)
     try:
         bencode(args)
         return response

@@ -63,9 +63,13 @@ def make_application(face: str | None = None) -> StoreApp:
         breezy.initialize(setup_ui=False)
     # Every plugin, as under ``brz janitor-store serve`` (does nothing twice).
     load_plugins()
+    from .server import HELD_LOCKS
+
     settings = ServeSettings.resolve()
     admin, public = build_apps(settings)
-    setup_logging()  # access lines and messages, as ``serve`` writes them
+    HELD_LOCKS.install()  # the write-locks gauge
+    # every logger, as ``serve`` writes them
+    setup_logging(debug=settings.debug, log_format=settings.log_format)
     for line in [f"face: {face}", *settings.describe()]:
         logger.info("%s", line)
     freeze_startup_objects()

@@ -91,6 +91,9 @@ CHROMIUM = Needed(_Path("/usr/bin/chromium"), "apt-get install chromium")
 POSTGRESQL = Needed(_PostgresBindir(), "apt-get install postgresql")
 NGINX = Needed(_Path("/usr/sbin/nginx"), "apt-get install nginx")
 SYSTEMD_ANALYZE = Needed(_Path("/usr/bin/systemd-analyze"), "apt-get install systemd")
+SYSTEMD_SYSUSERS = Needed(_Path("/usr/bin/systemd-sysusers"), "apt-get install systemd")
+SETPRIV = Needed(_Path("/usr/bin/setpriv"), "apt-get install util-linux")
+YAML = Needed(features.ModuleAvailableFeature("yaml"), "pip install pyyaml")
 
 
 def _ci() -> bool:

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+from unittest import mock
 
 from .. import __version__
 from ..cmds import cmd_janitor_store_serve
@@ -35,17 +36,66 @@ class PluginTests(StoreTestCase):
         self.assertIn(f"janitor_store {__version__}", out)
 
     def test_help(self) -> None:
+        """A summary and the list of actions, as ``brz help`` gives."""
         out = brz("help", "janitor-store", env=plugin_env()).stdout.decode()
-        for text in [
+        self.assertIn("Usage:   brz janitor-store ACTION [ARGS...]", out)
+        for action in ("serve", "add-worker", "break-lock", "gc"):
+            self.assertRegex(out, rf"\n +{action} +[A-Z]")
+        self.assertNotIn("--public-port", out)  # each action's page has it
+        self.assertLess(len(out.splitlines()), 60)
+
+    def test_actions_are_named_as_typed(self) -> None:
+        """Usage lines and placeholders name ``brz janitor-store ACTION``."""
+        env = plugin_env()
+        out = brz("janitor-store", "break-lock", "--help", env=env).stdout.decode()
+        self.assertIn("Usage:   brz janitor-store break-lock LOCATION", out)
+        self.assertIn("--directory=DIR", out)
+        self.assertIn("--older-than=SECONDS", out)
+        out = brz("janitor-store", "serve", "--help", env=env).stdout.decode()
+        self.assertNotIn("=ARG", out)
+        self.assertNotIn("janitor-store-serve", out)
+        # the internal commands stay out of ``brz help commands``
+        out = brz("help", "commands", env=env).stdout.decode()
+        self.assertEqual(
+            [line.split()[0] for line in out.splitlines() if "janitor" in line],
+            ["janitor-store"],
+        )
+
+    def test_sizes_with_units(self) -> None:
+        env = plugin_env()
+        with mock.patch.dict(os.environ, {"BZR_STORE_CLIENT_MAX_SIZE": "2M"}):
+            settings = ServeSettings.resolve(directory=self.storage_dir)
+        self.assertEqual(settings.client_max_size, 2 * 1024**2)
+        _, admin, _ = start_serve(
+            self, "-d", self.storage_dir, *FREE_PORTS, "--client-max-size", "1K"
+        )
+        status, _, body = http_request(admin + "/hello/.bzr/smart", data=b"x" * 1025)
+        self.assertEqual(status, 413, body)
+        self.assertIn(b"exceeds the limit of 1024", body)
+        proc = brz(
+            "janitor-store",
             "serve",
-            "--directory",
-            "BZR_STORE_PATH",
-            "--public-port",
-            "--campaign",
+            "-d",
+            self.storage_dir,
+            *FREE_PORTS,
+            env=env | {"BZR_STORE_CLIENT_MAX_SIZE": "lots"},
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 3)
+        self.assertIn(b"BZR_STORE_CLIENT_MAX_SIZE", proc.stderr)
+        proc = brz(
+            "janitor-store",
+            "serve",
+            "-d",
+            self.storage_dir,
+            *FREE_PORTS,
             "--client-max-size",
-            "bzr+http://",
-        ]:
-            self.assertIn(text, out)
+            "1X",
+            env=env,
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 3)
+        self.assertIn(b"invalid size '1X'", proc.stderr)
 
     def test_each_action_has_its_own_help(self) -> None:
         env = plugin_env()
@@ -108,7 +158,7 @@ class ActionOptionTests(StoreTestCase):
             "unknown action 'frob'; actions: add-worker, backup, break-lock, check, gc, serve", "frob"
         )
         self.assertRefused(
-            "extra argument to command janitor-store-serve: extra", "serve", "extra"
+            "extra argument to command janitor-store serve: extra", "serve", "extra"
         )
 
     def test_action_command_runs_directly(self) -> None:

@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+from functools import partial
 
 from . import features
 from .fixtures import (
@@ -29,12 +31,15 @@ from .fixtures import (
     stop_process,
     wait_for,
 )
+from .test_logs import TEXT_LINE
 
 DEPLOY = os.path.join(PROJECT_ROOT, "examples", "deploy")
 #: Where the units expect the store's virtualenv.
 PREFIX = "/opt/janitor-store/bin/"
 NGINX_CONF = os.path.join(DEPLOY, "nginx-janitor-store.conf")
 GUNICORN_CONF = os.path.join(DEPLOY, "gunicorn.conf.py")
+#: Debian's default site, which answers requests no other server names.
+DEBIAN_DEFAULT_SITE = "/etc/nginx/sites-available/default"
 #: What nginx logs when it spools a body to disk instead of streaming it.
 BUFFERED = "buffered to a temporary file"
 
@@ -128,6 +133,7 @@ class NginxTests(DeployTestCase):
                     GUNICORN_BIND=f"127.0.0.1:{port}",
                     GUNICORN_WORKERS="2",
                     GUNICORN_THREADS="4",
+                    FORWARDED_ALLOW_IPS="127.0.0.1",
                 ),
                 cwd=self.tmp,
             )
@@ -160,9 +166,26 @@ class NginxTests(DeployTestCase):
                     (r"server 127\.0\.0\.1:9930;", f"server 127.0.0.1:{public};"),
                     (r"^(\s*)listen 80;", rf"\1listen 127.0.0.1:{front_public};"),
                     (r"^\s*listen \[::\]:80;\n", ""),
-                    (r"listen 10\.0\.0\.5:9929;", f"listen 127.0.0.1:{front_admin};"),
+                    (r"^(\s*)listen 8929;", rf"\1listen 127.0.0.1:{front_admin};"),
+                    (r"^\s*listen \[::\]:8929;\n", ""),
+                    (r"/var/log/nginx/", prefix + "/"),
+                    # the operator's host name: here, the address clients use
+                    (r"server_name bzr\.example\.org ", "server_name 127.0.0.1 "),
                 ],
             )
+        if os.path.exists(DEBIAN_DEFAULT_SITE):
+            # Debian's default site beside it, on the same port
+            with open(DEBIAN_DEFAULT_SITE) as f:
+                site += "\n" + substitute(
+                    f.read(),
+                    [
+                        (
+                            r"^(\s*)listen 80 default_server;",
+                            rf"\1listen 127.0.0.1:{front_public} default_server;",
+                        ),
+                        (r"^\s*listen \[::\]:80 default_server;\n", ""),
+                    ],
+                )
         error_log = os.path.join(prefix, "error.log")
         temp = "\n".join(
             f"    {kind}_temp_path {prefix}/{kind};"
@@ -192,6 +215,56 @@ class NginxTests(DeployTestCase):
 
         wait_for(up, "nginx to listen")
         return front_admin, front_public, error_log
+
+    def test_client_address_and_request_id_through_nginx(self) -> None:
+        """The store logs the client nginx saw and nginx's request id (not
+        what the client claims), and returns that id."""
+        admin = self.start_gunicorn("admin")
+        public = self.start_gunicorn("public")
+        front_admin, front_public, _ = self.start_nginx(admin, public)
+        # the client on another loopback address than nginx's own
+        for face, port in (("admin", front_admin), ("public", front_public)):
+            with self.subTest(face=face):
+                conn = http.client.HTTPConnection(
+                    "127.0.0.1", port, timeout=60, source_address=("127.0.0.2", 0)
+                )
+                conn.request(
+                    "GET",
+                    f"/health?{face}",
+                    headers={
+                        "Host": "localhost",
+                        "X-Forwarded-For": "203.0.113.66",
+                        "X-Request-Id": "forged",
+                    },
+                )
+                resp = conn.getresponse()
+                # Debian's default site does not take localhost's requests
+                self.assertEqual((resp.status, resp.read()), (200, b"ok\n"))
+                conn.close()
+                rid = resp.getheader("X-Request-Id")
+                self.assertRegex(rid, r"\A[0-9a-f]{32}\Z")
+                nginx_log = self.path(
+                    "nginx",
+                    "janitor-store-admin.log"
+                    if face == "admin"
+                    else "janitor-store.log",
+                )
+                store_log = self.path(f"gunicorn-{face}.log")
+
+                def logged(path: str = store_log, rid: str = rid) -> list[str]:
+                    with open(path) as f:
+                        return [line for line in f if f"rid={rid}" in line]
+
+                wait_for(logged, "the store's access line")
+                wait_for(partial(logged, nginx_log), "nginx's access line")
+                # (the store's line after its log prefix)
+                for line in (*logged(), *logged(nginx_log)):
+                    self.assertRegex(line, r"(^|access: )127\.0\.0\.2 - ")
+                # gunicorn's lines and the store's in one format
+                with open(store_log) as f:
+                    for line in f.read().splitlines():
+                        self.assertRegex(line, TEXT_LINE)
+                    self.assertIn(f"GET /health?{face} HTTP/1.", line)
 
     def test_push_and_branch_through_nginx(self) -> None:
         admin = self.start_gunicorn("admin")

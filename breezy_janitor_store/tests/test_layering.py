@@ -19,9 +19,19 @@ PACKAGE = "breezy_janitor_store"
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The web side (WSGI) and the entry points built on it.
 WEB = frozenset(
-    {"http", "metrics", "filters", "browse", "files", "api", "app", "server"}
+    {
+        "http",
+        "metrics",
+        "opsmetrics",
+        "filters",
+        "browse",
+        "files",
+        "api",
+        "app",
+        "server",
+    }
 )
-ENTRY_POINTS = frozenset({"serve", "cmds", "wsgi", "plugin"})
+ENTRY_POINTS = frozenset({"serve", "cmds", "wsgi", "plugin", "__main__"})
 #: Modules of the bzr side and the policies (every other module is held to
 #: the same rule: it must not import the web side).
 LOWER = (

@@ -22,10 +22,11 @@ from ..serve import BatchedLines
 from . import hostile
 from .fixtures import StoreTestCase, brz, http_request, wait_for
 
-#: host ident user [time] "request" status bytes
+#: host ident user [time] "request" status bytes, then duration and request id
 CLF = re.compile(
     r"(?P<host>\S+) - (?P<user>\S+) \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "
-    r'"(?P<request>[^"\\]*(?:\\.[^"\\]*)*)" (?P<status>\d{3}) (?P<bytes>\d+|-)\Z'
+    r'"(?P<request>[^"\\]*(?:\\.[^"\\]*)*)" (?P<status>\d{3}) (?P<bytes>\d+|-)'
+    r" rt=(?P<duration>\d+\.\d{3}|-) rid=(?P<rid>\S+)\Z"
 )
 RID = re.compile(r"[0-9a-f]{32}\Z")
 #: The package's logger.

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import unittest
 
-from .fixtures import PROJECT_ROOT
+from .fixtures import PROJECT_ROOT, brz_command
 
 PACKAGE_DIR = os.path.join(PROJECT_ROOT, "breezy_janitor_store")
 #: Distribution name -> the module it provides.
@@ -15,6 +18,7 @@ MODULE_OF = {
     "prometheus-client": "prometheus_client",
     "psycopg-pool": "psycopg_pool",
     "google-cloud-logging": "google",
+    "pyyaml": "yaml",
 }
 
 
@@ -105,3 +109,100 @@ class RequirementsTests(unittest.TestCase):
         tests = _imported(os.path.join(PACKAGE_DIR, "tests"))
         declared = {_module(n) for n in required | extras["test"] | extras["gcp"]}
         self.assertEqual(tests - declared, set())
+
+
+class InstalledFilesTests(unittest.TestCase):
+    """What an installation gets: the library and the plugin, not the tests
+    (``setup.py build_py`` lays out exactly what a wheel holds)."""
+
+    def setUp(self) -> None:
+        _requirements()  # skipped without the source checkout
+        self.lib = tempfile.mkdtemp(prefix="bjs-build-")
+        self.addCleanup(shutil.rmtree, self.lib, ignore_errors=True)
+        scratch = tempfile.mkdtemp(prefix="bjs-build-tmp-")
+        self.addCleanup(shutil.rmtree, scratch, ignore_errors=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "setup.py",
+                "-q",
+                "build",
+                "--build-base",
+                scratch,
+                "build_py",
+                "--build-lib",
+                self.lib,
+            ],
+            cwd=PROJECT_ROOT,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, PYTHONPATH=self.lib)
+        env["BRZ_PLUGINS_AT"] = "janitor_store@" + os.path.join(
+            self.lib, "breezy", "plugins", "janitor_store"
+        )
+        return env
+
+    def test_tests_are_not_installed(self) -> None:
+        package = os.path.join(self.lib, "breezy_janitor_store")
+        self.assertTrue(os.path.exists(os.path.join(package, "__main__.py")))
+        self.assertTrue(
+            os.path.exists(
+                os.path.join(
+                    self.lib, "breezy", "plugins", "janitor_store", "__init__.py"
+                )
+            )
+        )
+        self.assertFalse(os.path.exists(os.path.join(package, "tests")))
+        # brz selftest of the installed plugin: nothing to run, no error
+        proc = subprocess.run(
+            [*brz_command(), "selftest", "-s", "bp.janitor_store"],
+            env=self.env(),
+            cwd=self.lib,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertIn("Ran 0 tests", proc.stdout + proc.stderr)
+
+    def test_python_m_is_brz_janitor_store(self) -> None:
+        def run(*command: str) -> tuple[int, str, str]:
+            proc = subprocess.run(
+                list(command),
+                env=self.env(),
+                cwd=self.lib,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            return proc.returncode, proc.stdout, proc.stderr
+
+        for args in (
+            ["--help"],
+            ["serve", "--help"],
+            ["frob"],
+            ["gc", "-d", "/nonexistent"],
+        ):
+            with self.subTest(args=args):
+                self.assertEqual(
+                    run(sys.executable, "-m", "breezy_janitor_store", *args),
+                    run(*brz_command(), "janitor-store", *args),
+                )
+
+    def test_metadata(self) -> None:
+        proc = subprocess.run(
+            [sys.executable, "setup.py", "--author", "--url", "--classifiers"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        self.assertIn("breezy-janitor-store developers", proc.stdout)
+        self.assertIn("Topic :: Software Development :: Version Control", proc.stdout)

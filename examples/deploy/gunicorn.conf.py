@@ -35,13 +35,39 @@ max_requests_jitter = 2000
 #: Request line and headers: the store's own limits are the same.
 limit_request_line = 8190
 limit_request_fields = 100
-#: nginx sends the client's address; trust it from loopback only.
-forwarded_allow_ips = "127.0.0.1"
+#: nginx sends the client's address and its request id; the store believes
+#: them from the addresses in FORWARDED_ALLOW_IPS (none if unset), and so
+#: does gunicorn (for X-Forwarded-Proto): one list for both.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 #: Access lines come from the store (common log format, with the worker's
 #: name); gunicorn logs only its own messages.
 accesslog = None
 errorlog = "-"
 loglevel = "info"
+#: gunicorn's own lines (the arbiter's too) in the store's format:
+#: BZR_STORE_LOG_FORMAT, text or json.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "store": {
+            "()": "breezy_janitor_store.logs.formatter",
+            "name": os.environ.get("BZR_STORE_LOG_FORMAT", "text"),
+        }
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "store",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False}
+    },
+    # the store gives the root logger its handler in each worker
+    "root": {"level": "WARNING", "handlers": []},
+}
 proc_name = f"janitor-store-{_face}"
 
 
