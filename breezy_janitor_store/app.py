@@ -53,6 +53,8 @@ PUBLIC_PREFIX = "/bzr"
 DEFAULT_CLIENT_MAX_SIZE = 1024**3
 #: Seconds a client refused for want of a stream slot is told to wait.
 RETRY_AFTER = 10
+#: The stream budget's identity of the admin face's clients without a user.
+_ADMIN_IDENTITY = ("admin",)
 _SMART_PATH = r"/(?P<path>.+)/\.bzr/smart"
 _BOTH = (ADMIN, PUBLIC)
 
@@ -330,7 +332,7 @@ class StoreApp:
         user = environ.get("REMOTE_USER")
         if user:
             return ("worker", user)
-        return ("anonymous",) if self.face == PUBLIC else ("admin",)
+        return ("anonymous",) if self.face == PUBLIC else _ADMIN_IDENTITY
 
     def _take(self, turn: _Turn, writer: bool) -> None:
         """Take a slot of the stream budget for ``turn``, or refuse (503)."""
@@ -452,7 +454,9 @@ class _Turn:
 
     def take(self, writer: bool = False) -> bool:
         self._writer = writer
-        self._held = self.budget.acquire(writer, self.holder)
+        # the admin face's clients without a user are trusted: no share
+        capped = self.holder != _ADMIN_IDENTITY
+        self._held = self.budget.acquire(writer, self.holder, capped)
         return self._held
 
     def release(self) -> None:

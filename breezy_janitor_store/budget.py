@@ -12,11 +12,13 @@ clients of a face, see ``StoreApp``).  The rule, for each kind:
   only while fewer than ``slots`` streams of either kind run (writers never
   wait behind readers);
 * with more than one slot, no identity holds more than ``slots - 1`` slots
-  of a kind: one is always left to somebody else;
-* a request takes a free slot at once only if no request of an identity it
-  may overtake waits; otherwise it queues.  When a slot frees, it goes to
-  the waiting request whose identity holds the fewest slots of that kind
-  (first come, first served among equals);
+  of a kind (its *share*): one is always left to somebody else; requests
+  made with ``capped=False`` (the trusted admin face's clients without a
+  user) are exempt;
+* every request joins its kind's queue; whenever a slot is free, it goes
+  to the queued request, among those under their share, whose identity
+  holds the fewest slots of that kind (first come, first served among
+  equals);
 * a request that waited :attr:`StreamBudget.wait` seconds without a slot is
   refused (the 503).
 
@@ -87,11 +89,12 @@ OBSERVERS: list[BudgetObserver] = []
 
 
 class _Waiter:
-    __slots__ = ("granted", "holder", "seq")
+    __slots__ = ("capped", "granted", "holder", "seq")
 
-    def __init__(self, holder: Hashable, seq: int) -> None:
+    def __init__(self, holder: Hashable, seq: int, capped: bool) -> None:
         self.holder = holder
         self.seq = seq
+        self.capped = capped
         self.granted = False
 
 
@@ -148,12 +151,15 @@ class StreamBudget:
         with self._lock:
             return len(self._held[_kind(writer)])
 
-    def acquire(self, writer: bool = False, holder: Hashable = None) -> bool:
+    def acquire(
+        self, writer: bool = False, holder: Hashable = None, capped: bool = True
+    ) -> bool:
         """Take a slot for ``holder``, waiting up to :attr:`wait` seconds in
-        the queue; whether one was taken."""
+        the queue; whether one was taken.  ``capped=False`` exempts the
+        request from the share (a trusted client's)."""
         kind = _kind(writer)
         with self._lock:
-            waiter = _Waiter(holder, next(self._seq))
+            waiter = _Waiter(holder, next(self._seq), capped)
             self._waiters[kind].append(waiter)
             self._grant()
             if waiter.granted:
@@ -204,7 +210,11 @@ class StreamBudget:
         for kind in _KINDS:  # writers first
             waiters, held = self._waiters[kind], self._held[kind]
             while waiters and self._room(kind):
-                eligible = [w for w in waiters if held.get(w.holder, 0) < self.share]
+                eligible = [
+                    w
+                    for w in waiters
+                    if not w.capped or held.get(w.holder, 0) < self.share
+                ]
                 if not eligible:
                     break
                 chosen = min(eligible, key=lambda w: (held.get(w.holder, 0), w.seq))

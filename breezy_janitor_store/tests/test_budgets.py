@@ -433,3 +433,12 @@ class FairShareTests(StoreTestCase):
         self.assertEqual(budget.held("a", True), 2)
         self.assertEqual(waiters(), before)
         self.assertEqual(queued() - queued_before, 3)
+
+    def test_trusted_clients_are_not_capped(self) -> None:
+        budget = StreamBudget(2, wait=0.1)
+        self.assertTrue(budget.acquire(True, "w"))
+        self.assertFalse(budget.acquire(True, "w"))  # its share is 1
+        self.assertTrue(budget.acquire(True, "admin", capped=False))
+        budget.release(True, "w")
+        self.assertTrue(budget.acquire(True, "admin", capped=False))
+        self.assertEqual(budget.held("admin", True), 2)
