@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import select
 import socket
 import threading
 
@@ -363,8 +364,13 @@ class FairShareTests(StoreTestCase):
         wait_for(lambda: budget.writers == 1, "worker-1 to hold its share")
         during = scrape(store.admin)
         # its other three queued behind, then were refused
-        answers = [hostile.split_response(_answer(s)) for s in pushes[1:]]
+        answered = wait_for(
+            lambda: len(ready := select.select(pushes, [], [], 0)[0]) == 3 and ready,
+            "three of the four to be answered",
+        )
+        answers = [hostile.split_response(_answer(s)) for s in answered]
         self.assertEqual([a[0] for a in answers], [503, 503, 503], answers)
+        [holding] = set(pushes) - set(answered)
         # worker-2's push takes the slot left
         write_authentication_conf(store.public, "worker-2", "two")
         self.commit(work)
@@ -385,7 +391,7 @@ class FairShareTests(StoreTestCase):
             value(during, "bzr_store_stream_most_held_by_one", kind="writer"), 1
         )
         self.assertEqual(delta(after, "bzr_store_stream_refused_total"), 3)
-        pushes[0].close()
+        holding.close()
         wait_for(lambda: budget.writers == 0, "the stalled push to end")
 
     def test_a_freed_slot_goes_to_the_identity_holding_fewest(self) -> None:
