@@ -89,13 +89,14 @@ OBSERVERS: list[BudgetObserver] = []
 
 
 class _Waiter:
-    __slots__ = ("capped", "granted", "holder", "seq")
+    __slots__ = ("capped", "first", "granted", "holder", "seq")
 
     def __init__(self, holder: Hashable, seq: int, capped: bool) -> None:
         self.holder = holder
         self.seq = seq
         self.capped = capped
         self.granted = False
+        self.first = False  # its holder held no slot of the kind before
 
 
 class StreamBudget:
@@ -163,7 +164,7 @@ class StreamBudget:
             self._waiters[kind].append(waiter)
             self._grant()
             if waiter.granted:
-                self._taken(kind, holder, waited=False)
+                self._taken(kind, waiter, waited=False)
                 return True
             _notify("waiting", kind, 1)
             try:
@@ -175,7 +176,7 @@ class StreamBudget:
             if not waiter.granted:
                 _notify("refused", kind)
                 return False
-            self._taken(kind, holder, waited=True)
+            self._taken(kind, waiter, waited=True)
             return True
 
     def release(self, writer: bool = False, holder: Hashable = None) -> None:
@@ -223,13 +224,13 @@ class StreamBudget:
                 self.in_use += 1
                 self.writers += kind == WRITER
                 held[chosen.holder] = held.get(chosen.holder, 0) + 1
+                chosen.first = held[chosen.holder] == 1
         if granted:
             self._lock.notify_all()
 
-    def _taken(self, kind: str, holder: Hashable, waited: bool) -> None:
-        held = self._held[kind]
-        _notify("taken", kind, held[holder] == 1, waited)
-        _notify("most_held", kind, max(held.values()))
+    def _taken(self, kind: str, waiter: _Waiter, waited: bool) -> None:
+        _notify("taken", kind, waiter.first, waited)
+        _notify("most_held", kind, max(self._held[kind].values(), default=0))
 
 
 def _kind(writer: bool) -> str:
