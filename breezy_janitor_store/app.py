@@ -32,6 +32,7 @@ from . import (
     metrics,
     provenance,
 )
+from .budget import PROCESS_STREAM_BUDGET, RateWatch, StreamBudget
 from .context import current_request_id
 from .diff import DEFAULT_LIMITS as DEFAULT_DIFF_LIMITS
 from .diff import DEFAULT_TIMEOUT as DEFAULT_DIFF_TIMEOUT
@@ -52,11 +53,9 @@ from .policies import (
 from .proxy import TrustedProxies
 from .smart import (
     MAX_CHUNK,
-    PROCESS_STREAM_BUDGET,
     SMALL_BODY_LIMIT,
     RequestHead,
     SmartExchange,
-    StreamBudget,
     VerbPolicy,
 )
 from .storage import Storage
@@ -76,6 +75,8 @@ RETRY_AFTER = 10
 #: ``SmartWSGIApp`` (and the janitor's store) answer it so, a protocol-1
 #: error whatever the protocol of the request.
 INCOMPLETE_RESPONSE = b"error\x01incomplete request\n"
+#: The stream budget's identity of the admin face's clients without a user.
+_ADMIN_IDENTITY = ("admin",)
 _SMART_PATH = r"/(?P<path>.+)/\.bzr/smart"
 _BOTH = (ADMIN, PUBLIC)
 
@@ -247,7 +248,7 @@ class StoreApp:
         )
         root.defer_syncs()  # flushed before the response acknowledges the writes
 
-        turn = _Turn(self.stream_budget)
+        turn = _Turn(self.stream_budget, self._identity(req.environ))
         used = (  # the locks the request uses, for their leases
             leases.RequestLeases(
                 self.storage,
@@ -260,10 +261,12 @@ class StoreApp:
             else None
         )
 
-        def admit(verb: bytes | None, policy: VerbPolicy) -> None:
+        def admit(verb: bytes | None, policy: VerbPolicy, refused: bool) -> None:
             """Stop a verb the request may not run: writes of an anonymous
             client get the 401 challenge (a read-only face without one
-            refuses them in the smart protocol)."""
+            refuses them in the smart protocol).  Every refusal comes before
+            the stream budget: a heavy verb takes its slot only if it will
+            run (``refused``: its policy answers these arguments itself)."""
             req.environ[SMART_VERB_KEY] = verb  # for the metrics
             if policy.writes and not writable and challenge is not None:
                 raise HTTPError(
@@ -274,12 +277,10 @@ class StoreApp:
             limit = policy.body_limit(writable, self.client_max_size)
             if length > limit:
                 raise _too_large(length, limit, verb if policy.category else None)
-            if policy.heavy and not turn.take(writer=policy.writes):
-                raise HTTPError(
-                    503,
-                    f"the server is busy with {turn.budget.slots} streams; retry later",
-                    [("Retry-After", str(RETRY_AFTER)), ("Connection", "close")],
-                )
+            if refused:
+                return
+            if policy.heavy:
+                self._take(turn, writer=policy.writes)
             if writable and verb is not None:
                 if used is not None:  # the holder's own use renews its lease
                     used.admit(verb, exchange.args)
@@ -320,7 +321,7 @@ class StoreApp:
                         environ["wsgi.input"] = used.watch(
                             environ["wsgi.input"], length
                         )
-                    unread = self._feed(req, exchange, length)
+                    unread = self._feed(req, exchange, length, writable, turn)
             except BaseException:
                 exchange.abort()  # e.g. the client went away mid-body
                 raise
@@ -330,14 +331,12 @@ class StoreApp:
                 return _incomplete(req, unread)
             _flush_syncs(root)
             if exchange.streaming:
+                if not turn.held:  # a file-level answer too large to buffer
+                    self._take(turn, writer=False)
                 req.respond(200, "application/octet-stream")
                 streamed = True  # the turn ends with the response body
                 budget = turn.budget
-                body = (
-                    exchange.stream(budget.min_rate, budget.stall_window, turn.release)
-                    if turn.held
-                    else exchange.stream()
-                )
+                body = exchange.stream(budget.min_rate, budget.stall_window, turn.cut)
                 return _Releasing(body, turn.release)
             body = exchange.buffered()
         finally:
@@ -429,24 +428,103 @@ class StoreApp:
             raise _too_large(length, self.client_max_size)
         return length
 
-    def _feed(self, req: Request, exchange: SmartExchange, length: int) -> int:
+    def _identity(self, environ: Environ) -> tuple[str, ...]:
+        """Whom a request counts for in the stream budget's fair shares: the
+        authenticated worker (``REMOTE_USER``, set by the write policy), or
+        one identity for all the face's other clients."""
+        user = environ.get("REMOTE_USER")
+        if user:
+            return ("worker", user)
+        return ("anonymous",) if self.face == PUBLIC else _ADMIN_IDENTITY
+
+    def _take(self, turn: _Turn, writer: bool) -> None:
+        """Take a slot of the stream budget for ``turn``, or refuse (503)."""
+        if not turn.take(writer=writer):
+            raise HTTPError(
+                503,
+                f"the server is busy with {turn.budget.slots} streams; retry later",
+                [("Retry-After", str(RETRY_AFTER)), ("Connection", "close")],
+            )
+
+    def _feed(
+        self,
+        req: Request,
+        exchange: SmartExchange,
+        length: int,
+        writable: bool,
+        turn: _Turn,
+    ) -> int:
         """Feed the request body to the protocol in bounded chunks; return
         how many of its ``length`` bytes were not read (the body ended early).
 
-        The verb's body limit is checked (by ``admit``) as soon as the verb
-        is read; until then, no more than :data:`SMALL_BODY_LIMIT` is read.
+        Until the verb is read, no more than :data:`SMALL_BODY_LIMIT` is
+        read.  A body of at most that size is then read whole before
+        anything of it reaches the verb, so a heavy verb takes its slot
+        (in ``admit``) only once its body has arrived; only a writer's
+        insert stream holds its slot while its body arrives, and is cut
+        (write group aborted, slot given back) when it sends slower than
+        the budget's minimum rate (:class:`RateWatch`).  The verb's body
+        limit is checked (by ``admit``) as soon as the verb is fed.
         """
         stream = req.environ["wsgi.input"]
-        remaining = length
-        while remaining and exchange.wants_more():
-            if exchange.verb is None and length - remaining >= SMALL_BODY_LIMIT:
+        head = RequestHead()
+        held: list[bytes] = []
+        read = 0
+        small = length <= SMALL_BODY_LIMIT
+        while read < length and (small or not head.done):
+            if not head.done and read >= SMALL_BODY_LIMIT:
                 raise _too_large(length, SMALL_BODY_LIMIT)
-            chunk = stream.read(min(MAX_CHUNK, remaining))
+            chunk = stream.read(min(MAX_CHUNK, length - read))
             if not chunk:
                 break
-            remaining -= len(chunk)
+            read += len(chunk)
+            held.append(chunk)
+            if not head.done:
+                head.feed(chunk)
+        for chunk in held:
+            if not exchange.wants_more():
+                return length - read
             exchange.feed(chunk)
-        return remaining
+        del held
+        if read == length or not exchange.wants_more():
+            return length - read
+        watch = None
+        if turn.held:  # a writer's insert stream
+            budget = turn.budget
+
+            def cut() -> None:
+                logger.warning(
+                    "smart verb %s: request body cut, slower than %d bytes/s "
+                    "(request %s)",
+                    (exchange.verb or b"?").decode("ascii", "replace"),
+                    budget.min_rate,
+                    current_request_id(),
+                )
+                exchange.abort()
+                turn.cut()
+
+            watch = RateWatch(budget.min_rate, budget.stall_window, cut)
+        try:
+            while read < length and exchange.wants_more():
+                with watch.waiting() if watch else contextlib.nullcontext():
+                    chunk = stream.read(min(MAX_CHUNK, length - read))
+                if watch is not None and watch.is_cut:
+                    raise HTTPError(
+                        408,
+                        "request body too slow: a stream must send at least "
+                        f"{turn.budget.min_rate:.0f} bytes a second",
+                        [("Connection", "close")],
+                    )
+                if not chunk:
+                    break
+                read += len(chunk)
+                if watch is not None:
+                    watch.moved(len(chunk))
+                exchange.feed(chunk)
+        finally:
+            if watch is not None:
+                watch.stop()
+        return length - read
 
     def _challenge(self) -> list[tuple[str, str]]:
         realm = getattr(self.write_policy, "realm", None) or "breezy janitor store"
@@ -488,11 +566,12 @@ def _closing(req: Request, headers: list[tuple[str, str]]) -> list[tuple[str, st
 
 
 class _Turn:
-    """A request's place in a :class:`StreamBudget`, taken at most once and
-    given back once."""
+    """A request's place in a :class:`StreamBudget`, for ``holder``, taken
+    at most once and given back once."""
 
-    def __init__(self, budget: StreamBudget) -> None:
+    def __init__(self, budget: StreamBudget, holder: tuple[str, ...]) -> None:
         self.budget = budget
+        self.holder = holder
         self._held = False
         self._writer = False
         self._lock = threading.Lock()
@@ -503,14 +582,22 @@ class _Turn:
 
     def take(self, writer: bool = False) -> bool:
         self._writer = writer
-        self._held = self.budget.acquire(writer)
+        # the admin face's clients without a user are trusted: no share
+        capped = self.holder != _ADMIN_IDENTITY
+        self._held = self.budget.acquire(writer, self.holder, capped)
         return self._held
 
     def release(self) -> None:
         with self._lock:
             held, self._held = self._held, False
         if held:
-            self.budget.release(self._writer)
+            self.budget.release(self._writer, self.holder)
+
+    def cut(self) -> None:
+        """The stream was too slow: counted, and its slot given back."""
+        if self._held:
+            self.budget.cut(self._writer)
+        self.release()
 
 
 class _Releasing:

@@ -22,6 +22,7 @@ STATUS = {
     404: "Not Found",
     405: "Method Not Allowed",
     406: "Not Acceptable",
+    408: "Request Timeout",
     409: "Conflict",
     411: "Length Required",
     413: "Content Too Large",

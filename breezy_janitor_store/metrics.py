@@ -27,10 +27,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily
 
+from . import budget
 from .http import ENDPOINT_KEY
 from .opsmetrics import add_collectors
 from .smart import verb_category
@@ -98,6 +99,89 @@ ERRORS = Counter(
     ["face", "endpoint", "kind"],
     registry=REGISTRY,
 )
+
+# -- the stream budget (see breezy_janitor_store.budget) --
+# Labelled by the kind of slot only (writer, reader): never by identity, so
+# the number of series is fixed whatever the number of workers.
+
+STREAM_SLOTS = Gauge(
+    "bzr_store_stream_slots_in_use",
+    "Heavy-stream slots held, by kind (writer, reader).",
+    ["kind"],
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+STREAM_WAITERS = Gauge(
+    "bzr_store_stream_waiters",
+    "Requests queued for a heavy-stream slot, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+STREAM_HOLDERS = Gauge(
+    "bzr_store_stream_holders",
+    "Distinct identities (workers; anonymous clients as one) holding a "
+    "heavy-stream slot, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+STREAM_MOST_HELD = Gauge(
+    "bzr_store_stream_most_held_by_one",
+    "Most heavy-stream slots of a kind one identity holds.",
+    ["kind"],
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
+STREAM_QUEUED = Counter(
+    "bzr_store_stream_queued",
+    "Requests that queued for a heavy-stream slot (fair queueing), by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+STREAM_REFUSED = Counter(
+    "bzr_store_stream_refused",
+    "Requests refused (503) after waiting for a heavy-stream slot, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+STREAM_CUT = Counter(
+    "bzr_store_stream_cut",
+    "Heavy streams cut for moving fewer bytes than the minimum rate, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+
+
+class _BudgetMetrics:
+    """Keeps the stream-budget metrics (a :class:`budget.BudgetObserver`)."""
+
+    def taken(self, kind: str, new_holder: bool, waited: bool) -> None:
+        _child(STREAM_SLOTS, kind).inc()
+        if new_holder:
+            _child(STREAM_HOLDERS, kind).inc()
+        if waited:
+            _child(STREAM_QUEUED, kind).inc()
+
+    def released(self, kind: str, last_of_holder: bool) -> None:
+        _child(STREAM_SLOTS, kind).dec()
+        if last_of_holder:
+            _child(STREAM_HOLDERS, kind).dec()
+
+    def waiting(self, kind: str, by: int) -> None:
+        _child(STREAM_WAITERS, kind).inc(by)
+
+    def refused(self, kind: str) -> None:
+        _child(STREAM_REFUSED, kind).inc()
+
+    def cut(self, kind: str) -> None:
+        _child(STREAM_CUT, kind).inc()
+
+    def most_held(self, kind: str, count: int) -> None:
+        _child(STREAM_MOST_HELD, kind).set(count)
+
+
+budget.OBSERVERS.append(_BudgetMetrics())
 
 
 class _CodebasesCollector:

@@ -20,7 +20,6 @@ import contextlib
 import contextvars
 import itertools
 import logging
-import os
 import queue
 import re
 import threading
@@ -47,13 +46,21 @@ from breezy.transport import Transport
 from fastbencode import bdecode, bencode
 
 from . import branches, contentcheck, damage, isolation, layout, provenance
+from .budget import (
+    PROCESS_STREAM_BUDGET,
+    STREAM_MIN_RATE,
+    STREAM_STALL_WINDOW,
+    StreamBudget,
+)
 from .context import current_request_id
 from .transport import DISK_ERRNOS, FOLLOWED_OPTIONS, REFERENCE_REASON
 
 __all__ = [
     "ANNOTATE_LIMIT",
+    "BUFFERED_READ_LIMIT",
     "COMMANDS",
     "MAX_CHUNK",
+    "MAX_READV_RANGES",
     "PROCESS_STREAM_BUDGET",
     "READ_CATEGORY",
     "SMALL_BODY_LIMIT",
@@ -66,6 +73,7 @@ __all__ = [
     "SmartExchange",
     "StreamBudget",
     "VerbPolicy",
+    "readv_ranges",
     "verb_category",
     "verb_policy",
     "well_formed",
@@ -87,14 +95,16 @@ SMALL_BODY_LIMIT = 4 * 1024 * 1024
 #: ``RemoteTransport._max_readv_bytes``) and ``get`` only for small control
 #: files; repository data is read through the repository verbs.
 VFS_READ_LIMIT = 5 * 1024 * 1024
+#: Largest file-level answer built whole in memory; a larger one (up to
+#: :data:`VFS_READ_LIMIT`) is streamed, read from disk as the client takes
+#: it, and holds a reader slot of the :class:`StreamBudget` while it runs.
+BUFFERED_READ_LIMIT = 64 * 1024
+#: Most ranges one ``readv`` asks for (breezy's client asks for at most
+#: 5 MiB at once, in ranges of a page or more).
+MAX_READV_RANGES = 10_000
 #: Largest file ``Repository.annotate_file_revision`` annotates: breezy
 #: builds the whole annotation in memory, several times the file's size.
 ANNOTATE_LIMIT = VFS_READ_LIMIT
-#: Seconds over which a heavy response stream's progress is measured.
-STREAM_STALL_WINDOW = 30.0
-#: Bytes per second a client must take of a heavy response stream, over
-#: each :data:`STREAM_STALL_WINDOW`, to keep its slot; a slower one is cut.
-STREAM_MIN_RATE = 16 * 1024
 READ_CATEGORY = "read"
 _MARKER = protocol.MESSAGE_VERSION_THREE
 
@@ -619,6 +629,7 @@ class InsertStream(SmartServerRepositoryInsertStreamLocked):
         self.pipe = _Pipe(MAX_BACKLOG)
         self.insert_result = self.insert_error = None
         self._locked = True
+        self._unlock_once = threading.Lock()
         self.insert_thread = threading.Thread(
             target=contextvars.copy_context().run,  # keeps the request id
             args=(self._insert,),
@@ -672,8 +683,10 @@ class InsertStream(SmartServerRepositoryInsertStreamLocked):
         self._unlock()
 
     def _unlock(self) -> None:
-        if self._locked:
-            self._locked = False
+        # (abort may run in another thread than do_end: a body too slow)
+        with self._unlock_once:
+            locked, self._locked = self._locked, False
+        if locked:
             with contextlib.suppress(Exception):
                 self.repository.unlock()
 
@@ -803,33 +816,112 @@ class _GetBranches(bzrdir.SmartServerBzrDirRequestGetBranches):
 def _check_read_size(client_path: bytes, size: int) -> None:
     """Refuse a file-level read answering ``size`` bytes over the limit."""
     if size > VFS_READ_LIMIT:
-        raise errors.PermissionDenied(
-            client_path.decode("utf-8", "replace"),
+        _refuse_read(
+            client_path,
             f"a file-level read answers at most {VFS_READ_LIMIT} bytes, "
             f"not {size}; repository data is read with Repository.get_stream",
         )
 
 
+def _refuse_read(client_path: bytes, reason: str) -> None:
+    raise errors.PermissionDenied(client_path.decode("utf-8", "replace"), reason)
+
+
+_RANGE = re.compile(rb"(-?[0-9]{1,18}),(-?[0-9]{1,18})")
+_LINE = re.compile(rb"[^\n]+")
+
+
+def readv_ranges(client_path: bytes, body: bytes) -> list[tuple[int, int]]:
+    """The ranges a ``readv`` body asks for (``START,LENGTH`` lines), checked
+    before anything is read: at most :data:`MAX_READV_RANGES` of them, each
+    with ``START >= 0`` and ``LENGTH > 0``, adding up to no more than
+    :data:`VFS_READ_LIMIT`.
+
+    :raises errors.PermissionDenied: saying which rule the body breaks.
+    """
+    ranges: list[tuple[int, int]] = []
+    total = 0
+    for line in _LINE.finditer(body):  # lazily: the body has up to 4 MiB
+        if len(ranges) == MAX_READV_RANGES:
+            _refuse_read(
+                client_path, f"a readv asks for at most {MAX_READV_RANGES} ranges"
+            )
+        match = _RANGE.fullmatch(line.group())
+        if match is None:
+            _refuse_read(client_path, "a readv range is START,LENGTH in decimal")
+        start, length = int(match.group(1)), int(match.group(2))
+        if start < 0 or length <= 0:
+            _refuse_read(
+                client_path,
+                f"a readv range has START >= 0 and LENGTH > 0, not {start},{length}",
+            )
+        total += length
+        if total > VFS_READ_LIMIT:
+            _check_read_size(client_path, total)
+        ranges.append((start, length))
+    return ranges
+
+
+def _read_ranges(
+    transport: Transport, relpath: str, ranges: list[tuple[int, int]]
+) -> Iterator[bytes]:
+    """The bytes of ``ranges`` of a file, read piece by piece as they are
+    taken (a streamed answer)."""
+    with transport.get(relpath) as f:
+        for start, length in ranges:
+            f.seek(start)
+            left = length
+            while left:
+                data = f.read(min(MAX_CHUNK, left))
+                if not data:
+                    raise errors.ShortReadvError(
+                        relpath, start, length, actual=length - left
+                    )
+                left -= len(data)
+                yield data
+
+
 class _BoundedGet(vfs.GetRequest):
-    """``get`` of a file no larger than :data:`VFS_READ_LIMIT`."""
+    """``get`` of a file no larger than :data:`VFS_READ_LIMIT`; one larger
+    than :data:`BUFFERED_READ_LIMIT` is streamed (it holds a reader slot)."""
 
     def do(self, relpath):
         path = self.translate_client_path(relpath)
-        _check_read_size(relpath, self._backing_transport.stat(path).st_size)
-        return super().do(relpath)
+        size = self._backing_transport.stat(path).st_size
+        _check_read_size(relpath, size)
+        if size <= BUFFERED_READ_LIMIT:
+            return super().do(relpath)
+        return request.SuccessfulSmartServerResponse(
+            (b"ok",),
+            body_stream=_read_ranges(self._backing_transport, path, [(0, size)]),
+        )
 
 
 class _BoundedReadv(vfs.ReadvRequest):
-    """``readv`` of ranges adding up to no more than :data:`VFS_READ_LIMIT`."""
+    """``readv`` of ranges checked by :func:`readv_ranges`; an answer larger
+    than :data:`BUFFERED_READ_LIMIT` is streamed (it holds a reader slot)."""
 
     def do(self, relpath):
         self._client_path = relpath
         return super().do(relpath)
 
     def do_body(self, body_bytes):
-        offsets = self._deserialise_offsets(body_bytes)
-        _check_read_size(self._client_path, sum(max(n, 0) for _, n in offsets))
-        return super().do_body(body_bytes)
+        ranges = readv_ranges(self._client_path, body_bytes)
+        if sum(length for _, length in ranges) <= BUFFERED_READ_LIMIT:
+            data = b"".join(
+                data for _, data in self._backing_transport.readv(self._relpath, ranges)
+            )
+            return request.SuccessfulSmartServerResponse((b"readv",), data)
+        size = self._backing_transport.stat(self._relpath).st_size
+        for start, length in ranges:
+            if start + length > size:
+                raise errors.ShortReadvError(
+                    self._relpath, start, length, actual=max(0, size - start)
+                )
+        return request.SuccessfulSmartServerResponse(
+            (b"readv",),
+            body_stream=_read_ranges(self._backing_transport, self._relpath, ranges),
+        )
 
 
 class _BoundedAnnotate(SmartServerRepositoryAnnotateFileRevision):
@@ -972,67 +1064,13 @@ def verb_category(verb: bytes | None) -> str | None:
     return verb_policy(verb).category
 
 
-class StreamBudget:
-    """How many heavy streams a process runs at once.
-
-    Writers (verbs that may write: ``insert_stream*``, ``pack``...) never
-    wait behind readers: at most ``slots`` writers run at once, and a
-    reader starts only while fewer than ``slots`` streams (of either kind)
-    run, so never more than twice ``slots`` run together.  A reader's
-    response stream keeps its slot only while its client takes at least
-    ``min_rate`` bytes a second over each ``stall_window`` seconds; a slower
-    one is cut and its slot given back.
-
-    :param slots: streams at once (default: the number of CPUs).
-    :param wait: seconds a stream waits for a slot before it is refused.
-    :param stall_window: seconds over which a response's progress is measured.
-    :param min_rate: bytes a second a client must take of a response.
-    """
-
-    def __init__(
-        self,
-        slots: int | None = None,
-        wait: float = 30.0,
-        stall_window: float = STREAM_STALL_WINDOW,
-        min_rate: float = STREAM_MIN_RATE,
-    ) -> None:
-        self.slots = slots or os.cpu_count() or 1
-        self.wait = wait
-        self.stall_window = stall_window
-        self.min_rate = min_rate
-        self._free = threading.Condition()
-        self.in_use = 0
-        self.writers = 0
-
-    def acquire(self, writer: bool = False) -> bool:
-        """Take a slot, waiting up to :attr:`wait`; whether one was taken."""
-        with self._free:
-            if writer:
-                room = lambda: self.writers < self.slots
-            else:
-                room = lambda: self.in_use < self.slots
-            if not self._free.wait_for(room, self.wait):
-                return False
-            self.in_use += 1
-            self.writers += writer
-            return True
-
-    def release(self, writer: bool = False) -> None:
-        with self._free:
-            self.in_use -= 1
-            self.writers -= writer
-            self._free.notify_all()
-
-
-#: The budget of heavy streams shared by every StoreApp of the process that
-#: is not given one of its own.
-PROCESS_STREAM_BUDGET = StreamBudget()
-
 #: Verbs opening the control directory at their path argument.
 _OPENS_CONTROL_DIR = frozenset({b"BzrDir.open", b"BzrDir.open_2.1"})
 
-#: ``admit(verb, policy)``: called before a verb runs; raises to stop it.
-Admit = Callable[[bytes | None, VerbPolicy], None]
+#: ``admit(verb, policy, refused)``: called before a verb runs (``refused``:
+#: its policy refuses these arguments, so it will only answer that); raises
+#: to stop it.
+Admit = Callable[[bytes | None, VerbPolicy, bool], None]
 #: ``prepare_write()``: called before a verb that may write runs, once its
 #: policy allows these arguments; raises to stop it.
 PrepareWrite = Callable[[], None]
@@ -1068,9 +1106,14 @@ class _Handler(request.SmartServerRequestHandler):
         self.verb = args[0]
         self.args = args
         policy = verb_policy(self.verb)
+        refused = self._refused(policy, args)
         try:
-            self._admit(self.verb, policy)
-            if self._prepare_write is not None and self._allowed_write(policy, args):
+            self._admit(self.verb, policy, refused)
+            if (
+                self._prepare_write is not None
+                and not refused
+                and self._prepares(policy, args)
+            ):
                 self._prepare_write()
         except Exception as e:  # noqa: BLE001 - raised again by the exchange
             # Nothing runs.
@@ -1080,19 +1123,31 @@ class _Handler(request.SmartServerRequestHandler):
             return None
         return super().args_received(args)
 
-    def _allowed_write(self, policy: VerbPolicy, args: tuple) -> bool:
-        """Whether the verb may write and its policy allows ``args`` (the
-        verb itself asks the policy again when it runs), or it opens the
-        codebase's own control directory (a writer's ``ControlDir.open``
-        of the codebase URL, over plain HTTP too, expects to find it)."""
-        if not policy.writes and self.verb not in _OPENS_CONTROL_DIR:
+    def _refused(self, policy: VerbPolicy, args: tuple) -> bool:
+        """Whether the verb's policy refuses ``args`` (then nothing runs: the
+        verb answers the refusal); a check that fails refuses too (the verb
+        answers its error)."""
+        if policy.category is None:
+            return False  # answered UnknownSmartMethod
+        cls = COMMANDS.get(self.verb)
+        req = cls(self._backing_transport, self._root_client_path, self._jail_root)
+        try:
+            return policy.refusal(req, args[1:]) is not None
+        except Exception:  # noqa: BLE001 - the verb answers it when it runs
+            return True
+
+    def _prepares(self, policy: VerbPolicy, args: tuple) -> bool:
+        """Whether an allowed verb may write, or opens the codebase's own
+        control directory (a writer's ``ControlDir.open`` of the codebase
+        URL, over plain HTTP too, expects to find it)."""
+        if policy.writes:
+            return True
+        if self.verb not in _OPENS_CONTROL_DIR:
             return False
         cls = COMMANDS.get(self.verb)
         req = cls(self._backing_transport, self._root_client_path, self._jail_root)
         try:
-            if not policy.writes:
-                return len(args) > 1 and req.disk_path(args[1]) == ()
-            return policy.refusal(req, args[1:]) is None
+            return len(args) > 1 and req.disk_path(args[1]) == ()
         except Exception:  # noqa: BLE001 - the verb answers it when it runs
             return False
 
@@ -1295,9 +1350,10 @@ class RequestHead:
 class SmartExchange:
     """One smart request: feed it the body, then iterate the response.
 
-    :param admit: called with the verb and its :class:`VerbPolicy` before
-        the verb runs; an exception it raises stops the request (nothing
-        runs) and is raised again by :meth:`feed`.
+    :param admit: called with the verb, its :class:`VerbPolicy` and whether
+        the policy refuses the arguments, before the verb runs; an exception
+        it raises stops the request (nothing runs) and is raised again by
+        :meth:`feed`.
     :param prepare_write: called after ``admit`` when the verb may write
         and its policy allows its arguments (not for a refused one), or
         when it opens the control directory of the codebase's root; raises

@@ -6,25 +6,29 @@ import os
 import socket
 
 from ..serve import ServeSettings, build_apps
-from ..smart import StreamBudget
+from ..smart import SMALL_BODY_LIMIT, StreamBudget
 from . import hostile
 from .fixtures import StoreTestCase, brz, plugin_env, wait_for
 
 
 class StreamBudgetTests(StoreTestCase):
     def test_excess_streams_wait_then_get_503_with_retry_after(self) -> None:
-        budget = StreamBudget(1, wait=0.5)
+        budget = StreamBudget(1, wait=0.5, stall_window=3600)
         self.store = self.start_store(stream_budget=budget)
         work = self.make_branch()
         url = self.smart_url(self.store.admin, "hello/lintian-fixes")
         brz("push", "-q", url, cwd=work)
         self.assertEqual(budget.in_use, 0)
 
-        # A writer's insert stream whose body has not all arrived (its first
-        # 64 KiB, with the verb, has) holds the one slot for as long as the
-        # client keeps sending.
+        # A writer's insert stream larger than a small body, whose body has
+        # not all arrived, holds the one slot while the client keeps sending
+        # (at least the budget's minimum rate).
         message = hostile.encode_request(
-            b"Repository.insert_stream_1.19", b"../", b"", b"", chunks=[b"x" * 200_000]
+            b"Repository.insert_stream_1.19",
+            b"../",
+            b"",
+            b"",
+            chunks=[b"x" * (SMALL_BODY_LIMIT + 200_000)],
         )
         head = (
             "POST /hello/lintian-fixes/.bzr/smart HTTP/1.1\r\nHost: x\r\n"
