@@ -269,6 +269,7 @@ class cmd_janitor_store_serve(_Action):
         Option(
             "lock-lease",
             type=str,
+            argname="SECONDS",
             help="Break a lock taken for a client once its holder has not used "
             "it for SECONDS, when a writer waits for it (default: 120; 0 or "
             "off: never).",

@@ -239,7 +239,7 @@ class NginxTests(DeployTestCase):
                 )
                 resp = conn.getresponse()
                 # Debian's default site does not take localhost's requests
-                self.assertEqual((resp.status, resp.read()), (200, b"ok\n"))
+                self.assertEqual((resp.status, resp.read()), (200, b"ok"))
                 conn.close()
                 rid = resp.getheader("X-Request-Id")
                 self.assertRegex(rid, r"\A[0-9a-f]{32}\Z")
