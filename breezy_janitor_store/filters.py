@@ -157,6 +157,9 @@ def _with_request_id(
     """Client address, request id, access log and the in-flight gauge around
     ``wsgi`` (the outermost filter)."""
     in_flight = IN_FLIGHT.labels(face)
+    # written now, so every live process has its series (and its pid is
+    # seen in multiprocess mode) before it serves anything
+    in_flight.inc(0)
 
     def filtered(environ: dict, start_response: Callable) -> Iterable[bytes]:
         proxies.apply(environ)

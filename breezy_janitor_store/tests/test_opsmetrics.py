@@ -71,23 +71,28 @@ class BothFacesUnderGunicornTests(GunicornTestCase):
             self.assertEqual(http_request(bases["public"] + "/health")[0], 200)
         labels = {"endpoint": "health", "method": "GET", "status": "200"}
 
+        def pids_of(samples: dict) -> set[str]:
+            return {
+                dict(labels)["pid"]
+                for (name, labels) in samples
+                if name == "process_resident_memory_bytes"
+            }
+
         def counted() -> dict | None:
             samples = scrape(bases["admin"])
             public = value(
                 samples, "bzr_store_http_requests_total", face="public", **labels
             )
-            return samples if public >= 3 else None
+            # (a worker logs that it boots before it has built the app)
+            booted = len(pids_of(samples)) >= 4
+            return samples if public >= 3 and booted else None
 
         # (and the one the fixture made to see it boot)
         samples = wait_for(counted, "the public face's requests on /metrics")
         # the public face has no /metrics of its own
         self.assertEqual(http_request(bases["public"] + "/metrics")[0], 404)
         # one process_* series per live worker of either instance
-        pids = {
-            dict(labels)["pid"]
-            for (name, labels) in samples
-            if name == "process_resident_memory_bytes"
-        }
+        pids = pids_of(samples)
         self.assertGreaterEqual(len(pids), 4, pids)
         for pid in pids:
             self.assertTrue(os.path.exists(f"/proc/{pid}"), pid)
