@@ -24,10 +24,10 @@ from collections.abc import Iterator
 
 from breezy.plugin import load_plugins
 
-from ..app import ADMIN, PUBLIC, StoreApp
-from ..auth import BasicAuth, CredentialsFile, add_worker
-from ..server import make_server
-from ..storage import Storage
+from ..policy.auth import BasicAuth, CredentialsFile, add_worker
+from ..store.storage import Storage
+from ..web.app import ADMIN, PUBLIC, StoreApp
+from ..web.server import make_server
 
 __all__ = ["RunningStore", "StoreTestCase", "brz", "http_request", "tree_digest"]
 

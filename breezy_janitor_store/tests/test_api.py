@@ -13,10 +13,10 @@ import wsgiref.util
 
 from breezy.branch import Branch
 
-from .. import api, metrics
-from ..api import LIST_TYPES, negotiate
-from ..diff import DEFAULT_TIMEOUT
-from ..policies import CodebaseList, PolicyUnavailable
+from ..policy.policies import CodebaseList, PolicyUnavailable
+from ..store.diff import DEFAULT_TIMEOUT
+from ..web import api, metrics
+from ..web.api import LIST_TYPES, negotiate
 from .api_fixtures import big_store, hello_store
 from .fixtures import (
     StoreTestCase,

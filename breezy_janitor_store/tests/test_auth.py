@@ -11,8 +11,8 @@ import unittest
 
 from breezy import bedding
 
-from .. import auth
-from ..auth import (
+from ..policy import auth
+from ..policy.auth import (
     BasicAuth,
     CredentialsFile,
     TTLCache,
@@ -21,8 +21,8 @@ from ..auth import (
     parse_credentials,
     verify_password,
 )
-from ..config import ConfigError
-from ..policies import PolicyUnavailable, Unauthorized
+from ..policy.config import ConfigError
+from ..policy.policies import PolicyUnavailable, Unauthorized
 from ..serve import ServeSettings, build_apps
 from .fixtures import StoreTestCase, brz, http_request, plugin_env, tree_digest
 

@@ -1,7 +1,7 @@
 """Request bodies are limited per verb, and refused before they are read.
 
 Only a writer's insert stream may send up to ``client_max_size``; every other
-verb gets :data:`~breezy_janitor_store.smart.SMALL_BODY_LIMIT`.  A real
+verb gets :data:`~breezy_janitor_store.smart.exchange.SMALL_BODY_LIMIT`.  A real
 ``brz janitor-store serve`` runs as a subprocess and its resident memory is
 read from ``/proc/PID``: an anonymous 64 MB body must be answered 413 with
 the server's memory growing by far less than the body.
@@ -15,7 +15,7 @@ import struct
 import threading
 from collections.abc import Iterable, Iterator
 
-from ..smart import SMALL_BODY_LIMIT
+from ..smart.exchange import SMALL_BODY_LIMIT
 from . import hostile
 from .fixtures import FREE_PORTS, StoreTestCase, brz, start_serve
 

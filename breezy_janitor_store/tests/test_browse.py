@@ -22,9 +22,9 @@ import zlib
 from collections import Counter
 from html.parser import HTMLParser
 
-from .. import browse
-from ..diff import DEFAULT_TIMEOUT
-from ..server import make_server
+from ..store.diff import DEFAULT_TIMEOUT
+from ..web import browse
+from ..web.server import make_server
 from .api_fixtures import COMMITTER, SharedStore, big_store, hello_store
 from .features import CHROMIUM as CHROMIUM_FEATURE
 from .features import HTML5LIB, require

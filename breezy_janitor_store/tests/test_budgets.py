@@ -17,15 +17,15 @@ from breezy.branch import Branch
 from breezy.bzr.smart.repository import _stream_to_byte_stream
 from breezy.bzr.vf_search import PendingAncestryResult
 
-from ..auth import BasicAuth, CredentialsFile, add_worker
-from ..budget import StreamBudget
-from ..metrics import REGISTRY
-from ..smart import (
+from ..policy.auth import BasicAuth, CredentialsFile, add_worker
+from ..smart.exchange import (
     BUFFERED_READ_LIMIT,
     MAX_READV_RANGES,
     SMALL_BODY_LIMIT,
     VFS_READ_LIMIT,
 )
+from ..store.budget import StreamBudget
+from ..web.metrics import REGISTRY
 from . import hostile
 from .fixtures import StoreTestCase, brz, http_request, wait_for
 from .test_auth import write_authentication_conf

@@ -9,7 +9,7 @@ import secrets
 import shutil
 import threading
 
-from ..auth import hash_password
+from ..policy.auth import hash_password
 from . import hostile
 from .fixtures import FREE_PORTS, StoreTestCase, start_serve
 

@@ -7,9 +7,9 @@ import json
 import os
 import threading
 
-from ..backup import backup_store
-from ..check import check_store
-from ..storage import Storage
+from ..store.backup import backup_store
+from ..store.check import check_store
+from ..store.storage import Storage
 from .fixtures import StoreTestCase, brz, plugin_env
 
 

@@ -20,8 +20,8 @@ import time
 from breezy.commit import NullCommitReporter
 from breezy.workingtree import WorkingTree
 
-from ..layout import Location
-from ..locks import break_lock, list_locks
+from ..store.layout import Location
+from ..store.locks import break_lock, list_locks
 from .fixtures import StoreTestCase, brz, brz_command
 
 CLIENTS = 10

@@ -12,10 +12,10 @@ import unittest
 
 from psycopg_pool import ConnectionPool
 
-from .. import db as db_module
-from ..config import ConfigError
-from ..db import Database, PostgresCodebases, PostgresWorkers
-from ..policies import PolicyUnavailable
+from ..policy import db as db_module
+from ..policy.config import ConfigError
+from ..policy.db import Database, PostgresCodebases, PostgresWorkers
+from ..policy.policies import PolicyUnavailable
 from ..serve import ServeSettings, build_apps
 from .fixtures import (
     FREE_PORTS,
@@ -72,7 +72,7 @@ class DatabaseTestCase(StoreTestCase):
         """A store whose codebases and public-face workers are the database's."""
         self.codebases = PostgresCodebases(self.database, ttl=ttl, missing_ttl=ttl)
         self.workers = PostgresWorkers(self.database, ttl=ttl)
-        from ..auth import BasicAuth
+        from ..policy.auth import BasicAuth
 
         return self.start_store(
             campaigns=["lintian-fixes"],

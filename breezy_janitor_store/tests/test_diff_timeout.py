@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import unittest
 
-from .. import diff
+from ..store import diff
 from .fixtures import wait_for
 
 

@@ -21,9 +21,9 @@ from typing import ClassVar
 from breezy import urlutils
 from breezy.transport.local import LocalTransport
 
-from ..app import ADMIN, StoreApp
-from ..server import make_server
-from ..storage import Storage
+from ..store.storage import Storage
+from ..web.app import ADMIN, StoreApp
+from ..web.server import make_server
 from .fixtures import StoreTestCase, brz
 
 CAMPAIGNS = ["lintian-fixes"]

@@ -1,6 +1,6 @@
 """Shortcuts on the per-request path agree with what they stand for.
 
-* :func:`breezy_janitor_store.filters._escapes` finds exactly what the
+* :func:`breezy_janitor_store.web.filters._escapes` finds exactly what the
   path-escape regular expression finds;
 * the transport's kept path results (:func:`_resolve_kept`,
   :func:`_join_kept`) are those computed afresh, kept for short arguments
@@ -14,7 +14,8 @@ import unittest
 
 from breezy.transport import get_transport_from_path
 
-from .. import filters, transport
+from ..store import transport
+from ..web import filters
 
 #: Pieces of request paths, hostile ones among them.
 PIECES = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 
-from ..locks import list_locks
+from ..store.locks import list_locks
 from .test_concurrency import CLIENTS, CONTENTION, ConcurrencyTestCase
 
 #: What a push that lost the race to a diverged tip may say.

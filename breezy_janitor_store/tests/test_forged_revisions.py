@@ -21,8 +21,8 @@ from breezy.bzr.versionedfile import FulltextContentFactory
 from breezy.controldir import ControlDir
 from breezy.repository import Repository
 
-from .. import provenance
-from ..auth import BasicAuth, CredentialsFile, add_worker
+from ..policy.auth import BasicAuth, CredentialsFile, add_worker
+from ..store import provenance
 from .fixtures import StoreTestCase, brz, tree_digest
 from .hostile import smart_client
 from .test_worker_flow import import_branches

@@ -6,7 +6,7 @@ import gc
 
 from breezy.bzr.pack_repo import PackRepository
 
-from ..transport import URL_SCHEME
+from ..store.transport import URL_SCHEME
 from .fixtures import StoreTestCase, brz, http_request
 
 ROUNDS = 5

@@ -24,9 +24,9 @@ from wsgiref.util import setup_testing_defaults
 from breezy import errors
 from breezy.transport import NoSuchFile
 
-from .. import layout
-from ..app import ADMIN, PUBLIC, StoreApp
-from ..storage import Storage
+from ..store import layout
+from ..store.storage import Storage
+from ..web.app import ADMIN, PUBLIC, StoreApp
 from . import hostile
 from .features import HYPOTHESIS, require_module
 from .fixtures import StoreTestCase, tree_digest

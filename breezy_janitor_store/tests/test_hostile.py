@@ -26,11 +26,11 @@ from breezy.bzr.smart import protocol, request
 from breezy.bzr.smart.repository import _stream_to_byte_stream
 from breezy.workingtree import WorkingTree
 
-from ..app import ADMIN, INCOMPLETE_RESPONSE, StoreApp
-from ..layout import Location
-from ..locks import break_lock
-from ..server import MAX_REQUEST_LINE, make_server
-from ..smart import UNSERVED_VERBS
+from ..smart.exchange import UNSERVED_VERBS
+from ..store.layout import Location
+from ..store.locks import break_lock
+from ..web.app import ADMIN, INCOMPLETE_RESPONSE, StoreApp
+from ..web.server import MAX_REQUEST_LINE, make_server
 from . import hostile
 from .fixtures import StoreTestCase, brz, http_request, tree_digest
 

@@ -16,7 +16,8 @@ import urllib.parse
 from breezy import bedding, errors
 from breezy.branch import Branch
 
-from .. import browse, layout
+from ..store import layout
+from ..web import browse
 from . import hostile
 from .api_fixtures import hello_store
 from .fixtures import StoreTestCase, brz, http_request

@@ -20,7 +20,7 @@ from breezy.branch import Branch
 from breezy.bzr.branch import BranchReferenceFormat
 from breezy.controldir import ControlDir
 
-from ..storage import Storage
+from ..store.storage import Storage
 from . import hostile
 from .fixtures import brz, http_request, tree_digest
 from .test_hostile import CAMPAIGNS, TRIED, HostileTestCase

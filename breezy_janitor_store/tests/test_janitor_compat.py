@@ -12,9 +12,9 @@ import threading
 from breezy.bzr.smart import protocol
 from breezy.transport.http import wsgi
 
-from ..app import INCOMPLETE_RESPONSE
-from ..policies import CodebaseList
-from ..server import make_server
+from ..policy.policies import CodebaseList
+from ..web.app import INCOMPLETE_RESPONSE
+from ..web.server import make_server
 from . import hostile
 from .fixtures import StoreTestCase, brz, http_request, tree_digest
 

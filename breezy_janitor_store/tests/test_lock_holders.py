@@ -9,7 +9,7 @@ import unittest
 
 from breezy.lockdir import LockHeldInfo
 
-from .. import holders, locks
+from ..store import holders, locks
 from . import hostile
 from .fixtures import PASSWORD, WORKER, StoreTestCase, http_request
 from .test_auth import write_authentication_conf

@@ -24,11 +24,12 @@ from breezy.bzr.groupcompress_repo import RepositoryFormat2a
 from breezy.bzr.smart.repository import _stream_to_byte_stream
 from breezy.bzr.vf_search import PendingAncestryResult
 
-from .. import leases, locks
-from ..app import StoreApp
-from ..auth import add_worker
-from ..config import ConfigError
+from ..policy.auth import add_worker
+from ..policy.config import ConfigError
 from ..serve import ServeSettings
+from ..smart import leases
+from ..store import locks
+from ..web.app import StoreApp
 from . import hostile
 from .fixtures import (
     FREE_PORTS,
@@ -147,7 +148,7 @@ class WalkedAwayTests(LeaseTestCase):
         """The repository lock a request took (the store records packs
         under it) and never released, its process killed: after the lease,
         the next push breaks it."""
-        from .. import holders
+        from ..store import holders
 
         storage = self.store.admin_app.storage
         repo = storage.transport("hello", writable=True, is_campaign=bool)
@@ -413,8 +414,8 @@ class HolderMatchTests(unittest.TestCase):
     def test_stamped_records_match_their_holder_only(self) -> None:
         from breezy.lockdir import LockHeldInfo
 
-        from .. import holders
-        from ..layout import Location
+        from ..store import holders
+        from ..store.layout import Location
 
         record = LockHeldInfo.for_this_process(None).to_bytes()
         for worker in ("worker-1", 'w\u00f6rker "x": #y', None):

@@ -16,9 +16,9 @@ from typing import ClassVar
 
 from breezy import lockdir
 
-from .. import locks
-from ..layout import Location
-from ..locks import break_lock, list_locks
+from ..store import locks
+from ..store.layout import Location
+from ..store.locks import break_lock, list_locks
 from .fixtures import (
     StoreTestCase,
     brz,

@@ -16,9 +16,9 @@ import re
 import threading
 import unittest
 
-from ..auth import BasicAuth, CredentialsFile, add_worker
-from ..filters import REQUEST_ID_HEADER, RequestIdLogFilter, access_line
+from ..policy.auth import BasicAuth, CredentialsFile, add_worker
 from ..serve import BatchedLines
+from ..web.filters import REQUEST_ID_HEADER, RequestIdLogFilter, access_line
 from . import hostile
 from .fixtures import StoreTestCase, brz, http_request, wait_for
 

@@ -14,8 +14,8 @@ import urllib.parse
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from .. import metrics
-from ..policies import CodebaseList
+from ..policy.policies import CodebaseList
+from ..web import metrics
 from .api_fixtures import hello_store
 from .fixtures import brz, http_request, python_env
 
@@ -239,8 +239,8 @@ class MetricsTests(unittest.TestCase):
 
 _SERVE = """
 import sys
-from breezy_janitor_store.app import StoreApp
-from breezy_janitor_store.server import make_server
+from breezy_janitor_store.web.app import StoreApp
+from breezy_janitor_store.web.server import make_server
 
 server = make_server(StoreApp(sys.argv[1]), "127.0.0.1", 0)
 print(server.server_address[1], flush=True)

@@ -20,8 +20,8 @@ from breezy.bzr.branch import BzrBranchFormat7
 from breezy.bzr.bzrdir import BzrDirMetaFormat1
 from breezy.hooks import known_hooks, known_hooks_key_to_object
 
-from .. import isolation
-from ..app import StoreApp
+from ..store import isolation
+from ..web.app import StoreApp
 from . import hostile
 from .fixtures import FREE_PORTS, brz, start_serve, tree_digest
 from .test_hostile import TRIED, HostileTestCase

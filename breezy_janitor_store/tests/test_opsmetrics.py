@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from ..server import HELD_LOCKS
+from ..web.server import HELD_LOCKS
 from . import hostile
 from .features import GUNICORN, require
 from .fixtures import StoreTestCase, brz, http_request, wait_for

@@ -9,7 +9,7 @@ import os
 from breezy.branch import Branch
 from breezy.transport.http import response
 
-from ..policies import CodebaseList
+from ..policy.policies import CodebaseList
 from .fixtures import PASSWORD, WORKER, StoreTestCase, brz, http_request, tree_digest
 from .test_auth import basic
 from .test_routes import head_then_get

@@ -25,7 +25,8 @@ from breezy import controldir
 from breezy.branch import Branch
 from breezy.revision import NULL_REVISION, Revision
 
-from .. import api, history
+from ..store import history
+from ..web import api
 from .features import HYPOTHESIS, require_module
 from .fixtures import StoreTestCase, brz, http_request
 from .test_browse import Page

@@ -10,8 +10,8 @@ import socket
 import unittest
 import urllib.parse
 
-from .. import app as app_module
-from .. import filters
+from ..web import app as app_module
+from ..web import filters
 from .api_fixtures import hello_store
 from .fixtures import http_request
 from .test_metrics import scrape, scrape_until, value

@@ -6,7 +6,7 @@ import os
 import socket
 
 from ..serve import ServeSettings, build_apps
-from ..smart import SMALL_BODY_LIMIT, StreamBudget
+from ..smart.exchange import SMALL_BODY_LIMIT, StreamBudget
 from . import hostile
 from .fixtures import StoreTestCase, brz, plugin_env, wait_for
 

@@ -8,8 +8,8 @@ import stat
 from breezy import errors, urlutils
 from breezy.transport import FileExists, NoSuchFile, Transport
 
-from ..storage import Storage
-from ..transport import StoreTransport
+from ..store.storage import Storage
+from ..store.transport import StoreTransport
 from .fixtures import StoreTestCase, tree_digest
 
 
@@ -92,7 +92,7 @@ class StoreTransportTests(StoreTestCase):
             self.transport(writable=False).get_bytes("lintian-fixes/sub/file")
 
     def test_long_paths_are_resolved_and_not_kept(self) -> None:
-        from .. import transport
+        from ..store import transport
 
         t = self.transport()
         long = "/".join(["d" * 100] * 8)  # over MEMO_LIMIT

@@ -7,7 +7,7 @@ import unittest
 
 from breezy.bzr.smart import request
 
-from .. import smart
+from ..smart import exchange as smart
 from .fixtures import wait_for
 
 

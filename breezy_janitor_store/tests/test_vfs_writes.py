@@ -13,7 +13,7 @@ import unittest
 
 from breezy.bzr.branch import BranchReferenceFormat
 
-from .. import layout
+from ..store import layout
 from . import hostile
 from .fixtures import tree_digest
 from .test_hostile import TRIED, HostileTestCase

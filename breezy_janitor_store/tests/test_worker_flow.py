@@ -16,7 +16,7 @@ from breezy import bedding, controldir, errors, ui
 from breezy.branch import Branch
 from breezy.transport import NoSuchFile
 
-from ..policies import CodebaseList
+from ..policy.policies import CodebaseList
 from .fixtures import PASSWORD, WORKER, StoreTestCase, brz
 from .test_auth import write_authentication_conf
 from .test_db import DatabaseTestCase
