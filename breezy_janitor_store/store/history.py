@@ -96,9 +96,7 @@ class BranchRef:
 
     @property
     def segments(self) -> tuple[str, ...]:
-        if self.role == layout.MAIN_ROLE:
-            return (self.campaign,)
-        return (self.campaign, self.role)
+        return layout.branch_segments(self.campaign, self.role)
 
 
 def branches(storage: Storage, codebase: str, campaigns) -> list[BranchRef]:
@@ -123,10 +121,10 @@ def branches(storage: Storage, codebase: str, campaigns) -> list[BranchRef]:
     for campaign in layout_names(root, "."):
         if campaign not in campaigns:
             continue
-        add(campaign, layout.MAIN_ROLE, (campaign,))
+        add(campaign, layout.MAIN_ROLE, layout.branch_segments(campaign))
         for role in layout_names(root, campaign):
-            if role != layout.MAIN_ROLE:
-                add(campaign, role, (campaign, role))
+            if layout.is_role_name(role):
+                add(campaign, role, layout.branch_segments(campaign, role))
     return found
 
 

@@ -25,9 +25,11 @@ __all__ = [
     "REMOTE_SCHEMES",
     "InvalidName",
     "Location",
+    "branch_segments",
     "is_format_file",
     "is_location_option",
     "is_pack_data",
+    "is_role_name",
     "is_store_record",
     "is_valid_name",
     "location_refusal",
@@ -172,6 +174,18 @@ def _printable(name: str) -> str:
     """A name safe to echo back in a plain-text reason."""
     shown = name[:40].encode("ascii", "backslashreplace").decode("ascii")
     return repr(shown + ("..." if len(name) > 40 else ""))
+
+
+def branch_segments(campaign: str, role: str | None = None) -> tuple[str, ...]:
+    """The virtual path of ``campaign``'s ``role`` branch: the main role's
+    is the campaign's own (``c/main`` is ``c``)."""
+    return (campaign,) if role in (None, MAIN_ROLE) else (campaign, role)
+
+
+def is_role_name(name: str) -> bool:
+    """Whether directory ``name`` under a campaign's is a role's branch: the
+    main role is the campaign directory itself."""
+    return name != MAIN_ROLE
 
 
 def to_disk(segments: tuple[str, ...]) -> tuple[str, ...]:

@@ -303,7 +303,7 @@ def _branch_locations(transport, codebase: str) -> Iterator[layout.Location]:
     for campaign in layout_names(transport, "."):
         yield layout.Location(codebase, campaign)
         for role in layout_names(transport, campaign):
-            if role != layout.MAIN_ROLE:
+            if layout.is_role_name(role):
                 yield layout.Location(codebase, campaign, role)
 
 

@@ -29,8 +29,9 @@ from breezy.workingtree import WorkingTree
 from ..smart.exchange import UNSERVED_VERBS
 from ..store.layout import Location
 from ..store.locks import break_lock
-from ..web.app import ADMIN, INCOMPLETE_RESPONSE, StoreApp
+from ..web.app import ADMIN, StoreApp
 from ..web.server import MAX_REQUEST_LINE, make_server
+from ..web.smart import INCOMPLETE_RESPONSE
 from . import hostile
 from .fixtures import StoreTestCase, brz, http_request, tree_digest
 

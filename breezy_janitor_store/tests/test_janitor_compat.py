@@ -13,8 +13,8 @@ from breezy.bzr.smart import protocol
 from breezy.transport.http import wsgi
 
 from ..policy.policies import CodebaseList
-from ..web.app import INCOMPLETE_RESPONSE
 from ..web.server import make_server
+from ..web.smart import INCOMPLETE_RESPONSE
 from . import hostile
 from .fixtures import StoreTestCase, brz, http_request, tree_digest
 

@@ -126,6 +126,23 @@ class LayeringTests(unittest.TestCase):
                     self.assertIsNotNone(below, "imports an entry point")
                     self.assertLessEqual(below, layer)
 
+    def test_no_import_cycle_type_only_imports_included(self) -> None:
+        graph = {m: imports_of(m) for m in _modules()}
+        done: set[str] = set()
+
+        def walk(module: str, path: tuple[str, ...]) -> None:
+            if module in path:
+                cycle = path[path.index(module) :] + (module,)
+                self.fail("import cycle: " + " -> ".join(cycle))
+            if module in done:
+                return
+            for imported in sorted(graph.get(module, ())):
+                walk(imported, (*path, module))
+            done.add(module)
+
+        for module in graph:
+            walk(module, ())
+
     def test_importing_the_lower_layers_loads_no_web_module(self) -> None:
         lower = sorted(m for m in _modules() if layer_of(m) in (0, 1, 2))
         code = (

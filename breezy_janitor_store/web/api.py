@@ -1,4 +1,4 @@
-"""Handlers of the janitor's HTTP API (routed by ``app.ROUTES``).
+"""Handlers of the janitor's HTTP API (routed by ``app.ROUTES``; each is ``handler(face, req, **groups)``).
 
 Admin face: codebase lists, readiness, ``/CODEBASE/diff``,
 ``/CODEBASE/revision-info``, ``POST /CODEBASE/remotes/REMOTE`` and
@@ -6,7 +6,7 @@ Admin face: codebase lists, readiness, ``/CODEBASE/diff``,
 readiness (terse), codebase lists, ``/bzr/CODEBASE/diff`` and
 ``/bzr/CODEBASE/revision-info`` and the revision page's path decoding; the HTML pages
 themselves are in :mod:`breezy_janitor_store.web.browse`.  Each handler is
-``handler(app, req, **groups)``.
+``handler(face, req, **groups)``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from . import browse
 from .http import HTTPError, Request
 
 if TYPE_CHECKING:
-    from .app import StoreApp
+    from .face import Face
 
 __all__ = [
     "CODEBASE",
@@ -113,14 +113,14 @@ def negotiate(accept: str | None, offers: tuple[str, ...]) -> str | None:
     return best
 
 
-def list_codebases(app: StoreApp, req: Request) -> list[bytes]:
+def list_codebases(face: Face, req: Request) -> list[bytes]:
     """The codebases, as JSON, plain text or HTML (``Accept``)."""
     kind = negotiate(req.environ.get("HTTP_ACCEPT"), LIST_TYPES)
     if kind is None:
         raise HTTPError(406, f"can answer with {', '.join(LIST_TYPES)} only")
-    names = app.storage.codebases()
+    names = face.storage.codebases()
     if kind == "text/html":
-        return browse.codebase_list_page(app, req, names)
+        return browse.codebase_list_page(face, req, names)
     if kind == JSON_TYPE:
         return _json(req, names)
     body = "".join(n + "\n" for n in names).encode("utf-8")
@@ -128,9 +128,9 @@ def list_codebases(app: StoreApp, req: Request) -> list[bytes]:
     return [body]
 
 
-def repositories(app: StoreApp, req: Request) -> list[bytes]:
+def repositories(face: Face, req: Request) -> list[bytes]:
     """The codebases as a JSON array."""
-    return _json(req, app.storage.codebases())
+    return _json(req, face.storage.codebases())
 
 
 def _json(req: Request, value: object, indent: int | None = None) -> list[bytes]:
@@ -158,33 +158,33 @@ def ok(req: Request) -> list[bytes]:
     return [OK_BODY]
 
 
-def ready(app: StoreApp, req: Request) -> list[bytes]:
+def ready(face: Face, req: Request) -> list[bytes]:
     """``ok`` when the storage directory and the policies' sources answer;
     else ``503`` naming the problems."""
-    problems = _readiness_problems(app, probe=True)
+    problems = _readiness_problems(face, probe=True)
     if problems:
         raise HTTPError(503, "not ready: " + "; ".join(problems))
     return ok(req)
 
 
-def public_ready(app: StoreApp, req: Request) -> list[bytes]:
+def public_ready(face: Face, req: Request) -> list[bytes]:
     """The public face's readiness, for a load balancer's probe: ``ok``, or
     ``503 not ready`` with the problems logged, not shown (the face is on the
     internet).  An anonymous request writes nothing: whether the face may
     write is asked of ``access(2)``."""
-    problems = _readiness_problems(app, probe=False)
+    problems = _readiness_problems(face, probe=False)
     if problems:
         logger.warning("not ready: %s", "; ".join(problems))
         raise HTTPError(503, "not ready")
     return ok(req)
 
 
-def _readiness_problems(app: StoreApp, *, probe: bool) -> list[str]:
-    """What keeps ``app`` from serving; ``probe``: create and remove a file
+def _readiness_problems(face: Face, *, probe: bool) -> list[str]:
+    """What keeps ``face`` from serving; ``probe``: create and remove a file
     to show the storage directory writable."""
     problems = []
-    directory = app.storage.directory
-    writes = probe or app.write_policy is not None
+    directory = face.storage.directory
+    writes = probe or face.write_policy is not None
     try:
         os.listdir(directory)
         if probe:
@@ -197,7 +197,7 @@ def _readiness_problems(app: StoreApp, *, probe: bool) -> list[str]:
         what = "readable and writable" if writes else "readable"
         problems.append(f"storage directory not {what}: {e.strerror}")
     seen: set[int] = set()
-    for policy in (app.codebase_policy, app.write_policy):
+    for policy in (face.codebase_policy, face.write_policy):
         check = getattr(policy, "check_ready", None)
         if check is None or id(policy) in seen:
             continue
@@ -227,12 +227,12 @@ def _revision_arg(query: dict[str, str], name: str) -> bytes:
     return value.replace(" ", "+").encode("utf-8")
 
 
-def _revisions(app: StoreApp, req: Request, codebase: str):
+def _revisions(face: Face, req: Request, codebase: str):
     """The repository and the ``old`` and ``new`` revisions, checked."""
     query = _query(req)
     old = _revision_arg(query, "old")
     new = _revision_arg(query, "new")
-    repo = browse.open_codebase(app, codebase, inaccessible=True)
+    repo = browse.open_codebase(face, codebase, inaccessible=True)
     wanted = [r for r in (old, new) if r != history.NULL_REVISION]
     with repo.lock_read():
         present = repo.has_revisions(wanted)
@@ -252,20 +252,20 @@ def _subpath(query: dict[str, str]) -> str | None:
     return path or None
 
 
-def diff_view(app: StoreApp, req: Request, codebase: str) -> Iterable[bytes]:
+def diff_view(face: Face, req: Request, codebase: str) -> Iterable[bytes]:
     """The unified diff between two revisions, streamed, within
-    ``app.diff_limits`` and a slot of ``app.stream_budget``."""
-    repo, old, new, query = _revisions(app, req, codebase)
+    ``face.diff_limits`` and a slot of ``face.stream_budget``."""
+    repo, old, new, query = _revisions(face, req, codebase)
     path = _subpath(query)
     if old == new:
         req.respond(200, DIFF_TYPE, [("Content-Length", "0")])
         return []
-    limits = app.diff_limits
+    limits = face.diff_limits
     stream = diff.DiffStream(
         lambda out: diff.write_revision_diff(repo, old, new, out, path, limits),
-        app.diff_timeout,
+        face.diff_timeout,
         limits.output_bytes,
-        browse.diff_slot(app),
+        browse.diff_slot(face),
     )
     try:
         stream.first()
@@ -277,13 +277,13 @@ def diff_view(app: StoreApp, req: Request, codebase: str) -> Iterable[bytes]:
     return stream
 
 
-def revision_info(app: StoreApp, req: Request, codebase: str) -> Iterable[bytes]:
+def revision_info(face: Face, req: Request, codebase: str) -> Iterable[bytes]:
     """The revisions on ``new``'s left-hand line back to ``old``, newest first."""
-    repo, old, new, _ = _revisions(app, req, codebase)
+    repo, old, new, _ = _revisions(face, req, codebase)
     revids = history.mainline(repo, new, old)
     # Revision pages are on the public face: absolute links, or none.
-    root = browse.public_root(app, req)
-    items = _revision_items(repo, revids, codebase, root + "/bzr" if root else None)
+    root = face.public_root(req)
+    items = _revision_items(repo, revids, codebase, face.branches_url(req) if root else None)
     if len(revids) <= EAGER_REVISIONS:
         return _json(req, list(items))
     req.respond(200, JSON_TYPE)
@@ -323,19 +323,19 @@ def _json_array(items: Iterator[dict]) -> Iterator[bytes]:
 # -- remotes --
 
 
-def set_remote(app: StoreApp, req: Request, codebase: str, remote: str) -> list[bytes]:
+def set_remote(face: Face, req: Request, codebase: str, remote: str) -> list[bytes]:
     """Record form field ``url`` as the parent of branch CODEBASE/REMOTE."""
     url = _form(req).get("url", "").strip()
     if not url:
         raise HTTPError(400, "missing form field: url")
     _check_url(url)
-    if not app.codebase_policy.codebase_exists(codebase) or remote not in app.campaigns:
+    if not (
+        face.codebase_policy.codebase_exists(codebase)
+        and face.is_campaign(remote)
+        and face.storage.has_repository(codebase)
+    ):
         raise HTTPError(404, f"no such branch: {codebase}/{remote}")
-    if not app.storage.has_repository(codebase):
-        raise HTTPError(404, f"no such branch: {codebase}/{remote}")
-    root = app.storage.transport(
-        codebase, writable=True, is_campaign=app.campaigns.__contains__
-    )
+    root = face.storage.transport(codebase, writable=True, is_campaign=face.is_campaign)
     try:
         branch = branches.open_branch(root, (remote,))
     except (errors.NotBranchError, errors.NoRepositoryPresent):
@@ -388,14 +388,14 @@ def _form(req: Request) -> dict[str, str]:
 
 
 def revision_page(
-    app: StoreApp, req: Request, codebase: str, revid: str
+    face: Face, req: Request, codebase: str, revid: str
 ) -> Iterable[bytes]:
     """The revision page; ``revid`` as the server decoded it from the path."""
     try:
         raw = revid.encode("latin-1")  # PEP 3333: PATH_INFO bytes as latin-1
     except UnicodeEncodeError:
         raw = revid.encode("utf-8")  # servers that decode it as UTF-8
-    return browse.revision_page(app, req, codebase, raw)
+    return browse.revision_page(face, req, codebase, raw)
 
 
 # -- held locks (admin face) --
@@ -404,26 +404,25 @@ def revision_page(
 MAX_BREAK_REQUEST = 4096
 
 
-def _lock_codebase(app: StoreApp, name: str) -> str:
-    try:
-        layout.parse_location(name)
-    except layout.InvalidName as e:
-        raise HTTPError(400, str(e)) from None
-    if not app.storage.has_repository(name):
+def _lock_codebase(face: Face, name: str) -> str:
+    """``name``, a codebase on disk (whether a policy admits it or not: an
+    operator breaks the locks of any codebase on disk)."""
+    face.names(name)
+    if not face.storage.has_repository(name):
         raise HTTPError(404, f"no such codebase: {name}")
     return name
 
 
-def list_locks(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
+def list_locks(face: Face, req: Request, codebase: str) -> list[bytes]:
     """``GET /CODEBASE/locks``: the locks held in the codebase."""
-    held = locks.list_locks(app.storage, _lock_codebase(app, codebase), app.lock_lease)
+    held = locks.list_locks(face.storage, _lock_codebase(face, codebase), face.lock_lease)
     return _json(req, [h.to_json() for h in held], indent=1)
 
 
-def break_lock(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
+def break_lock(face: Face, req: Request, codebase: str) -> list[bytes]:
     """``POST /CODEBASE/locks``: break one lock,
     ``{"location": ..., "nonce": ..., "older_than": ...}``."""
-    codebase = _lock_codebase(app, codebase)
+    codebase = _lock_codebase(face, codebase)
     request = _read_json(req)
     location = request.get("location", codebase)
     nonce = request.get("nonce")
@@ -436,14 +435,11 @@ def break_lock(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
         isinstance(older_than, bool) or not isinstance(older_than, (int, float))
     ):
         raise HTTPError(400, "older_than must be a number of seconds")
-    try:
-        loc = layout.parse_location(location)
-    except layout.InvalidName as e:
-        raise HTTPError(400, str(e)) from None
+    loc = face.parse(location)
     if loc.codebase != codebase:
         raise HTTPError(400, f"{location} is not in codebase {codebase}")
     try:
-        held = locks.break_lock(app.storage, loc, nonce=nonce, older_than=older_than)
+        held = locks.break_lock(face.storage, loc, nonce=nonce, older_than=older_than)
     except locks.LockChanged as e:
         raise HTTPError(409, str(e)) from None
     if held is None:

@@ -26,17 +26,15 @@ import re
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
-from wsgiref.util import application_uri
 
 from breezy import errors, osutils
 from breezy.revision import NULL_REVISION, Revision
 
-from ..policy.policies import is_listed
 from ..store import diff, history, layout
 from .http import HTTPError, Request
 
 if TYPE_CHECKING:
-    from .app import StoreApp
+    from .face import Face
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -48,7 +46,6 @@ __all__ = [
     "codebase_page",
     "diff_slot",
     "home_page",
-    "public_root",
     "revision_page",
 ]
 
@@ -153,43 +150,6 @@ def respond_html(req: Request, body: bytes) -> list[bytes]:
 # -- URLs --
 
 
-#: A ``Host`` header links may be built from: a host name, an IPv4 or a
-#: bracketed IPv6 address, and an optional port.
-_HOST = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
-    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
-)
-
-
-def public_root(app: StoreApp, req: Request) -> str:
-    """Absolute URL of the public face's root, without a trailing slash.
-
-    ``app.public_url`` when set, else (on the public face) derived from the
-    request: its ``Host`` when that is a host name or address with an
-    optional port, else the server's own name and port (a client still
-    chooses which valid host name links show: set ``public_url`` behind a
-    cache).  On the admin face without ``public_url``, ``""`` (links are
-    then root-relative: the public face is assumed to share the host).
-    """
-    configured = getattr(app, "public_url", None)
-    if configured:
-        return configured.rstrip("/")
-    if app.face == "public":
-        environ = req.environ
-        if not _HOST.fullmatch(environ.get("HTTP_HOST", "")):
-            # not a host name or address: the address the server listens on
-            environ = {k: v for k, v in environ.items() if k != "HTTP_HOST"}
-        return application_uri(environ).rstrip("/")
-    return ""
-
-
-def _base(app: StoreApp, req: Request) -> str:
-    """Path (or URL, on the admin face) of ``/bzr`` for links in pages."""
-    if app.face == "public":
-        return req.environ.get("SCRIPT_NAME", "").rstrip("/") + app.prefix
-    return public_root(app, req) + "/bzr"
-
 
 def _branch_path(codebase: str, segments: tuple[str, ...]) -> str:
     return "/" + "/".join((codebase, *segments)) + "/"
@@ -279,9 +239,9 @@ def _bugs(rev: Revision) -> str | None:
 # -- pages --
 
 
-def home_page(app: StoreApp, req: Request) -> list[bytes]:
-    root = public_root(app, req)
-    count = len(app.storage.codebases())
+def home_page(face: Face, req: Request) -> list[bytes]:
+    root = face.public_root(req)
+    count = len(face.storage.codebases())
     body = (
         "<h1>Bazaar branches of the Debian Janitor</h1>\n"
         "<p>This store holds the Bazaar branches the Janitor builds: for each "
@@ -291,7 +251,7 @@ def home_page(app: StoreApp, req: Request) -> list[bytes]:
         '<p>Branch from it with <a href="https://www.breezy-vcs.org/">Breezy</a>:</p>\n'
         f'<pre class="cmd">brz branch {esc(root)}/bzr/CODEBASE/CAMPAIGN</pre>\n'
         f'<pre class="cmd">brz branch {esc(root)}/bzr/CODEBASE/CAMPAIGN/ROLE</pre>\n'
-        f'<p>Browse the <a href="{esc(_base(app, req))}/">{count} '
+        f'<p>Browse the <a href="{esc(face.branches_base(req))}/">{count} '
         f"codebase{'s' if count != 1 else ''}</a>.</p>\n"
     )
     return respond_html(
@@ -299,8 +259,8 @@ def home_page(app: StoreApp, req: Request) -> list[bytes]:
     )
 
 
-def codebase_list_page(app: StoreApp, req: Request, names: list[str]) -> list[bytes]:
-    base = _base(app, req)
+def codebase_list_page(face: Face, req: Request, names: list[str]) -> list[bytes]:
+    base = face.branches_base(req)
     items = "".join(
         f'<li><a href="{esc(base)}/{esc(n)}/">{esc(n)}</a></li>\n' for n in names
     )
@@ -309,17 +269,11 @@ def codebase_list_page(app: StoreApp, req: Request, names: list[str]) -> list[by
         f"{'s' if len(names) != 1 else ''}.</p>\n"
         + (f"<ul>\n{items}</ul>\n" if names else "")
     )
-    crumbs = [("Home", _home(app, req)), ("bzr", None)]
+    crumbs = [("Home", face.home(req)), ("bzr", None)]
     return respond_html(req, page("Codebases", crumbs, body))
 
 
-def _home(app: StoreApp, req: Request) -> str | None:
-    if app.face == "public":
-        return req.environ.get("SCRIPT_NAME", "") + "/"
-    return None
-
-
-def open_codebase(app: StoreApp, codebase: str, *, inaccessible: bool = False):
+def open_codebase(face: Face, codebase: str, *, inaccessible: bool = False):
     """The repository of ``codebase``, or a 404.
 
     :param inaccessible: answer a codebase the policy lists (the janitor's
@@ -327,25 +281,18 @@ def open_codebase(app: StoreApp, codebase: str, *, inaccessible: bool = False):
         inaccessible", as the janitor's API clients expect) rather than 404.
         A policy admitting every name lists none: 404.
     """
-    if not layout.is_valid_name(codebase) or not app.codebase_policy.codebase_exists(
-        codebase
-    ):
-        raise HTTPError(404, f"no such codebase: {codebase}")
+    face.codebase(codebase, inaccessible=inaccessible)
     try:
-        return history.open_repository(app.storage, codebase, app.campaigns)
-    except history.NoRepository:
-        if inaccessible and is_listed(app.codebase_policy, codebase):
-            raise HTTPError(
-                503, f"the repository of {codebase} is temporarily inaccessible"
-            ) from None
-        raise HTTPError(404, f"no such codebase: {codebase}") from None
+        return history.open_repository(face.storage, codebase, face.campaigns)
+    except history.NoRepository:  # gone since
+        raise face.missing(codebase, inaccessible=inaccessible) from None
 
 
-def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
-    repo = open_codebase(app, codebase)
-    base = _base(app, req)
-    root = public_root(app, req)
-    refs = history.branches(app.storage, codebase, app.campaigns)
+def codebase_page(face: Face, req: Request, codebase: str) -> list[bytes]:
+    repo = open_codebase(face, codebase)
+    base = face.branches_base(req)
+    root = face.branches_url(req)
+    refs = history.branches(face.storage, codebase, face.campaigns)
     tips = []
     for ref in refs:
         if ref.branch is None:  # a branch reference or stacked: not followed
@@ -360,7 +307,7 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
     rows = []
     for ref, (revno, revid) in zip(refs, tips):
         href = base + _branch_path(codebase, ref.segments)
-        url = f"{root}/bzr/{_location(codebase, ref.segments)}"
+        url = f"{root}/{_location(codebase, ref.segments)}"
         rev = revisions.get(revid)
         if ref.refused is not None:
             tip = f'<td colspan="4">({esc(ref.refused)}: not followed)</td>'
@@ -399,29 +346,28 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
         )
     else:
         body = "<p>No branches yet.</p>\n"
-    crumbs = [("Home", _home(app, req)), ("bzr", base + "/"), (codebase, None)]
+    crumbs = [("Home", face.home(req)), ("bzr", base + "/"), (codebase, None)]
     return respond_html(
         req, page(f"{codebase}", crumbs, f"<h1>{esc(codebase)}</h1>\n" + body)
     )
 
 
 def branch_page(
-    app: StoreApp, req: Request, codebase: str, campaign: str, role: str | None
+    face: Face, req: Request, codebase: str, campaign: str, role: str | None
 ) -> list[bytes]:
-    repo = open_codebase(app, codebase)
-    if campaign not in app.campaigns:
-        raise HTTPError(404, f"unknown campaign: {campaign}")
-    segments = (campaign,) if role in (None, layout.MAIN_ROLE) else (campaign, role)
+    repo = open_codebase(face, codebase)
+    face.admit_campaign(campaign)
+    segments = layout.branch_segments(campaign, role)
     try:
         branch = history.open_branch(
-            app.storage, codebase, segments, app.campaigns, repo
+            face.storage, codebase, segments, face.campaigns, repo
         )
     except history.RefusedBranch as e:
         raise HTTPError(409, f"{codebase}/{e}") from None
     if branch is None:
         raise HTTPError(404, f"no such branch: {_location(codebase, segments)}")
     number = _page_number(req)
-    base = _base(app, req)
+    base = face.branches_base(req)
     with branch.lock_read():
         tip_revno, tip = branch.last_revision_info()
         tags = _tags(branch)
@@ -448,7 +394,7 @@ def branch_page(
             f"<td>{_rev_link(base, codebase, revid)}</td></tr>\n"
         )
     location = _location(codebase, segments)
-    url = f"{public_root(app, req)}/bzr/{location}"
+    url = f"{face.branches_url(req)}/{location}"
     parts = [
         f"<h1>{esc(location)}</h1>\n",
         f'<p>Branch it: <code class="cmd">brz branch {esc(url)}</code></p>\n',
@@ -496,7 +442,7 @@ def branch_page(
     else:
         parts.append("<p>No tags.</p>\n")
     crumbs = [
-        ("Home", _home(app, req)),
+        ("Home", face.home(req)),
         ("bzr", base + "/"),
         (codebase, base + _branch_path(codebase, ())),
         *((s, None) for s in segments),
@@ -531,17 +477,17 @@ def _page_number(req: Request) -> int:
 
 
 def revision_page(
-    app: StoreApp, req: Request, codebase: str, revid: bytes
+    face: Face, req: Request, codebase: str, revid: bytes
 ) -> Iterable[bytes]:
     """The revision's message and metadata (each shown as unreadable when
     it cannot be read), and its diff against its left-hand parent (as the
-    repository's graph has it) in a slot of ``app.stream_budget``."""
-    repo = open_codebase(app, codebase)
+    repository's graph has it) in a slot of ``face.stream_budget``."""
+    repo = open_codebase(face, codebase)
     if revid == NULL_REVISION or not history.has_revision(repo, revid):
         raise HTTPError(404, f"no such revision: {_revid_text(revid)}")
     (rev,) = history.read_revisions(repo, [revid])
     parent_ids = history.parents(repo, revid)
-    base = _base(app, req)
+    base = face.branches_base(req)
     parent = parent_ids[0] if parent_ids else NULL_REVISION
     meta = [("Revision id", f"<code>{esc(_revid_text(revid))}</code>")]
     if rev is None:
@@ -566,7 +512,7 @@ def revision_page(
     if bugs:
         meta.append(("Bugs", bugs))
     crumbs = [
-        ("Home", _home(app, req)),
+        ("Home", face.home(req)),
         ("bzr", base + "/"),
         (codebase, base + _branch_path(codebase, ())),
         ("revision", None),
@@ -580,21 +526,21 @@ def revision_page(
         + (" against the left-hand parent" if parent_ids else "")
         + "</h2>\n"
     )
-    slot = diff_slot(app)
+    slot = diff_slot(face)
     req.respond(200, HTML_TYPE, HTML_HEADERS)
     return _RevisionBody(
         _revision_body(
-            head, repo, parent, revid, app.diff_timeout, app.diff_limits, slot
+            head, repo, parent, revid, face.diff_timeout, face.diff_limits, slot
         ),
         slot,
     )
 
 
-def diff_slot(app: StoreApp) -> diff.Slot:
-    """A slot of ``app.stream_budget`` for a diff, or a ``503`` telling the
+def diff_slot(face: Face) -> diff.Slot:
+    """A slot of ``face.stream_budget`` for a diff, or a ``503`` telling the
     client to retry after :data:`RETRY_AFTER` seconds."""
     try:
-        return diff.Slot(app.stream_budget)
+        return diff.Slot(face.stream_budget)
     except diff.Busy as e:
         raise HTTPError(
             503, f"{e}; retry later", [("Retry-After", str(RETRY_AFTER))]

@@ -38,7 +38,7 @@ from . import browse
 from .http import HTTPError, Request
 
 if TYPE_CHECKING:
-    from .app import StoreApp
+    from .face import Face
 
 __all__ = [
     "ADMIN_DIRECTORY_PATH",
@@ -80,7 +80,7 @@ _TEXT = "text/plain; charset=utf-8"
 
 
 def _codebase_root(
-    app: StoreApp, req: Request, codebase: str, *, directory: bool = False
+    face: Face, req: Request, codebase: str, *, directory: bool = False
 ) -> StoreTransport:
     """The codebase's read-only jail (nothing is created); 404 unless the
     codebase is on disk or, not yet, may be created by a writer.
@@ -94,76 +94,53 @@ def _codebase_root(
     directory over plain ``http://``, and only a challenge makes breezy send
     the worker's credentials.  An anonymous ``GET`` gets the ``404``.
     """
-    policy = app.codebase_policy
-    if app.storage.has_repository(codebase):
+    policy = face.codebase_policy
+    if face.storage.has_repository(codebase):
         if not policy.codebase_exists(codebase):
             raise HTTPError(404, f"no such codebase: {codebase}")
     elif is_listed(policy, codebase):
-        if not _creatable(app, req):
+        if not face.may_create(req.environ):
             raise HTTPError(404, f"no such codebase: {codebase}")
     elif not (directory and policy.codebase_exists(codebase)):
         raise HTTPError(404, f"no such codebase: {codebase}")
-    elif not app.write_policy(req.environ):
-        if req.method == "HEAD" and getattr(app.write_policy, "realm", None):
+    elif not face.may_write(req.environ):
+        if req.method == "HEAD" and face.realm is not None:
             raise HTTPError(
                 401,
                 f"authentication required to create codebase: {codebase}",
-                app._challenge(),
+                face.challenge(),
             )
         raise HTTPError(404, f"no such codebase: {codebase}")
-    return app.storage.transport(
-        codebase, writable=False, is_campaign=app.campaigns.__contains__
+    return face.storage.transport(
+        codebase, writable=False, is_campaign=face.is_campaign
     )
 
 
-def _check_names(*names: str | None) -> None:
-    """400 unless the codebase, campaign and role names follow the naming
-    rule (length included: the route patterns do not bound it)."""
-    try:
-        layout.parse_location("/".join(n for n in names if n is not None))
-    except layout.InvalidName as e:
-        raise HTTPError(400, str(e)) from None
-
-
-def _creatable(app: StoreApp, req: Request) -> bool:
-    """Whether a smart request of this face could create a codebase: it
-    writes, or a worker's credentials would let it (a 401 challenge)."""
-    if getattr(app.write_policy, "realm", None) is not None:
-        return True
-    return bool(app.write_policy(req.environ))
-
-
-def _check_campaign(app: StoreApp, campaign: str | None) -> None:
-    if campaign is not None and campaign not in app.campaigns:
-        raise HTTPError(404, f"unknown campaign: {campaign}")
-
-
 def directory(
-    app: StoreApp,
+    face: Face,
     req: Request,
     codebase: str,
     campaign: str | None = None,
     role: str | None = None,
 ) -> list[bytes]:
     """A codebase, campaign or role directory."""
-    _check_names(codebase, campaign, role)
-    root = _codebase_root(app, req, codebase, directory=True)
-    _check_campaign(app, campaign)
-    segments = tuple(s for s in (campaign, role) if s is not None)
-    if segments[1:] == (layout.MAIN_ROLE,):
-        segments = segments[:1]
+    # (the names' length included: the route patterns do not bound it)
+    face.names(codebase, campaign, role)
+    root = _codebase_root(face, req, codebase, directory=True)
+    face.admit_campaign(campaign)
+    segments = layout.branch_segments(campaign, role) if campaign else ()
     where = root.clone(_escaped(segments))
     on_disk = _exists(where, layout.CONTROL)
     # Campaign and role directories are implicit where a writer may create
     # them (as the writable transport sees them).
-    implicit = not segments or _creatable(app, req)
+    implicit = not segments or face.may_create(req.environ)
     if not (on_disk or implicit or _exists(where, ".")):
         raise HTTPError(404, f"no such branch: {'/'.join((codebase, *segments))}")
-    if app.face == "public":
+    if face.is_public:
         if on_disk and not segments:
-            return browse.codebase_page(app, req, codebase)
+            return browse.codebase_page(face, req, codebase)
         if on_disk:
-            return browse.branch_page(app, req, codebase, campaign, role)
+            return browse.branch_page(face, req, codebase, campaign, role)
         title = "/".join((codebase, *segments))
         body = browse.page(
             title,
@@ -172,20 +149,20 @@ def directory(
         )
         return browse.respond_html(req, body)
     # (a directory of a codebase without repository holds nothing of it)
-    listed = app.storage.has_repository(codebase) and _exists(where, ".")
+    listed = face.storage.has_repository(codebase) and _exists(where, ".")
     return _text(req, _names(where) if listed else [])
 
 
-def control_file(app: StoreApp, req: Request, codebase: str, path: str) -> list[bytes]:
+def control_file(face: Face, req: Request, codebase: str, path: str) -> list[bytes]:
     """A file or directory in a ``.bzr`` directory, read-only."""
     parts = tuple(path.split("/"))
     if any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in (".", ".."):
         raise HTTPError(404, f"no such file: {path}")
     parts = tuple(p for p in parts if p)
     control = parts.index(layout.CONTROL)
-    _check_names(codebase, *parts[:control])
-    _check_campaign(app, parts[0] if control > 0 else None)
-    root = _codebase_root(app, req, codebase)
+    face.names(codebase, *parts[:control])
+    face.admit_campaign(parts[0] if control > 0 else None)
+    root = _codebase_root(face, req, codebase)
     relpath = _escaped(parts)
     try:
         status = root.stat(relpath)

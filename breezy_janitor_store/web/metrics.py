@@ -39,7 +39,7 @@ from .opsmetrics import add_collectors
 if TYPE_CHECKING:
     from ..policy.policies import Environ
     from ..store.storage import Storage
-    from .app import StoreApp
+    from .face import Face
     from .http import Request
 
 __all__ = [
@@ -224,9 +224,9 @@ class _Forward:
         return self._registry.collect()
 
 
-def handler(app: StoreApp, req: Request) -> list[bytes]:
+def handler(face: Face, req: Request) -> list[bytes]:
     """``GET /metrics``."""
-    body, content_type = scrape(app.storage, req.environ.get("HTTP_ACCEPT"))
+    body, content_type = scrape(face.storage, req.environ.get("HTTP_ACCEPT"))
     req.respond(200, content_type, [("Content-Length", str(len(body)))])
     return [body]
 
