@@ -26,8 +26,8 @@ from .policy.proxy import FORWARDED_ALLOW_IPS_ENV, TrustedProxies
 from .policy.sizes import parse_size
 from .policy.storagedir import check_store_directory, storage_directory
 from .smart import leases
-from .smart.exchange import StreamBudget
 from .store import durable, locks
+from .store.budget import StreamBudget
 from .store.gc import Collector
 from .store.storage import Storage
 from .web import logs

@@ -52,7 +52,7 @@ from breezy.lockdir import LockHeldInfo
 from ..store import layout, locks
 from ..store.holders import CLIENT, holder_fields
 from ..store.storage import Storage
-from .exchange import INSERT_STREAM_VERBS
+from .verbs import INSERT_STREAM_VERBS
 
 __all__ = [
     "BODY_STEP",

@@ -15,7 +15,7 @@ import struct
 import threading
 from collections.abc import Iterable, Iterator
 
-from ..smart.exchange import SMALL_BODY_LIMIT
+from ..smart.verbs import SMALL_BODY_LIMIT
 from . import hostile
 from .fixtures import FREE_PORTS, StoreTestCase, brz, start_serve
 

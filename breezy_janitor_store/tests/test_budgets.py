@@ -18,13 +18,9 @@ from breezy.bzr.smart.repository import _stream_to_byte_stream
 from breezy.bzr.vf_search import PendingAncestryResult
 
 from ..policy.auth import BasicAuth, CredentialsFile, add_worker
-from ..smart.exchange import (
-    BUFFERED_READ_LIMIT,
-    MAX_READV_RANGES,
-    SMALL_BODY_LIMIT,
-    VFS_READ_LIMIT,
-)
-from ..store.budget import StreamBudget
+from ..smart.overrides import BUFFERED_READ_LIMIT, MAX_READV_RANGES
+from ..smart.verbs import SMALL_BODY_LIMIT
+from ..store.budget import VFS_READ_LIMIT, StreamBudget
 from ..web.metrics import REGISTRY
 from . import hostile
 from .fixtures import StoreTestCase, brz, http_request, wait_for

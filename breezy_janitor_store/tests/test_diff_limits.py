@@ -16,8 +16,8 @@ import breezy.bzr  # noqa: F401 - registers the bzr formats
 from breezy import controldir
 from breezy import diff as breezy_diff
 
-from ..smart.exchange import ANNOTATE_LIMIT, StreamBudget
 from ..store import diff, history
+from ..store.budget import ANNOTATE_LIMIT, StreamBudget
 from .features import HYPOTHESIS, require_module
 from .fixtures import StoreTestCase, brz, http_request, wait_for
 

@@ -26,7 +26,7 @@ from breezy.bzr.smart import protocol, request
 from breezy.bzr.smart.repository import _stream_to_byte_stream
 from breezy.workingtree import WorkingTree
 
-from ..smart.exchange import UNSERVED_VERBS
+from ..smart.verbs import UNSERVED_VERBS
 from ..store.layout import Location
 from ..store.locks import break_lock
 from ..web.app import ADMIN, StoreApp

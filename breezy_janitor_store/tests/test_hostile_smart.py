@@ -13,7 +13,7 @@ import struct
 
 from breezy import controldir
 
-from ..smart.exchange import VFS_READ_LIMIT, StreamBudget
+from ..store.budget import VFS_READ_LIMIT, StreamBudget
 from . import hostile
 from .fixtures import (
     FREE_PORTS,

@@ -6,7 +6,8 @@ import os
 import socket
 
 from ..serve import ServeSettings, build_apps
-from ..smart.exchange import SMALL_BODY_LIMIT, StreamBudget
+from ..smart.verbs import SMALL_BODY_LIMIT
+from ..store.budget import StreamBudget
 from . import hostile
 from .fixtures import StoreTestCase, brz, plugin_env, wait_for
 

@@ -20,7 +20,7 @@ import unittest
 from breezy import branchbuilder, urlutils
 from breezy.transport import get_transport_from_url
 
-from ..smart.exchange import MAX_CHUNK
+from ..smart.verbs import MAX_CHUNK
 from .fixtures import StoreTestCase, brz, http_request, python_env, reap
 
 MIB = 1024 * 1024

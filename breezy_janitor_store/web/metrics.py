@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily
 
-from ..smart.exchange import verb_category
+from ..smart.registry import verb_category
 from ..store import budget
 from .http import ENDPOINT_KEY
 from .opsmetrics import add_collectors

@@ -24,13 +24,8 @@ from breezy import errors
 
 from ..policy.policies import Environ
 from ..smart import leases
-from ..smart.exchange import (
-    MAX_CHUNK,
-    SMALL_BODY_LIMIT,
-    RequestHead,
-    SmartExchange,
-    VerbPolicy,
-)
+from ..smart.exchange import RequestHead, SmartExchange
+from ..smart.verbs import MAX_CHUNK, SMALL_BODY_LIMIT, VerbPolicy
 from ..store import holders, layout, locks, provenance
 from ..store.budget import RateWatch, StreamBudget
 from ..store.context import current_request_id
