@@ -508,9 +508,11 @@ class cmd_janitor_store_gc(_Action):
     ) -> int:
 
         from .policy.storagedir import other_content
-        from .store import gc, layout
+        from .store import gc, layout, patches
         from .store.storage import Storage
 
+        # it opens every repository: each freed once collected
+        patches.install(serving=False)
         storage = Storage(_storage_directory(directory))
         if not storage.codebases() and other_content(storage.directory):
             raise errors.CommandError(
@@ -538,9 +540,11 @@ def _storage_and_codebases(directory: str | None, codebases: list[str] | None):
     import os
 
     from .policy.config import env_default
-    from .store import layout
+    from .store import layout, patches
     from .store.storage import Storage
 
+    # check and backup open every repository: each freed once done with
+    patches.install(serving=False)
     storage = Storage(env_default(directory, "BZR_STORE_PATH", os.getcwd()))
     if not os.path.isdir(storage.directory):
         raise errors.CommandError(f"no storage directory {storage.directory}")

@@ -12,6 +12,13 @@ subclass of breezy's request class, with its :class:`VerbPolicy` (whether
 it writes, why the store refuses it, which body limit it gets, whether it
 is a heavy stream).  Before a verb runs, the exchange hands its policy to
 the caller's ``admit`` callback (authentication, body limit, stream budget).
+
+breezy private names used (check them on a breezy upgrade):
+``SmartServerRequestHandler._backing_transport``, ``._root_client_path``,
+``._jail_root``, ``._command`` and ``._run_handler_code`` (the handler runs
+the request it made, its policy evaluated once), and
+``medium._get_protocol_factory_for_bytes`` (the decoder for a request's
+protocol version).
 """
 
 from __future__ import annotations

@@ -1,6 +1,13 @@
 """The store's own request classes for some of breezy's verbs: bounded
 reads, insert streams that can be aborted, branch and control-directory
-verbs that follow no reference, parents and tags checked for provenance."""
+verbs that follow no reference, parents and tags checked for provenance.
+
+breezy private names used (check them on a breezy upgrade):
+``breezy.bzr.smart.repository._byte_stream_to_stream``,
+``SmartServerRequest._backing_transport``, ``SmartServerRequestBzrDir._bzrdir``
+(set by breezy's ``do``), ``SmartServerRepositoryGetParentMap._expand_requested_revs``
+(overridden), and ``readv``'s ``_relpath``.
+"""
 
 from __future__ import annotations
 

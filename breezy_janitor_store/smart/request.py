@@ -1,5 +1,9 @@
 """``StoreRequest``: the base of the store's request classes, refused by
-their :class:`~.verbs.VerbPolicy` or run with their errors made plain."""
+their :class:`~.verbs.VerbPolicy` or run with their errors made plain.
+
+breezy private names used (check them on a breezy upgrade):
+``SmartServerRequest._backing_transport`` and ``._jail_root``.
+"""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from breezy.bzr.smart.repository import (
 from breezy.transport import Transport
 
 from ..store import layout
-from ..store.transport import FOLLOWED_OPTIONS, REFERENCE_REASON
+from ..store.branchconf import FOLLOWED_OPTIONS, REFERENCE_REASON
 
 __all__ = [
     "ARGUMENT_CHECKS",

@@ -3,8 +3,11 @@
 * ``layout``: naming and layout rules, the one place that knows them
   (which directory holds campaign C role R, which files a writer may
   touch, which branch configuration and formats are refused);
+* ``branchconf``: what a branch may hold in its ``.bzr`` (formats,
+  configuration), beside the layout rules;
 * ``transport``: ``StoreTransport``, the one enforcement point for disk
-  access; ``durable``: syncing files and the directories naming them;
+  access; ``paths``: client paths as segments and back, memoized;
+  ``durable``: syncing files and the directories naming them;
 * ``storage``: the storage directory (codebases, shared repositories,
   their transports); ``branches``: opening branches and repositories
   through the jail; ``history`` and ``diff``: reading revisions;

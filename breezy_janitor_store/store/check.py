@@ -7,7 +7,7 @@ For each codebase, every problem found (it does not stop at the first):
   :func:`layout.write_refusal`), and symbolic links anywhere;
 * **references**: branch references, stacked or bound branches, and
   ``branch.conf`` options outside the allowed set (the content rules of
-  :func:`transport.content_refusal`, as a push is held to);
+  :func:`branchconf.content_refusal`, as a push is held to);
 * **repository**: ``pack-names`` unreadable, naming a pack whose pack file
   or index is missing or of another size than recorded; a pack whose
   records cannot be read (each pack's records are read in batches, so the
@@ -40,9 +40,9 @@ from breezy.bzr.btree_index import BTreeGraphIndex
 from breezy.transport import NoSuchFile, Transport
 
 from . import branches, layout
+from .branchconf import content_refusal
 from .gc import UPLOAD_MIN_AGE
 from .storage import Storage
-from .transport import content_refusal
 
 __all__ = [
     "FULL_CHECK_LIMIT",

@@ -32,6 +32,9 @@ fresh view of the committed repository, that no other writer committed one
 of the same revisions with other content meanwhile (two write groups may
 both store a revision new to each).  Then the writer's record of verified
 revisions is updated (:mod:`breezy_janitor_store.store.provenance`).
+
+breezy private names used (check them on a breezy upgrade):
+``Repository._get_sink``.
 """
 
 from __future__ import annotations

@@ -540,3 +540,30 @@ def location_refusal(branch: tuple[str, ...], value: str) -> str | None:
         elif part not in ("", "."):
             depth += 1
     return None
+
+
+#: The file naming a repository's packs.
+PACK_NAMES = (CONTROL, "repository", "pack-names")
+#: Repository directories whose names are never synced (the transport's
+#: ``_wrote``).
+UNNAMED_DIRS = frozenset(
+    (CONTROL, "repository", name)
+    for name in (UPLOAD, OBSOLETE_PACKS)
+)
+LOCK_DIRECTORIES = frozenset({"lock", "pack-lock", "branch-lock"})
+
+
+def is_upload(disk: tuple[str, ...]) -> bool:
+    """Whether on-disk ``disk`` is a file in the repository's ``upload``."""
+    return disk[:-1] == (CONTROL, "repository", UPLOAD)
+
+
+def is_lock_entry(disk: tuple[str, ...]) -> bool:
+    """Whether on-disk ``disk`` is inside a lock directory of a control
+    directory (a record, held or being taken or released; not the lock
+    directory itself, made once with its branch or repository)."""
+    try:
+        at = disk.index(CONTROL)
+    except ValueError:
+        return False
+    return any(name in LOCK_DIRECTORIES for name in disk[at + 1 : -1])

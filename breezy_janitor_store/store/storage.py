@@ -12,9 +12,8 @@ import breezy.bzr  # noqa: F401 - registers the formats, 2a among them
 from breezy import controldir, errors, urlutils
 from breezy.transport import Transport, get_transport_from_url
 
-from . import durable, provenance
+from . import durable
 from .layout import CONTROL, is_valid_name
-from .patches import cycles, packing
 from .transport import StoreTransport
 
 __all__ = ["REPOSITORY_FORMAT", "Storage"]
@@ -29,6 +28,10 @@ ROOT_CACHE_SIZE = 1024
 class Storage:
     """The storage directory ``DIR`` holding one shared repository per codebase.
 
+    Creating one changes nothing in the process: the patches the store
+    needs are installed by its entry points (``StoreApp``, the commands),
+    see :func:`breezy_janitor_store.store.patches.install`.
+
     :param sync: sync every write before it is acknowledged (see
         :mod:`breezy_janitor_store.store.durable`); default: on unless the
         environment variable ``BZR_STORE_SYNC`` turns it off.  Only
@@ -36,9 +39,6 @@ class Storage:
     """
 
     def __init__(self, directory: str, *, sync: bool | None = None) -> None:
-        cycles.install()
-        packing.install()
-        provenance.install()
         self.sync = durable.sync_from_environment() if sync is None else sync
         self.directory = os.path.abspath(directory)
         self._prefix = os.path.join(self.directory, "")  # with its separator

@@ -15,6 +15,10 @@ rooted at one codebase directory and presents it as a *virtual* tree:
   smart request, once before its response (:meth:`StoreTransport.defer_syncs`);
 * its URLs (``janitor-store:///CODEBASE/...``) and the paths in the errors it
   raises are virtual, so no server filesystem path ever reaches a client.
+
+breezy private names used (check them on a breezy upgrade): ``Transport``'s
+``_raw_base``, ``_segment_parameters``, ``_get_url_prefix``, ``_readv``,
+``_can_roundtrip_unix_modebits`` and ``_redirected_to``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import filecmp
-import functools
 import io
 import os
 import secrets
@@ -30,11 +33,10 @@ import stat
 from collections.abc import Callable
 from typing import Self
 
-from breezy import branch, config, errors, urlutils
-from breezy.bzr import branch as bzr_branch
+from breezy import errors, urlutils
 from breezy.transport import FileExists, NoSuchFile, Transport
 
-from . import durable, holders, layout
+from . import branchconf, durable, holders, layout, paths
 
 __all__ = ["READONLY_MESSAGE", "StoreTransport"]
 
@@ -45,18 +47,6 @@ DISK_ERRNOS = frozenset(
 #: breezy's smart server turns exactly this message into ``ReadOnlyError``.
 READONLY_MESSAGE = "readonly transport"
 URL_SCHEME = "janitor-store:"
-#: Largest format, location or configuration file of a branch accepted.
-MAX_CHECKED_SIZE = 64 * 1024
-REFERENCE_REASON = (
-    "branch references, stacked and bound branches are not allowed in the store "
-    "(every branch keeps its revisions in its codebase's shared repository)"
-)
-OPTION_REASON = "not an option the store keeps for a branch"
-#: breezy expands such references from the server's own configuration, and
-#: expands them again within each other: a small file can name a huge value.
-REFERENCE_OPTION_REASON = "references to other options ({name}) are not allowed"
-#: branch.conf options naming a location breezy opens on its own.
-FOLLOWED_OPTIONS = ("stacked_on_location", "bound_location")
 
 
 #: ``rule(disk, is_campaign, layout_dir_op)``: why a write is refused, or None.
@@ -123,25 +113,7 @@ class StoreTransport(Transport):
     #: Public ``Transport`` methods used as breezy implements them: composed
     #: of the primitives below, or refusing (local paths, symlinks).
     INHERITED = frozenset(
-        {
-            "copy",
-            "copy_to",
-            "copy_tree",
-            "copy_tree_to_transport",
-            "create_prefix",
-            "disconnect",
-            "ensure_base",
-            "get_bytes",
-            "get_segment_parameters",
-            "has_any",
-            "local_abspath",
-            "put_bytes_non_atomic",
-            "put_file_non_atomic",
-            "readlink",
-            "readv",
-            "relpath",
-            "set_segment_parameter",
-        }
+        ["copy", "copy_to", "copy_tree", "copy_tree_to_transport", "create_prefix", "disconnect", "ensure_base", "get_bytes", "get_segment_parameters", "has_any", "local_abspath", "put_bytes_non_atomic", "put_file_non_atomic", "readlink", "readv", "relpath", "set_segment_parameter"]
     )
 
     def __init__(
@@ -154,7 +126,7 @@ class StoreTransport(Transport):
         # What Transport.__init__ does, without its URL parsing (which costs
         # more than the rest of a request's path handling): a virtual URL has
         # no segment parameters, its names being escaped (no commas).
-        self.base = self._raw_base = jail.url + _directory_url(segments)
+        self.base = self._raw_base = jail.url + paths.directory_url(segments)
         self._segment_parameters: dict[str, str] = {}
         self._jail = jail
         self._segments = segments
@@ -209,10 +181,7 @@ class StoreTransport(Transport):
 
     def _resolve(self, relpath: str) -> tuple[str, ...]:
         """Virtual segments of ``relpath`` (URL-escaped) below the jail root."""
-        try:
-            return _resolve_kept(self._segments, relpath)
-        except _Unkept as e:
-            return e.value
+        return paths.resolve(self._segments, relpath)
 
     def _read_path(self, relpath: str) -> tuple[tuple[str, ...], str]:
         segments = self._resolve(relpath)
@@ -223,7 +192,7 @@ class StoreTransport(Transport):
         if layout.is_store_record(disk):  # the store's own: absent to all
             raise NoSuchFile(self._display(segments))
         self._confine(segments, disk)
-        return segments, _join(disk)
+        return segments, paths.join(disk)
 
     def _confine(self, segments: tuple[str, ...], disk: tuple[str, ...]) -> None:
         """Refuse a path that symlinks (planted on disk) lead out of the codebase.
@@ -295,7 +264,7 @@ class StoreTransport(Transport):
                 self._refuse(segments, layout.FORMAT_REASON)
             self._refuse(
                 segments,
-                content_refusal(
+                branchconf.content_refusal(
                     layout.control_path(disk), data, disk[: disk.index(layout.CONTROL)]
                 ),
             )
@@ -305,7 +274,7 @@ class StoreTransport(Transport):
                     self._refuse(segments, layout.PACK_REASON)
 
     def _display(self, segments: tuple[str, ...]) -> str:
-        return "/" + self._jail.codebase + _display(segments)
+        return "/" + self._jail.codebase + paths.display(segments)
 
     def _call(self, method: str, segments: tuple[str, ...], disk: str, *args, **kwargs):
         """Call ``method`` of the disk transport; its errors name virtual paths only."""
@@ -346,12 +315,12 @@ class StoreTransport(Transport):
         nor the names in ``upload`` (moved out before they are used) and
         ``obsolete_packs`` (garbage).
         """
-        if _is_lock_entry(disk):
+        if layout.is_lock_entry(disk):
             return
         path = os.path.join(self._jail.real_root, *disk)
         if content:
             self._sync(segments, lambda: self._syncs.file(path))
-        if disk[:-1] not in _UNNAMED_DIRS:
+        if disk[:-1] not in layout.UNNAMED_DIRS:
             self._sync(
                 segments, lambda: self._syncs.directory(os.path.dirname(path))
             )
@@ -360,7 +329,7 @@ class StoreTransport(Transport):
         """Before a write that must follow what is owed (``pack-names``
         naming new packs; pack data leaving its place once ``pack-names``
         no longer names it), sync what is owed."""
-        if disk == _PACK_NAMES or layout.is_pack_data(disk):
+        if disk == layout.PACK_NAMES or layout.is_pack_data(disk):
             self._sync(segments, self._syncs.flush)
 
     # -- Transport API --
@@ -376,7 +345,7 @@ class StoreTransport(Transport):
 
     def abspath(self, relpath: str) -> str:
         segments = self._resolve(relpath)
-        return self._jail.url + (_join(segments) if segments else "")
+        return self._jail.url + (paths.join(segments) if segments else "")
 
     def external_url(self) -> str:
         # Usable in this process only; it also stops breezy's foreign-format
@@ -479,15 +448,15 @@ class StoreTransport(Transport):
     def put_file(self, relpath, f, mode=None):
         segments, disk = self._write_path(relpath)
         if layout.is_checked_file(disk) or layout.is_pack_data(disk):
-            data = f.read(MAX_CHECKED_SIZE + 1)
-            if len(data) > MAX_CHECKED_SIZE:
+            data = f.read(branchconf.MAX_CHECKED_SIZE + 1)
+            if len(data) > branchconf.MAX_CHECKED_SIZE:
                 self._refuse(segments, "file too large for its place")
             self._check_put(segments, disk, data)
             f = io.BytesIO(data)
         elif holders.is_pending_record(disk):  # written by breezy's LockDir
             f = io.BytesIO(holders.stamp(f.read()))
         self._barrier(segments, disk)
-        result = self._call("put_file", segments, _join(disk), f, mode)
+        result = self._call("put_file", segments, paths.join(disk), f, mode)
         self._wrote(segments, disk)
         return result
 
@@ -497,21 +466,21 @@ class StoreTransport(Transport):
         if holders.is_pending_record(disk):
             raw_bytes = holders.stamp(raw_bytes)
         self._barrier(segments, disk)
-        result = self._call("put_bytes", segments, _join(disk), raw_bytes, mode)
+        result = self._call("put_bytes", segments, paths.join(disk), raw_bytes, mode)
         self._wrote(segments, disk)
         return result
 
     def append_file(self, relpath, f, mode=None):
         segments, disk = self._write_path(relpath)
         self._check_append(segments, disk)
-        result = self._call("append_file", segments, _join(disk), f, mode=mode)
+        result = self._call("append_file", segments, paths.join(disk), f, mode=mode)
         self._wrote(segments, disk)
         return result
 
     def append_bytes(self, relpath, data, mode=None):
         segments, disk = self._write_path(relpath)
         self._check_append(segments, disk)
-        result = self._call("append_bytes", segments, _join(disk), data, mode=mode)
+        result = self._call("append_bytes", segments, paths.join(disk), data, mode=mode)
         self._wrote(segments, disk)
         return result
 
@@ -527,8 +496,8 @@ class StoreTransport(Transport):
             # Two writers of the same pack write the same (content-named)
             # index: the second is written aside and must match.
             return _SameContentStream(self, segments, disk, mode)
-        stream = self._call("open_write_stream", segments, _join(disk), mode=mode)
-        if _is_lock_entry(disk):
+        stream = self._call("open_write_stream", segments, paths.join(disk), mode=mode)
+        if layout.is_lock_entry(disk):
             return stream
         return _SyncedStream(self, segments, disk, stream)
 
@@ -536,20 +505,20 @@ class StoreTransport(Transport):
         segments, disk = self._write_path(relpath)
         self._refuse(segments, layout.removal_refusal(disk))
         self._barrier(segments, disk)
-        return self._call("delete", segments, _join(disk))
+        return self._call("delete", segments, paths.join(disk))
 
     def delete_tree(self, relpath):
         segments, disk = self._write_path(relpath)
         self._refuse(segments, layout.tree_removal_refusal(disk))
-        return self._call("delete_tree", segments, _join(disk))
+        return self._call("delete_tree", segments, paths.join(disk))
 
     def rmdir(self, relpath):
         segments, disk = self._write_path(relpath, layout_dir_op=True)
-        return self._call("rmdir", segments, _join(disk))
+        return self._call("rmdir", segments, paths.join(disk))
 
     def lock_write(self, relpath):
         segments, disk = self._write_path(relpath)
-        return self._call("lock_write", segments, _join(disk))
+        return self._call("lock_write", segments, paths.join(disk))
 
     def _move_paths(
         self, rel_from, rel_to
@@ -570,16 +539,16 @@ class StoreTransport(Transport):
 
     def rename(self, rel_from, rel_to):
         segments, disk_from, disk_to = self._move_paths(rel_from, rel_to)
-        result = self._call("rename", segments, _join(disk_from), _join(disk_to))
-        self._wrote(segments, disk_to, content=_is_upload(disk_from))
+        result = self._call("rename", segments, paths.join(disk_from), paths.join(disk_to))
+        self._wrote(segments, disk_to, content=layout.is_upload(disk_from))
         return result
 
     def move(self, rel_from, rel_to):
         # Transport.move would copy and delete: a new pack, moved from
         # upload/ to packs/ by every push, would be written twice.
         segments, disk_from, disk_to = self._move_paths(rel_from, rel_to)
-        result = self._call("move", segments, _join(disk_from), _join(disk_to))
-        self._wrote(segments, disk_to, content=_is_upload(disk_from))
+        result = self._call("move", segments, paths.join(disk_from), paths.join(disk_to))
+        self._wrote(segments, disk_to, content=layout.is_upload(disk_from))
         return result
 
     def mkdir(self, relpath, mode=None):
@@ -587,7 +556,7 @@ class StoreTransport(Transport):
             # The codebase directory exists: ``ensure_base`` there is a no-op.
             return None
         segments, disk_segments = self._write_path(relpath, layout_dir_op=True)
-        disk = _join(disk_segments)
+        disk = paths.join(disk_segments)
         self._make_layout_parents(segments, disk_segments)
         try:
             result = self._call("mkdir", segments, disk, mode)
@@ -622,7 +591,7 @@ class StoreTransport(Transport):
             if not layout.is_layout_dir(disk[:depth]):
                 break
             try:
-                self._jail.root.mkdir(_join(disk[:depth]))
+                self._jail.root.mkdir(paths.join(disk[:depth]))
             except FileExists:
                 continue
             self._wrote(segments, disk[:depth], content=False)
@@ -662,7 +631,7 @@ class _SyncedStream:
         # The file is synced by its path, once whatever breezy asked; a new
         # pack in upload when it moves into place (an aborted one never).
         self._stream.close(want_fdatasync=False)
-        if not _is_upload(self._disk):
+        if not layout.is_upload(self._disk):
             self._transport._wrote(self._segments, self._disk)
 
 
@@ -681,7 +650,7 @@ class _SameContentStream:
             f".{disk[-1]}.{secrets.token_hex(8)}",
         )
         self._stream = transport._call(
-            "open_write_stream", segments, _join(self._aside), mode=mode
+            "open_write_stream", segments, paths.join(self._aside), mode=mode
         )
 
     def write(self, data: bytes) -> None:
@@ -712,177 +681,3 @@ class _SameContentStream:
             raise errors.PermissionDenied(
                 self._transport._display(self._segments), layout.PACK_REASON
             )
-
-
-def content_refusal(
-    part: tuple[str, ...], data: bytes, where: tuple[str, ...] = ()
-) -> str | None:
-    """Why a branch (at on-disk ``where`` in its codebase) may not hold
-    ``data`` at ``part`` (inside its ``.bzr``).
-
-    The store never follows a location a branch names: a branch reference,
-    a stacked-on branch and a bound master are refused when written.  Any
-    other location it names (``parent_location``, ``push_location``,
-    ``public_branch``...) must be one :func:`layout.location_refusal`
-    allows: a URL of a remote scheme, or relative inside the codebase.  Its
-    configuration holds no option but :data:`layout.BRANCH_OPTIONS`, and no
-    value naming another option (``{name}``).
-    """
-    if part in (("branch", "location"), ("branch", "bound")):
-        return REFERENCE_REASON
-    if part == ("branch", "format"):
-        first_line = data[: data.find(b"\n") + 1] or data
-        try:
-            fmt = branch.format_registry.get(first_line)
-        except KeyError:
-            return "not a known branch format"
-        if isinstance(fmt, bzr_branch.BranchReferenceFormat):
-            return REFERENCE_REASON
-    if part == ("branch", "branch.conf"):
-        try:
-            conf = config.ConfigObj(io.BytesIO(data), encoding="utf-8")
-        except (SyntaxError, UnicodeError):  # ConfigObjError is a SyntaxError
-            return "not a valid branch configuration"
-        for option in FOLLOWED_OPTIONS:
-            if conf.get(option):
-                return f"{option}: {REFERENCE_REASON}"
-        if str(conf.get("bound", "")).strip().lower() in ("true", "yes", "on", "1"):
-            return f"bound: {REFERENCE_REASON}"
-        for name in conf:
-            if name not in layout.BRANCH_OPTIONS:
-                return f"{name}: {OPTION_REASON}"
-            if _has_reference(conf[name]):
-                return f"{name}: {REFERENCE_OPTION_REASON}"
-        return _location_options_refusal(conf, where)
-    return None
-
-
-def _has_reference(value: object) -> bool:
-    """Whether an option's value (or a section's) names another option:
-    breezy expands ``{name}`` when it reads it."""
-    if isinstance(value, dict):
-        return any(_has_reference(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_reference(v) for v in value)
-    return "{" in str(value)
-
-
-def _location_options_refusal(section, where: tuple[str, ...]) -> str | None:
-    """Why a location option of configuration ``section`` (or of any of its
-    sections) is not allowed, or None."""
-    for name, value in section.items():
-        if not layout.is_location_option(name):
-            if not isinstance(value, dict):
-                continue
-            reason = _location_options_refusal(value, where)
-        elif not isinstance(value, str):
-            reason = "not a single location"
-        else:
-            reason = layout.location_refusal(where, value)
-        if reason is not None:
-            return f"{name}: {reason}"
-    return None
-
-
-_PACK_NAMES = (layout.CONTROL, "repository", "pack-names")
-#: Repository directories whose names are never synced (see ``_wrote``).
-_UNNAMED_DIRS = frozenset(
-    (layout.CONTROL, "repository", name)
-    for name in (layout.UPLOAD, layout.OBSOLETE_PACKS)
-)
-_LOCK_DIRECTORIES = frozenset({"lock", "pack-lock", "branch-lock"})
-
-
-def _is_upload(disk: tuple[str, ...]) -> bool:
-    """Whether on-disk ``disk`` is a file in the repository's ``upload``."""
-    return disk[:-1] == (layout.CONTROL, "repository", layout.UPLOAD)
-
-
-def _is_lock_entry(disk: tuple[str, ...]) -> bool:
-    """Whether on-disk ``disk`` is inside a lock directory of a control
-    directory (a record, held or being taken or released; not the lock
-    directory itself, made once with its branch or repository)."""
-    try:
-        at = disk.index(layout.CONTROL)
-    except ValueError:
-        return False
-    return any(name in _LOCK_DIRECTORIES for name in disk[at + 1 : -1])
-
-
-#: Longest arguments (in characters) a path function's results are kept
-#: for, and how many results each keeps: breezy asks for the same few paths
-#: again and again; long (hostile, say) ones are computed, not kept.
-MEMO_LIMIT = 512
-MEMO_SIZE = 4096
-
-_escape = functools.lru_cache(maxsize=MEMO_SIZE)(urlutils.escape)
-
-
-class _Unkept(Exception):
-    """Carries a result with too long arguments out of its memo, unkept
-    (``lru_cache`` keeps every value returned, no exception raised)."""
-
-    def __init__(self, value: object) -> None:
-        super().__init__()
-        self.value = value
-
-
-def _join(segments: tuple[str, ...]) -> str:
-    """URL-escaped relative path of ``segments``."""
-    try:
-        return _join_kept(segments)
-    except _Unkept as e:
-        return e.value
-
-
-def _resolve_path(base: tuple[str, ...], relpath: str) -> tuple[str, ...]:
-    segments = [] if relpath.startswith("/") else list(base)
-    for part in relpath.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if segments:
-                segments.pop()
-            continue
-        try:
-            name = urlutils.unescape(part)
-        except (urlutils.InvalidURL, UnicodeError) as e:
-            raise errors.PermissionDenied(_display(segments), "invalid path") from e
-        if name in (".", "..") or "/" in name or "\x00" in name:
-            raise errors.PermissionDenied(
-                _display(segments), "path escapes are not allowed"
-            )
-        segments.append(name)
-    return tuple(segments)
-
-
-def _join_path(segments: tuple[str, ...]) -> str:
-    return "/".join(map(_escape, segments)) or "."
-
-
-@functools.lru_cache(maxsize=MEMO_SIZE)
-def _resolve_kept(base: tuple[str, ...], relpath: str) -> tuple[str, ...]:
-    """:func:`_resolve_path`, kept unless its arguments are long (the length
-    is counted on a miss only: a hit costs one lookup)."""
-    segments = _resolve_path(base, relpath)
-    if len(relpath) + sum(map(len, base)) > MEMO_LIMIT:
-        raise _Unkept(segments)
-    return segments
-
-
-@functools.lru_cache(maxsize=MEMO_SIZE)
-def _join_kept(segments: tuple[str, ...]) -> str:
-    """:func:`_join_path`, kept unless ``segments`` are long."""
-    joined = _join_path(segments)
-    if sum(map(len, segments)) > MEMO_LIMIT:
-        raise _Unkept(joined)
-    return joined
-
-
-def _directory_url(segments: tuple[str, ...]) -> str:
-    """:func:`_join` as a directory: with a trailing slash, empty at the root."""
-    return _join(segments) + "/" if segments else ""
-
-
-def _display(segments) -> str:
-    return "".join("/" + s for s in segments) or "/"

@@ -161,6 +161,11 @@ class LayeringTests(unittest.TestCase):
         )
         self.assertEqual(out.stdout.strip(), "")
 
+    def test_no_module_is_longer_than_the_limit(self) -> None:
+        for module, path in _modules().items():
+            with self.subTest(module=module), open(path, encoding="utf-8") as f:
+                self.assertLessEqual(sum(1 for _ in f), MAX_LINES)
+
     def test_the_map_names_every_layer_and_module(self) -> None:
         for layer in LAYERS:
             with self.subTest(layer=layer):

@@ -29,7 +29,7 @@ from ..policy.policies import (
 )
 from ..policy.proxy import TrustedProxies
 from ..smart import leases
-from ..store import damage, isolation
+from ..store import damage, isolation, patches
 from ..store.budget import PROCESS_STREAM_BUDGET, StreamBudget
 from ..store.context import current_request_id
 from ..store.diff import DEFAULT_LIMITS as DEFAULT_DIFF_LIMITS
@@ -135,6 +135,9 @@ class StoreApp:
         if face not in (ADMIN, PUBLIC):
             raise ValueError(f"face must be {ADMIN!r} or {PUBLIC!r}, not {face!r}")
         isolation.drop_foreign_hooks()
+        # process-wide: freed repositories, serialised autopacks, the
+        # provenance check of branch tips (see store.patches.install)
+        patches.install()
         if storage is None:
             if directory is None:
                 raise TypeError("StoreApp needs a storage directory")

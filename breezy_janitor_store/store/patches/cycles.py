@@ -16,6 +16,11 @@ weakly: a repository's bound method is called through a
 :func:`weakref.proxy`.  A provider lives as long as the repository holding
 it, so nothing is lost; one used after its repository is gone raises
 ``ReferenceError``.
+
+breezy and vcsgraph names replaced or used: ``vcsgraph.graph.CachingParentsProvider``
+and ``CallableToParentsProviderAdapter`` (replaced by :func:`install`), and
+no breezy private name (breezy's ``_get_parent_map_no_fallbacks`` is only what
+it hands the provider).
 """
 
 from __future__ import annotations

@@ -28,6 +28,10 @@ breezy offers no hook around autopacking (the pack collection's packer is
 called directly from ``commit_write_group``), so :func:`install` wraps
 ``RepositoryPackCollection.autopack`` and ``pack``; repositories outside the
 store keep breezy's behaviour.
+
+breezy names replaced (check them on a breezy upgrade):
+``RepositoryPackCollection.autopack`` and ``.pack`` (by :func:`install`);
+no private name.
 """
 
 from __future__ import annotations
