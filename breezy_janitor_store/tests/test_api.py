@@ -17,8 +17,8 @@ from ..policy.policies import CodebaseList, PolicyUnavailable
 from ..store.diff import DEFAULT_TIMEOUT
 from ..web import api, metrics
 from ..web.api import LIST_TYPES, negotiate
-from .api_fixtures import big_store, hello_store
-from .fixtures import (
+from .support.api_fixtures import big_store, hello_store
+from .support.fixtures import (
     StoreTestCase,
     brz,
     http_request,

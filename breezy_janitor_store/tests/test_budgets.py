@@ -22,10 +22,10 @@ from ..smart.overrides import BUFFERED_READ_LIMIT, MAX_READV_RANGES
 from ..smart.verbs import SMALL_BODY_LIMIT
 from ..store.budget import VFS_READ_LIMIT, StreamBudget
 from ..web.metrics import REGISTRY
-from . import hostile
-from .fixtures import StoreTestCase, brz, http_request, wait_for
-from .test_auth import write_authentication_conf
-from .test_metrics import scrape, value
+from .support import hostile
+from .support.auth import write_authentication_conf
+from .support.fixtures import StoreTestCase, brz, http_request, wait_for
+from .support.metrics import scrape, value
 
 _PUBLIC_SMART = "/bzr/hello/lintian-fixes/.bzr/smart"
 _ADMIN_SMART = "/hello/lintian-fixes/.bzr/smart"

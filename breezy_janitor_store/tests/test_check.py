@@ -10,7 +10,7 @@ import threading
 from ..store.backup import backup_store
 from ..store.check import check_store
 from ..store.storage import Storage
-from .fixtures import StoreTestCase, brz, plugin_env
+from .support.fixtures import StoreTestCase, brz, plugin_env
 
 
 class CheckTest(StoreTestCase):

@@ -24,8 +24,8 @@ from breezy.tests import features as breezy_features
 
 from ..store.check import check_store
 from ..store.storage import Storage
-from . import features
-from .fixtures import StoreTestCase, brz, python_env, wait_for
+from .support import features
+from .support.fixtures import StoreTestCase, brz, python_env, wait_for
 
 
 class _Fuse(breezy_features.Feature):

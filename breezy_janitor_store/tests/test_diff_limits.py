@@ -18,8 +18,8 @@ from breezy import diff as breezy_diff
 
 from ..store import diff, history
 from ..store.budget import ANNOTATE_LIMIT, StreamBudget
-from .features import HYPOTHESIS, require_module
-from .fixtures import StoreTestCase, brz, http_request, wait_for
+from .support.features import HYPOTHESIS, require_module
+from .support.fixtures import StoreTestCase, brz, http_request, wait_for
 
 CAMPAIGN = "lintian-fixes"
 

@@ -7,7 +7,7 @@ import threading
 import unittest
 
 from ..store import diff
-from .fixtures import wait_for
+from .support.fixtures import wait_for
 
 
 class DeadlineTests(unittest.TestCase):

@@ -24,7 +24,7 @@ from breezy.transport.local import LocalTransport
 from ..store.storage import Storage
 from ..web.app import ADMIN, StoreApp
 from ..web.server import make_server
-from .fixtures import StoreTestCase, brz
+from .support.fixtures import StoreTestCase, brz
 
 CAMPAIGNS = ["lintian-fixes"]
 

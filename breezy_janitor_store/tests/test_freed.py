@@ -7,7 +7,7 @@ import gc
 from breezy.bzr.pack_repo import PackRepository
 
 from ..store.transport import URL_SCHEME
-from .fixtures import StoreTestCase, brz, http_request
+from .support.fixtures import StoreTestCase, brz, http_request
 
 ROUNDS = 5
 

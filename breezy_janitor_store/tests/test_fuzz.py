@@ -27,9 +27,9 @@ from breezy.transport import NoSuchFile
 from ..store import layout
 from ..store.storage import Storage
 from ..web.app import ADMIN, PUBLIC, StoreApp
-from . import hostile
-from .features import HYPOTHESIS, require_module
-from .fixtures import StoreTestCase, tree_digest
+from .support import hostile
+from .support.features import HYPOTHESIS, require_module
+from .support.fixtures import StoreTestCase, tree_digest
 
 require_module(HYPOTHESIS)
 

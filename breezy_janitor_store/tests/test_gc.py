@@ -22,7 +22,7 @@ from breezy.workingtree import WorkingTree
 from ..store.gc import DEFAULT_OLDER_THAN, UPLOAD_MIN_AGE, collect
 from ..store.patches.packing import PACK_LOCK
 from ..store.storage import Storage
-from .fixtures import (
+from .support.fixtures import (
     FREE_PORTS,
     StoreTestCase,
     brz,

@@ -26,8 +26,8 @@ from ..policy.auth import BasicAuth, BoundedWork, CredentialsFile, add_worker
 from ..policy.policies import PolicyUnavailable, Unauthorized
 from ..web.app import ADMIN, StoreApp
 from ..web.server import make_server
-from . import hostile
-from .fixtures import (
+from .support import hostile
+from .support.fixtures import (
     FREE_PORTS,
     StoreTestCase,
     brz,

@@ -14,8 +14,8 @@ import struct
 from breezy import controldir
 
 from ..store.budget import VFS_READ_LIMIT, StreamBudget
-from . import hostile
-from .fixtures import (
+from .support import hostile
+from .support.fixtures import (
     FREE_PORTS,
     StoreTestCase,
     brz,

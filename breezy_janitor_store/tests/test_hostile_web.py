@@ -18,10 +18,10 @@ from breezy.branch import Branch
 
 from ..store import layout
 from ..web import browse
-from . import hostile
-from .api_fixtures import hello_store
-from .fixtures import StoreTestCase, brz, http_request
-from .test_auth import write_authentication_conf
+from .support import hostile
+from .support.api_fixtures import hello_store
+from .support.auth import write_authentication_conf
+from .support.fixtures import StoreTestCase, brz, http_request
 
 
 def raw_request(base: str, path: str, method: str = "GET", headers=()) -> tuple:

@@ -21,9 +21,9 @@ from breezy.bzr.branch import BranchReferenceFormat
 from breezy.controldir import ControlDir
 
 from ..store.storage import Storage
-from . import hostile
-from .fixtures import brz, http_request, tree_digest
-from .test_hostile import CAMPAIGNS, TRIED, HostileTestCase
+from .support import hostile
+from .support.fixtures import brz, http_request, tree_digest
+from .support.hostile_case import CAMPAIGNS, TRIED, HostileTestCase
 
 REFERENCE = BranchReferenceFormat().as_string()
 

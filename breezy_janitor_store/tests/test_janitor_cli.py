@@ -12,7 +12,7 @@ import unittest
 
 from ..policy.policies import Campaigns
 from ..web.app import StoreApp
-from .fixtures import FREE_PORTS, StoreTestCase, brz, plugin_env, start_serve
+from .support.fixtures import FREE_PORTS, StoreTestCase, brz, plugin_env, start_serve
 
 #: A janitor config as the janitor's own example writes one.
 JANITOR_CONFIG = """\

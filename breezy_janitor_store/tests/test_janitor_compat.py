@@ -15,8 +15,8 @@ from breezy.transport.http import wsgi
 from ..policy.policies import CodebaseList
 from ..web.server import make_server
 from ..web.smart import INCOMPLETE_RESPONSE
-from . import hostile
-from .fixtures import StoreTestCase, brz, http_request, tree_digest
+from .support import hostile
+from .support.fixtures import StoreTestCase, brz, http_request, tree_digest
 
 #: What the janitor's store sends for ``/health`` and ``/ready``: aiohttp's
 #: ``web.Response(text="ok")``.

@@ -17,7 +17,7 @@ import sys
 import unittest
 
 from .. import __doc__ as PACKAGE_DOC
-from .fixtures import python_env
+from .support.fixtures import python_env
 
 PACKAGE = "breezy_janitor_store"
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -176,6 +176,24 @@ class LayeringTests(unittest.TestCase):
             package, _, name = module.rpartition(".")
             with self.subTest(module=module):
                 self.assertIn(f"``{name}``", _docstring(package))
+
+
+class TestModuleTests(unittest.TestCase):
+    def test_no_test_module_imports_another(self) -> None:
+        """Tests share code through ``tests/support/`` only."""
+        here = os.path.dirname(os.path.abspath(__file__))
+        for name in sorted(os.listdir(here)):
+            if not (name.startswith("test_") and name.endswith(".py")):
+                continue
+            with open(os.path.join(here, name), encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.level == 1:
+                    imported = [node.module or ""] + [a.name for a in node.names]
+                    with self.subTest(module=name, imported=imported[0]):
+                        self.assertFalse(
+                            any(m.split(".")[0].startswith("test_") for m in imported)
+                        )
 
 
 def _docstring(module: str) -> str:

@@ -10,9 +10,9 @@ import unittest
 from breezy.lockdir import LockHeldInfo
 
 from ..store import holders, locks
-from . import hostile
-from .fixtures import PASSWORD, WORKER, StoreTestCase, http_request
-from .test_auth import write_authentication_conf
+from .support import hostile
+from .support.auth import write_authentication_conf
+from .support.fixtures import PASSWORD, WORKER, StoreTestCase, http_request
 
 
 class LockHolderTests(StoreTestCase):

@@ -30,8 +30,9 @@ from ..serve import ServeSettings
 from ..smart import leases
 from ..store import locks
 from ..web.app import StoreApp
-from . import hostile
-from .fixtures import (
+from .support import hostile
+from .support.auth import write_authentication_conf
+from .support.fixtures import (
     FREE_PORTS,
     PASSWORD,
     WORKER,
@@ -41,7 +42,6 @@ from .fixtures import (
     start_serve,
     wait_for,
 )
-from .test_auth import write_authentication_conf
 
 #: The second worker, who finds worker-1's lock in its way.
 OTHER = "worker-2"

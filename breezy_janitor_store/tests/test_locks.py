@@ -19,7 +19,7 @@ from breezy import lockdir
 from ..store import locks
 from ..store.layout import Location
 from ..store.locks import break_lock, list_locks
-from .fixtures import (
+from .support.fixtures import (
     StoreTestCase,
     brz,
     brz_command,

@@ -19,8 +19,8 @@ import unittest
 from ..policy.auth import BasicAuth, CredentialsFile, add_worker
 from ..serve import BatchedLines
 from ..web.filters import REQUEST_ID_HEADER, RequestIdLogFilter, access_line
-from . import hostile
-from .fixtures import StoreTestCase, brz, http_request, wait_for
+from .support import hostile
+from .support.fixtures import StoreTestCase, brz, http_request, wait_for
 
 #: host ident user [time] "request" status bytes, then duration and request id
 CLF = re.compile(

@@ -4,18 +4,20 @@ included), the libraries'; text or JSON; start, drain and stop logged."""
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
 
 from ..policy.config import ConfigError
 from ..serve import ServeSettings
-from .fixtures import FREE_PORTS, StoreTestCase, http_request, python_env, start_serve
-
-TEXT_LINE = re.compile(
-    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \[[^\]]+\] [\w.]+: .*"
+from .support.fixtures import (
+    FREE_PORTS,
+    StoreTestCase,
+    http_request,
+    python_env,
+    start_serve,
 )
+from .support.logs import TEXT_LINE
 
 #: A process that logs as ``serve`` does, through every kind of logger.
 _EVERY_LOGGER = """

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import unittest
 
-from .fixtures import PROJECT_ROOT, brz_command
+from .support.fixtures import PROJECT_ROOT, brz_command
 
 PACKAGE_DIR = os.path.join(PROJECT_ROOT, "breezy_janitor_store")
 #: Distribution name -> the module it provides.

@@ -20,7 +20,7 @@ from breezy.osutils import get_host_name, rand_chars
 from ..store import layout
 from ..store.patches.packing import PACK_LOCK, STALE_AFTER, pack_lock
 from ..store.storage import Storage
-from .fixtures import StoreTestCase
+from .support.fixtures import StoreTestCase
 
 CODEBASE = "hello"
 

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import unittest
 
-from .fixtures import brz, plugin_env
+from .support.fixtures import brz, plugin_env
 
 #: Loads plugins as ``brz`` does, then compares the plugin's modules with
 #: the package's.

@@ -19,8 +19,8 @@ from ..policy.proxy import TrustedProxies
 from ..serve import ServeSettings
 from ..store import holders
 from ..web.filters import REQUEST_ID_HEADER
-from . import hostile
-from .fixtures import StoreTestCase, brz, http_request, wait_for
+from .support import hostile
+from .support.fixtures import StoreTestCase, brz, http_request, wait_for
 
 ACCESS = "breezy_janitor_store.access"
 FORGED = {

@@ -11,7 +11,7 @@ import socket
 import urllib.parse
 
 from ..policy.policies import PolicyUnavailable
-from .fixtures import StoreTestCase, http_request
+from .support.fixtures import StoreTestCase, http_request
 
 
 class _Source:

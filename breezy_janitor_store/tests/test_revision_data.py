@@ -27,9 +27,9 @@ from breezy.revision import NULL_REVISION, Revision
 
 from ..store import history
 from ..web import api
-from .features import HYPOTHESIS, require_module
-from .fixtures import StoreTestCase, brz, http_request
-from .test_browse import Page
+from .support.features import HYPOTHESIS, require_module
+from .support.fixtures import StoreTestCase, brz, http_request
+from .support.pages import Page
 
 CODEBASE = "odd"
 CAMPAIGN = "lintian-fixes"

@@ -8,8 +8,8 @@ import socket
 from ..serve import ServeSettings, build_apps
 from ..smart.verbs import SMALL_BODY_LIMIT
 from ..store.budget import StreamBudget
-from . import hostile
-from .fixtures import StoreTestCase, brz, plugin_env, wait_for
+from .support import hostile
+from .support.fixtures import StoreTestCase, brz, plugin_env, wait_for
 
 
 class StreamBudgetTests(StoreTestCase):

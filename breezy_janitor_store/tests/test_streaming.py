@@ -21,7 +21,7 @@ from breezy import branchbuilder, urlutils
 from breezy.transport import get_transport_from_url
 
 from ..smart.verbs import MAX_CHUNK
-from .fixtures import StoreTestCase, brz, http_request, python_env, reap
+from .support.fixtures import StoreTestCase, brz, http_request, python_env, reap
 
 MIB = 1024 * 1024
 #: Incompressible content pushed and branched: FILES files of 1 MiB.

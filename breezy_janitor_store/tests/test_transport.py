@@ -10,7 +10,7 @@ from breezy.transport import FileExists, NoSuchFile, Transport
 
 from ..store.storage import Storage
 from ..store.transport import StoreTransport
-from .fixtures import StoreTestCase, tree_digest
+from .support.fixtures import StoreTestCase, tree_digest
 
 
 class StoreTransportTests(StoreTestCase):

@@ -9,7 +9,7 @@ from breezy.bzr.smart import request
 
 from ..smart import overrides, registry, verbs
 from ..smart import request as store_request
-from .fixtures import wait_for
+from .support.fixtures import wait_for
 
 
 class RegistryTests(unittest.TestCase):

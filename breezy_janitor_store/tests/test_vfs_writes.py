@@ -14,9 +14,9 @@ import unittest
 from breezy.bzr.branch import BranchReferenceFormat
 
 from ..store import layout
-from . import hostile
-from .fixtures import tree_digest
-from .test_hostile import TRIED, HostileTestCase
+from .support import hostile
+from .support.fixtures import tree_digest
+from .support.hostile_case import TRIED, HostileTestCase
 
 
 class VfsWriteRuleTests(unittest.TestCase):

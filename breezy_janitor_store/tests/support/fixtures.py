@@ -24,16 +24,16 @@ from collections.abc import Iterator
 
 from breezy.plugin import load_plugins
 
-from ..policy.auth import BasicAuth, CredentialsFile, add_worker
-from ..store.storage import Storage
-from ..web.app import ADMIN, PUBLIC, StoreApp
-from ..web.server import make_server
+from ...policy.auth import BasicAuth, CredentialsFile, add_worker
+from ...store.storage import Storage
+from ...web.app import ADMIN, PUBLIC, StoreApp
+from ...web.server import make_server
 
 __all__ = ["RunningStore", "StoreTestCase", "brz", "http_request", "tree_digest"]
 
 #: The directory holding the ``breezy_janitor_store`` package (a checkout's top).
 PROJECT_ROOT = os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 )
 if importlib.util.find_spec("breezy_janitor_store") is None:
     # Loaded as a plugin from a checkout (BRZ_PLUGINS_AT): examples and
@@ -52,7 +52,9 @@ def python_env(**extra: str) -> dict[str, str]:
 
 
 #: This checkout's package directory.
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE_DIR = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 #: This checkout's plugin directory (breezy's entry point to the package).
 PLUGIN_DIR = os.path.join(PACKAGE_DIR, "plugin")
 
@@ -415,7 +417,7 @@ def _restore_env(saved: dict) -> None:
 
 
 def iter_test_modules() -> Iterator[str]:
-    here = os.path.dirname(__file__)
+    here = os.path.dirname(os.path.dirname(__file__))
     for name in sorted(os.listdir(here)):
         if name.startswith("test_") and name.endswith(".py"):
             yield name[:-3]
