@@ -42,6 +42,11 @@ setup(
     # plugin loaded from it): they are not installed.
     packages=[
         "breezy_janitor_store",
+        "breezy_janitor_store.store",
+        "breezy_janitor_store.store.patches",
+        "breezy_janitor_store.smart",
+        "breezy_janitor_store.policy",
+        "breezy_janitor_store.web",
         "breezy.plugins.janitor_store",
     ],
     package_dir={"breezy.plugins.janitor_store": "breezy_janitor_store/plugin"},
@@ -54,7 +59,7 @@ setup(
         "psycopg>=3.1",
         "psycopg-pool",
         "prometheus-client",
-        "vcsgraph",  # breezy's graphs (see breezy_janitor_store/cycles.py)
+        "vcsgraph",  # breezy's graphs (see breezy_janitor_store/store/patches/cycles.py)
     ],
     extras_require={
         "gunicorn": ["gunicorn"],

@@ -31,8 +31,8 @@ from benchmarks import corpus
 CODEBASES = 10_000
 _SERVE = """
 import sys
-from breezy_janitor_store.app import StoreApp
-from breezy_janitor_store.server import make_server
+from breezy_janitor_store.web.app import StoreApp
+from breezy_janitor_store.web.server import make_server
 
 server = make_server(StoreApp(sys.argv[1]), "127.0.0.1", 0)
 print(server.server_address[1], flush=True)

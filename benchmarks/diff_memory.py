@@ -24,7 +24,7 @@ _MEASURE = r"""
 import sys, threading, time, urllib.request
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-from breezy_janitor_store.app import StoreApp
+from breezy_janitor_store.web.app import StoreApp
 
 store, codebase, clients, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 

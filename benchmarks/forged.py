@@ -38,11 +38,11 @@ from contextlib import contextmanager
 
 from breezy.controldir import ControlDir
 
-from breezy_janitor_store import contentcheck, provenance
-from breezy_janitor_store.app import PUBLIC, StoreApp
-from breezy_janitor_store.auth import BasicAuth, CredentialsFile, add_worker
-from breezy_janitor_store.server import make_server
-from breezy_janitor_store.storage import Storage
+from breezy_janitor_store.policy.auth import BasicAuth, CredentialsFile, add_worker
+from breezy_janitor_store.store import contentcheck, provenance
+from breezy_janitor_store.store.storage import Storage
+from breezy_janitor_store.web.app import PUBLIC, StoreApp
+from breezy_janitor_store.web.server import make_server
 
 from .servers import REPO, brz_env
 

@@ -29,9 +29,9 @@ from breezy.bzr.smart import protocol
 from fastbencode import bdecode_as_tuple
 from paste import httpserver
 
-from breezy_janitor_store import server as store_server
 from breezy_janitor_store.serve import ServeSettings, build_apps
-from breezy_janitor_store.server import make_server
+from breezy_janitor_store.web import server as store_server
+from breezy_janitor_store.web.server import make_server
 
 from . import corpus as _corpus
 from .servers import Server, breezy_wsgi_app, brz_env

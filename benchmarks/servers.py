@@ -4,7 +4,7 @@
 * ``store-nosync``: the same with ``--no-sync`` (see ``benchmarks/sync.py``);
 * ``breezy-wsgi``: breezy's own HTTP smart server
   (``breezy.transport.http.wsgi``), writable, under the very same paste
-  server as the store (:func:`breezy_janitor_store.server.make_server`);
+  server as the store (:func:`breezy_janitor_store.web.server.make_server`);
 * ``brz-serve``: ``brz serve --allow-writes`` (``bzr://`` over TCP);
 * ``gunicorn``: the store's WSGI module under gunicorn (for scaling).
 
@@ -217,7 +217,7 @@ def _serve_breezy_wsgi(directory: str) -> None:
     """Serve breezy's own writable smart WSGI app under the store's server."""
     import breezy
 
-    from breezy_janitor_store.server import make_server, serve_forever, server_url
+    from breezy_janitor_store.web.server import make_server, serve_forever, server_url
 
     with breezy.get_global_state():
         server = make_server(breezy_wsgi_app(directory), "127.0.0.1", 0)

@@ -26,9 +26,9 @@ from .run import HERE, log
 
 
 def measure(corpus: _corpus.Corpus) -> dict:
-    from breezy_janitor_store import durable
-    from breezy_janitor_store.app import StoreApp
-    from breezy_janitor_store.server import make_server
+    from breezy_janitor_store.store import durable
+    from breezy_janitor_store.web.app import StoreApp
+    from breezy_janitor_store.web.server import make_server
 
     spent = {"syncs": 0, "seconds": 0.0}
 

@@ -15,7 +15,7 @@ from breezy import errors
 from breezy.commands import Command, get_cmd_object, plugin_cmds
 from breezy.option import ListOption, Option
 
-from .config import ConfigError
+from .policy.config import ConfigError
 
 __all__ = [
     "cmd_janitor_store",
@@ -107,7 +107,7 @@ class _Action(Command):
 
 def _size(text: str) -> int:
     """An option's size: bytes, or a number with K, M or G."""
-    from .sizes import parse_size
+    from .policy.sizes import parse_size
 
     try:
         return parse_size(text)
@@ -362,7 +362,7 @@ class cmd_janitor_store_serve(_Action):
 
 def _storage_directory(value: str | None) -> str:
     """The storage directory an action works on (see :mod:`.storagedir`)."""
-    from .storagedir import storage_directory
+    from .policy.storagedir import storage_directory
 
     try:
         return storage_directory(value)
@@ -395,8 +395,8 @@ class cmd_janitor_store_add_worker(_Action):
         import getpass
         import sys
 
-        from .auth import add_worker
-        from .config import env_default
+        from .policy.auth import add_worker
+        from .policy.config import env_default
 
         path = env_default(credentials, "BZR_STORE_CREDENTIALS")
         if path is None:
@@ -445,9 +445,9 @@ class cmd_janitor_store_break_lock(_Action):
         older_than: int | None = None,
     ) -> int:
 
-        from . import layout, locks
-        from .storage import Storage
-        from .storagedir import branch_exists
+        from .policy.storagedir import branch_exists
+        from .store import layout, locks
+        from .store.storage import Storage
 
         try:
             where = layout.parse_location(location.strip("/"))
@@ -507,10 +507,12 @@ class cmd_janitor_store_gc(_Action):
         older_than: float | None = None,
     ) -> int:
 
-        from . import gc, layout
-        from .storage import Storage
-        from .storagedir import other_content
+        from .policy.storagedir import other_content
+        from .store import gc, layout, patches
+        from .store.storage import Storage
 
+        # it opens every repository: each freed once collected
+        patches.install(serving=False)
         storage = Storage(_storage_directory(directory))
         if not storage.codebases() and other_content(storage.directory):
             raise errors.CommandError(
@@ -537,10 +539,12 @@ def _storage_and_codebases(directory: str | None, codebases: list[str] | None):
     codebases named on the command line, each checked to exist."""
     import os
 
-    from . import layout
-    from .config import env_default
-    from .storage import Storage
+    from .policy.config import env_default
+    from .store import layout, patches
+    from .store.storage import Storage
 
+    # check and backup open every repository: each freed once done with
+    patches.install(serving=False)
     storage = Storage(env_default(directory, "BZR_STORE_PATH", os.getcwd()))
     if not os.path.isdir(storage.directory):
         raise errors.CommandError(f"no storage directory {storage.directory}")
@@ -580,7 +584,7 @@ class cmd_janitor_store_check(_Action):
     ) -> int:
         import json as json_module
 
-        from .check import check_store
+        from .store.check import check_store
 
         storage, codebases = _storage_and_codebases(directory, codebase_list)
         reports = check_store(storage, codebases)
@@ -629,7 +633,7 @@ class cmd_janitor_store_backup(_Action):
         codebase_list: list[str] | None = None,
         directory: str | None = None,
     ) -> int:
-        from .backup import BackupError, backup_store
+        from .store.backup import BackupError, backup_store
 
         storage, codebases = _storage_and_codebases(directory, codebase_list)
         try:

@@ -13,9 +13,7 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 
-from . import durable, leases, locks, logs
-from .app import ADMIN, DEFAULT_CLIENT_MAX_SIZE, DEFAULT_DIFF_TIMEOUT, PUBLIC, StoreApp
-from .config import (
+from .policy.config import (
     DEFAULT_VENDOR,
     GENERIC_CACHE,
     ConfigError,
@@ -23,15 +21,25 @@ from .config import (
     env_default,
     read_janitor_config,
 )
-from .filters import access_logger
-from .gc import Collector
-from .policies import Campaigns
-from .proxy import FORWARDED_ALLOW_IPS_ENV, TrustedProxies
-from .server import DRAIN_TIMEOUT
-from .sizes import parse_size
-from .smart import StreamBudget
-from .storage import Storage
-from .storagedir import check_store_directory, storage_directory
+from .policy.policies import Campaigns
+from .policy.proxy import FORWARDED_ALLOW_IPS_ENV, TrustedProxies
+from .policy.sizes import parse_size
+from .policy.storagedir import check_store_directory, storage_directory
+from .smart import leases
+from .store import durable, locks
+from .store.budget import StreamBudget
+from .store.gc import Collector
+from .store.storage import Storage
+from .web import logs
+from .web.app import (
+    ADMIN,
+    DEFAULT_CLIENT_MAX_SIZE,
+    DEFAULT_DIFF_TIMEOUT,
+    PUBLIC,
+    StoreApp,
+)
+from .web.filters import access_logger
+from .web.server import DRAIN_TIMEOUT
 
 __all__ = [
     "ServeSettings",
@@ -318,14 +326,14 @@ def build_apps(settings: ServeSettings) -> tuple[StoreApp, StoreApp]:
     }
     public = {}
     if settings.database_url:
-        from .auth import BasicAuth
-        from .db import Database, PostgresCodebases, PostgresWorkers
+        from .policy.auth import BasicAuth
+        from .policy.db import Database, PostgresCodebases, PostgresWorkers
 
         database = Database(settings.database_url)
         common["codebase_policy"] = PostgresCodebases(database)
         public["write_policy"] = BasicAuth(PostgresWorkers(database))
     elif settings.credentials:
-        from .auth import BasicAuth, CredentialsFile
+        from .policy.auth import BasicAuth, CredentialsFile
 
         public["write_policy"] = BasicAuth(CredentialsFile(settings.credentials))
     return StoreApp(face=ADMIN, **common), StoreApp(face=PUBLIC, **common, **public)
@@ -342,7 +350,7 @@ def freeze_startup_objects() -> None:
 
 def run_serve(settings: ServeSettings, out) -> None:
     """Serve both faces until interrupted; print their URLs first."""
-    from .server import make_server, serve_forever, server_url
+    from .web.server import make_server, serve_forever, server_url
 
     admin, public = build_apps(settings)
     setup_logging(

@@ -23,8 +23,8 @@ from __future__ import annotations
 import os
 import threading
 
-from .app import ADMIN, PUBLIC, StoreApp
-from .config import ConfigError
+from .policy.config import ConfigError
+from .web.app import ADMIN, PUBLIC, StoreApp
 
 __all__ = ["FACE_VARIABLE", "make_application"]  # and ``application`` (lazy)
 
@@ -63,7 +63,7 @@ def make_application(face: str | None = None) -> StoreApp:
         breezy.initialize(setup_ui=False)
     # Every plugin, as under ``brz janitor-store serve`` (does nothing twice).
     load_plugins()
-    from .server import HELD_LOCKS
+    from .web.server import HELD_LOCKS
 
     settings = ServeSettings.resolve()
     admin, public = build_apps(settings)

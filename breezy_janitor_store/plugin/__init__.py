@@ -5,8 +5,8 @@ from a checkout, breezy loads it with
 ``BRZ_PLUGINS_AT=janitor_store@CHECKOUT/breezy_janitor_store/plugin``.
 Everything else is imported from ``breezy_janitor_store`` by its own name,
 so each module exists once in a process: the package's modules are this
-module's attributes (``breezy.plugins.janitor_store.packing`` is
-``breezy_janitor_store.packing``).
+module's attributes (``breezy.plugins.janitor_store.store`` is
+``breezy_janitor_store.store``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ PACKAGE = "breezy_janitor_store"
 def test_suite(id_prefix: str | None = None) -> unittest.TestSuite:
     """Every test module's tests; with ``id_prefix``, their ids start with it
     instead of the package's name (``brz selftest -s`` selects by id)."""
-    from .fixtures import iter_test_modules
+    from .support.fixtures import iter_test_modules
 
     loader = unittest.TestLoader()
     suite = unittest.TestSuite()

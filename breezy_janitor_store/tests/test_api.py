@@ -13,12 +13,12 @@ import wsgiref.util
 
 from breezy.branch import Branch
 
-from .. import api, metrics
-from ..api import LIST_TYPES, negotiate
-from ..diff import DEFAULT_TIMEOUT
-from ..policies import CodebaseList, PolicyUnavailable
-from .api_fixtures import big_store, hello_store
-from .fixtures import (
+from ..policy.policies import CodebaseList, PolicyUnavailable
+from ..store.diff import DEFAULT_TIMEOUT
+from ..web import api, metrics
+from ..web.api import LIST_TYPES, negotiate
+from .support.api_fixtures import big_store, hello_store
+from .support.fixtures import (
     StoreTestCase,
     brz,
     http_request,

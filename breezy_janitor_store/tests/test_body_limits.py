@@ -1,7 +1,7 @@
 """Request bodies are limited per verb, and refused before they are read.
 
 Only a writer's insert stream may send up to ``client_max_size``; every other
-verb gets :data:`~breezy_janitor_store.smart.SMALL_BODY_LIMIT`.  A real
+verb gets :data:`~breezy_janitor_store.smart.exchange.SMALL_BODY_LIMIT`.  A real
 ``brz janitor-store serve`` runs as a subprocess and its resident memory is
 read from ``/proc/PID``: an anonymous 64 MB body must be answered 413 with
 the server's memory growing by far less than the body.
@@ -10,14 +10,13 @@ the server's memory growing by far less than the body.
 from __future__ import annotations
 
 import os
-import socket
 import struct
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
-from ..smart import SMALL_BODY_LIMIT
-from . import hostile
-from .fixtures import FREE_PORTS, StoreTestCase, brz, start_serve
+from ..smart.verbs import SMALL_BODY_LIMIT
+from .support import hostile
+from .support.fixtures import FREE_PORTS, StoreTestCase, brz, start_serve
+from .support.smart_messages import post, post_message
 
 MIB = 1024 * 1024
 #: The body sent to a verb that takes a small one.
@@ -43,42 +42,8 @@ def big_message(
     yield b"e"
 
 
-def post(base: str, path: str, pieces: Iterable[bytes], size: int) -> bytes:
-    """POST a body of ``size`` bytes, sent in ``pieces`` by a thread of its
-    own while the answer is read; the answer."""
-    host, port = base.split("//", 1)[1].split("/", 1)[0].split(":")
-    sock = socket.create_connection((host, int(port)), timeout=120)
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {size}\r\n\r\n"
-    ).encode()
-
-    def send() -> None:
-        try:
-            sock.sendall(head)
-            for piece in pieces:
-                sock.sendall(piece)
-        except OSError:
-            pass  # the server answered and closed: the rest stays unsent
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    chunks = []
-    try:
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    except OSError:
-        pass
-    finally:
-        sock.close()
-        sender.join(120)
-    return b"".join(chunks)
 
 
-def post_message(base: str, path: str, pieces: list[bytes]) -> bytes:
-    return post(base, path, pieces, sum(map(len, pieces)))
 
 
 def post_big(base: str, path: str, verb: bytes, *args: bytes, line: bytes) -> bytes:

@@ -20,69 +20,19 @@ import unittest
 import urllib.parse
 import zlib
 from collections import Counter
-from html.parser import HTMLParser
 
-from .. import browse
-from ..diff import DEFAULT_TIMEOUT
-from ..server import make_server
-from .api_fixtures import COMMITTER, SharedStore, big_store, hello_store
-from .features import CHROMIUM as CHROMIUM_FEATURE
-from .features import HTML5LIB, require
-from .fixtures import brz, http_request
+from ..store.diff import DEFAULT_TIMEOUT
+from ..web import browse
+from ..web.server import make_server
+from .support.api_fixtures import COMMITTER, SharedStore, big_store, hello_store
+from .support.features import CHROMIUM as CHROMIUM_FEATURE
+from .support.features import HTML5LIB, require
+from .support.fixtures import brz, http_request
+from .support.pages import Page
 
 CHROMIUM = CHROMIUM_FEATURE.feature.path
-_VOID = frozenset(
-    ("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta")
-    + ("source", "track", "wbr")
-)
 
 
-class Page(HTMLParser):
-    """A parsed page: well-formedness checked; links, commands and text kept."""
-
-    def __init__(self, html: bytes) -> None:
-        super().__init__(convert_charrefs=True)
-        self.stack: list[str] = []
-        self.errors: list[str] = []
-        self.links: list[str] = []
-        self.commands: list[str] = []
-        self.text: list[str] = []
-        self._command: list[str] | None = None
-        self.feed(html.decode("utf-8"))
-        self.close()
-        if self.stack:
-            self.errors.append(f"unclosed: {self.stack}")
-
-    def handle_starttag(self, tag, attrs) -> None:
-        attrs = dict(attrs)
-        if tag == "a" and "href" in attrs:
-            self.links.append(attrs["href"])
-        if tag == "code" and "cmd" in (attrs.get("class") or "").split():
-            self._command = []
-        if tag not in _VOID:
-            self.stack.append(tag)
-
-    def handle_startendtag(self, tag, attrs) -> None:
-        if tag not in _VOID:
-            self.errors.append(f"self-closed <{tag}/>")
-
-    def handle_endtag(self, tag) -> None:
-        if not self.stack or self.stack[-1] != tag:
-            self.errors.append(f"</{tag}> closes {self.stack[-1:]}")
-        else:
-            self.stack.pop()
-        if tag == "code" and self._command is not None:
-            self.commands.append("".join(self._command))
-            self._command = None
-
-    def handle_data(self, data) -> None:
-        self.text.append(data)
-        if self._command is not None:
-            self._command.append(data)
-
-    @property
-    def all_text(self) -> str:
-        return "".join(self.text)
 
 
 def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:

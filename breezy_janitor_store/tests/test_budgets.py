@@ -17,19 +17,15 @@ from breezy.branch import Branch
 from breezy.bzr.smart.repository import _stream_to_byte_stream
 from breezy.bzr.vf_search import PendingAncestryResult
 
-from ..auth import BasicAuth, CredentialsFile, add_worker
-from ..budget import StreamBudget
-from ..metrics import REGISTRY
-from ..smart import (
-    BUFFERED_READ_LIMIT,
-    MAX_READV_RANGES,
-    SMALL_BODY_LIMIT,
-    VFS_READ_LIMIT,
-)
-from . import hostile
-from .fixtures import StoreTestCase, brz, http_request, wait_for
-from .test_auth import write_authentication_conf
-from .test_metrics import scrape, value
+from ..policy.auth import BasicAuth, CredentialsFile, add_worker
+from ..smart.overrides import BUFFERED_READ_LIMIT, MAX_READV_RANGES
+from ..smart.verbs import SMALL_BODY_LIMIT
+from ..store.budget import VFS_READ_LIMIT, StreamBudget
+from ..web.metrics import REGISTRY
+from .support import hostile
+from .support.auth import write_authentication_conf
+from .support.fixtures import StoreTestCase, brz, http_request, wait_for
+from .support.metrics import scrape, value
 
 _PUBLIC_SMART = "/bzr/hello/lintian-fixes/.bzr/smart"
 _ADMIN_SMART = "/hello/lintian-fixes/.bzr/smart"

@@ -9,9 +9,9 @@ import secrets
 import shutil
 import threading
 
-from ..auth import hash_password
-from . import hostile
-from .fixtures import FREE_PORTS, StoreTestCase, start_serve
+from ..policy.auth import hash_password
+from .support import hostile
+from .support.fixtures import FREE_PORTS, StoreTestCase, start_serve
 
 #: Requests naming a new random codebase each, and the growth allowed (bytes):
 #: the bound asked for 20,000 names, held for twice as many.

@@ -7,10 +7,10 @@ import json
 import os
 import threading
 
-from ..backup import backup_store
-from ..check import check_store
-from ..storage import Storage
-from .fixtures import StoreTestCase, brz, plugin_env
+from ..store.backup import backup_store
+from ..store.check import check_store
+from ..store.storage import Storage
+from .support.fixtures import StoreTestCase, brz, plugin_env
 
 
 class CheckTest(StoreTestCase):

@@ -13,7 +13,7 @@ from unittest import mock
 from .. import __version__
 from ..cmds import cmd_janitor_store_serve
 from ..serve import ServeSettings
-from .fixtures import (
+from .support.fixtures import (
     FREE_PORTS,
     StoreTestCase,
     assert_stops_cleanly,

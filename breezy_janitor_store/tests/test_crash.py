@@ -22,10 +22,10 @@ import unittest
 from breezy import branch as _branch  # noqa: F401 - branch formats
 from breezy.tests import features as breezy_features
 
-from ..check import check_store
-from ..storage import Storage
-from . import features
-from .fixtures import StoreTestCase, brz, python_env, wait_for
+from ..store.check import check_store
+from ..store.storage import Storage
+from .support import features
+from .support.fixtures import StoreTestCase, brz, python_env, wait_for
 
 
 class _Fuse(breezy_features.Feature):
@@ -105,7 +105,7 @@ def crash_state_problems(
     """What is wrong with crash state ``state``: ``check``'s problems, and
     each acknowledged push (location, the tips pushed there in order, the
     index of the acknowledged one) whose tip (or a later one) is missing."""
-    from ..branches import open_branch, open_repository
+    from ..store.branches import open_branch, open_repository
 
     storage = Storage(state, sync=False)
     problems = [line for report in check_store(storage) for line in report.lines()]

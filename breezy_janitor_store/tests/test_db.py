@@ -12,14 +12,20 @@ import unittest
 
 from psycopg_pool import ConnectionPool
 
-from .. import db as db_module
-from ..config import ConfigError
-from ..db import Database, PostgresCodebases, PostgresWorkers
-from ..policies import PolicyUnavailable
+from ..policy import db as db_module
+from ..policy.config import ConfigError
+from ..policy.db import Database, PostgresCodebases, PostgresWorkers
+from ..policy.policies import PolicyUnavailable
 from ..serve import ServeSettings, build_apps
-from .fixtures import (
+from .support.auth import (
+    basic,
+    credential_probe,
+    record_statuses,
+    write_authentication_conf,
+)
+from .support.database import TIMEOUT, TTL, DatabaseTestCase
+from .support.fixtures import (
     FREE_PORTS,
-    StoreTestCase,
     assert_stops_cleanly,
     brz,
     http_request,
@@ -27,67 +33,7 @@ from .fixtures import (
     tree_digest,
     wait_for,
 )
-from .pgcluster import require_postgres, shared_cluster
-from .test_auth import (
-    basic,
-    credential_probe,
-    record_statuses,
-    write_authentication_conf,
-)
-
-#: Short timeouts and TTLs, so outages and expiries show within a test.
-TIMEOUT = 1.0
-TTL = 0.5
-
-
-class DatabaseTestCase(StoreTestCase):
-    """A test with the shared cluster and a fresh janitor database."""
-
-    def setUp(self) -> None:
-        super().setUp()
-        self.cluster = shared_cluster(self)
-        self.dbname = self.cluster.create_database()
-        self.addCleanup(self.cluster.drop_database, self.dbname)
-        self.url = self.cluster.url(self.dbname)
-        self.database = Database(self.url, timeout=TIMEOUT)
-        self.addCleanup(self.database.close)
-
-    def sql(self, query: str, *params) -> list:
-        with self.cluster.connect(self.dbname) as conn:
-            cur = conn.execute(query, params)
-            return cur.fetchall() if cur.description else []
-
-    def add_codebase(self, *names: str) -> None:
-        for name in names:
-            self.sql("INSERT INTO codebase (name) VALUES (%s)", name)
-
-    def add_worker(self, name: str, password: str) -> None:
-        self.sql(
-            "INSERT INTO worker (name, password) VALUES (%s, crypt(%s, gen_salt('bf')))",
-            name,
-            password,
-        )
-
-    def start_db_store(self, ttl: float = TTL):
-        """A store whose codebases and public-face workers are the database's."""
-        self.codebases = PostgresCodebases(self.database, ttl=ttl, missing_ttl=ttl)
-        self.workers = PostgresWorkers(self.database, ttl=ttl)
-        from ..auth import BasicAuth
-
-        return self.start_store(
-            campaigns=["lintian-fixes"],
-            codebase_policy=self.codebases,
-            public={"write_policy": BasicAuth(self.workers)},
-        )
-
-    def stop_cluster(self) -> None:
-        """Stop the server; it is started again at the end of the test."""
-        self.cluster.stop()
-        self.addCleanup(self._restart)
-
-    def _restart(self) -> None:
-        if not self.cluster.running():
-            self.cluster.start()
+from .support.pgcluster import require_postgres
 
 
 class MissingPostgresTests(unittest.TestCase):

@@ -21,9 +21,9 @@ import subprocess
 import sys
 from functools import partial
 
-from . import features
-from .fixtures import (
-    PROJECT_ROOT,
+from .support import features
+from .support.deploy import DEBIAN_DEFAULT_SITE, DEPLOY, NGINX_CONF, PREFIX, listening
+from .support.fixtures import (
     StoreTestCase,
     brz,
     http_request,
@@ -31,15 +31,9 @@ from .fixtures import (
     stop_process,
     wait_for,
 )
-from .test_logs import TEXT_LINE
+from .support.logs import TEXT_LINE
 
-DEPLOY = os.path.join(PROJECT_ROOT, "examples", "deploy")
-#: Where the units expect the store's virtualenv.
-PREFIX = "/opt/janitor-store/bin/"
-NGINX_CONF = os.path.join(DEPLOY, "nginx-janitor-store.conf")
 GUNICORN_CONF = os.path.join(DEPLOY, "gunicorn.conf.py")
-#: Debian's default site, which answers requests no other server names.
-DEBIAN_DEFAULT_SITE = "/etc/nginx/sites-available/default"
 #: What nginx logs when it spools a body to disk instead of streaming it.
 BUFFERED = "buffered to a temporary file"
 
@@ -50,12 +44,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def substitute(text: str, replacements: list[tuple[str, str]]) -> str:

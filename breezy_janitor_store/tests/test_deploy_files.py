@@ -14,8 +14,9 @@ import signal
 import subprocess
 import sys
 
-from . import features
-from .fixtures import (
+from .support import features
+from .support.deploy import DEBIAN_DEFAULT_SITE, DEPLOY, NGINX_CONF, PREFIX, listening
+from .support.fixtures import (
     PROJECT_ROOT,
     StoreTestCase,
     brz_command,
@@ -23,7 +24,6 @@ from .fixtures import (
     plugin_env,
     stop_process,
 )
-from .test_deploy import DEBIAN_DEFAULT_SITE, DEPLOY, NGINX_CONF, PREFIX, listening
 
 DOCKERFILE = os.path.join(PROJECT_ROOT, "Dockerfile")
 KUBERNETES = os.path.join(PROJECT_ROOT, "examples", "kubernetes", "janitor-store.yaml")
@@ -93,10 +93,12 @@ class ServiceUserTests(StoreTestCase):
         self.assertIn("DATABASE_URL", names)
         package = os.path.join(PROJECT_ROOT, "breezy_janitor_store")
         source = ""
-        for name in os.listdir(package):
-            if name.endswith(".py"):
-                with open(os.path.join(package, name)) as f:
-                    source += f.read()
+        for top, dirs, files in os.walk(package):  # the library, not its tests
+            dirs[:] = [d for d in dirs if d != "tests"]
+            for name in files:
+                if name.endswith(".py"):
+                    with open(os.path.join(top, name)) as f:
+                        source += f.read()
         for name in names:
             self.assertIn(f'"{name}"', source, name)
 

@@ -16,10 +16,10 @@ import breezy.bzr  # noqa: F401 - registers the bzr formats
 from breezy import controldir
 from breezy import diff as breezy_diff
 
-from .. import diff, history
-from ..smart import ANNOTATE_LIMIT, StreamBudget
-from .features import HYPOTHESIS, require_module
-from .fixtures import StoreTestCase, brz, http_request, wait_for
+from ..store import diff, history
+from ..store.budget import ANNOTATE_LIMIT, StreamBudget
+from .support.features import HYPOTHESIS, require_module
+from .support.fixtures import StoreTestCase, brz, http_request, wait_for
 
 CAMPAIGN = "lintian-fixes"
 

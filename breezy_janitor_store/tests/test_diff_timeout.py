@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 import unittest
 
-from .. import diff
-from .fixtures import wait_for
+from ..store import diff
+from .support.fixtures import wait_for
 
 
 class DeadlineTests(unittest.TestCase):

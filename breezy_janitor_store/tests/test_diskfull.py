@@ -21,10 +21,10 @@ from typing import ClassVar
 from breezy import urlutils
 from breezy.transport.local import LocalTransport
 
-from ..app import ADMIN, StoreApp
-from ..server import make_server
-from ..storage import Storage
-from .fixtures import StoreTestCase, brz
+from ..store.storage import Storage
+from ..web.app import ADMIN, StoreApp
+from ..web.server import make_server
+from .support.fixtures import StoreTestCase, brz
 
 CAMPAIGNS = ["lintian-fixes"]
 

@@ -7,7 +7,7 @@ import os
 from breezy import branch as _mod_branch
 from breezy import controldir
 
-from .fixtures import StoreTestCase, brz, http_request, tree_digest
+from .support.fixtures import StoreTestCase, brz, http_request, tree_digest
 
 
 class PushAndBranchTests(StoreTestCase):

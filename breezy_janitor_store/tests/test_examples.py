@@ -11,7 +11,7 @@ import unittest
 
 from paste import httpserver
 
-from .fixtures import StoreTestCase, brz, http_request, python_env
+from .support.fixtures import StoreTestCase, brz, http_request, python_env
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 

@@ -1,6 +1,6 @@
 """Shortcuts on the per-request path agree with what they stand for.
 
-* :func:`breezy_janitor_store.filters._escapes` finds exactly what the
+* :func:`breezy_janitor_store.web.filters._escapes` finds exactly what the
   path-escape regular expression finds;
 * the transport's kept path results (:func:`_resolve_kept`,
   :func:`_join_kept`) are those computed afresh, kept for short arguments
@@ -14,7 +14,8 @@ import unittest
 
 from breezy.transport import get_transport_from_path
 
-from .. import filters, transport
+from ..store import paths, transport
+from ..web import filters
 
 #: Pieces of request paths, hostile ones among them.
 PIECES = [
@@ -82,21 +83,21 @@ class KeptPathTests(unittest.TestCase):
         base = ("lintian-fixes", "main")
         for relpath in ("", ".", "..", "../..", "/x", ".bzr/branch", "a%20b", "x/../y"):
             self.assertEqual(
-                transport._resolve_kept(base, relpath),
-                transport._resolve_path(base, relpath),
+                paths.resolve_kept(base, relpath),
+                paths.resolve_path(base, relpath),
             )
         for segments in ((), ("a b", "c"), ("lintian-fixes", ".bzr")):
-            self.assertEqual(transport._join(segments), transport._join_path(segments))
+            self.assertEqual(paths.join(segments), paths.join_path(segments))
 
     def test_long_arguments_computed_not_kept(self) -> None:
-        long = ("d" * (transport.MEMO_LIMIT + 1),)
-        transport._join_kept.cache_clear()
-        self.assertEqual(transport._join(long), transport._join_path(long))
-        self.assertEqual(transport._join_kept.cache_info().currsize, 0)
-        transport._resolve_kept.cache_clear()
+        long = ("d" * (paths.MEMO_LIMIT + 1),)
+        paths.join_kept.cache_clear()
+        self.assertEqual(paths.join(long), paths.join_path(long))
+        self.assertEqual(paths.join_kept.cache_info().currsize, 0)
+        paths.resolve_kept.cache_clear()
         t = transport.StoreTransport(_jail(), long)
         self.assertEqual(t._resolve("x"), (*long, "x"))
-        self.assertEqual(transport._resolve_kept.cache_info().currsize, 0)
+        self.assertEqual(paths.resolve_kept.cache_info().currsize, 0)
 
 
 def _jail():

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import shutil
 
-from ..locks import list_locks
-from .test_concurrency import CLIENTS, CONTENTION, ConcurrencyTestCase
+from ..store.locks import list_locks
+from .support.concurrency import CLIENTS, CONTENTION, ConcurrencyTestCase
 
 #: What a push that lost the race to a diverged tip may say.
 DIVERGED = ("have diverged",)

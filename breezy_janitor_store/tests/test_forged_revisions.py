@@ -21,11 +21,11 @@ from breezy.bzr.versionedfile import FulltextContentFactory
 from breezy.controldir import ControlDir
 from breezy.repository import Repository
 
-from .. import provenance
-from ..auth import BasicAuth, CredentialsFile, add_worker
-from .fixtures import StoreTestCase, brz, tree_digest
-from .hostile import smart_client
-from .test_worker_flow import import_branches
+from ..policy.auth import BasicAuth, CredentialsFile, add_worker
+from ..store import provenance
+from .support.fixtures import StoreTestCase, brz, tree_digest
+from .support.hostile import smart_client
+from .support.worker import import_branches
 
 CAMPAIGNS = ["lintian-fixes", "debian"]
 WORKERS = {"worker-1": "password-one", "worker-2": "password-two"}

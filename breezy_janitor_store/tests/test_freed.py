@@ -6,8 +6,8 @@ import gc
 
 from breezy.bzr.pack_repo import PackRepository
 
-from ..transport import URL_SCHEME
-from .fixtures import StoreTestCase, brz, http_request
+from ..store.transport import URL_SCHEME
+from .support.fixtures import StoreTestCase, brz, http_request
 
 ROUNDS = 5
 

@@ -24,12 +24,12 @@ from wsgiref.util import setup_testing_defaults
 from breezy import errors
 from breezy.transport import NoSuchFile
 
-from .. import layout
-from ..app import ADMIN, PUBLIC, StoreApp
-from ..storage import Storage
-from . import hostile
-from .features import HYPOTHESIS, require_module
-from .fixtures import StoreTestCase, tree_digest
+from ..store import layout
+from ..store.storage import Storage
+from ..web.app import ADMIN, PUBLIC, StoreApp
+from .support import hostile
+from .support.features import HYPOTHESIS, require_module
+from .support.fixtures import StoreTestCase, tree_digest
 
 require_module(HYPOTHESIS)
 

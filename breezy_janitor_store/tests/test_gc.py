@@ -19,10 +19,10 @@ from breezy.lockdir import LockDir
 from breezy.repository import Repository
 from breezy.workingtree import WorkingTree
 
-from ..gc import DEFAULT_OLDER_THAN, UPLOAD_MIN_AGE, collect
-from ..packing import PACK_LOCK
-from ..storage import Storage
-from .fixtures import (
+from ..store.gc import DEFAULT_OLDER_THAN, UPLOAD_MIN_AGE, collect
+from ..store.patches.packing import PACK_LOCK
+from ..store.storage import Storage
+from .support.fixtures import (
     FREE_PORTS,
     StoreTestCase,
     brz,

@@ -21,13 +21,13 @@ import threading
 import time
 import urllib.parse
 
-from .. import auth
-from ..app import ADMIN, StoreApp
-from ..auth import BasicAuth, BoundedWork, CredentialsFile, add_worker
-from ..policies import PolicyUnavailable, Unauthorized
-from ..server import make_server
-from . import hostile
-from .fixtures import (
+from ..policy import auth
+from ..policy.auth import BasicAuth, BoundedWork, CredentialsFile, add_worker
+from ..policy.policies import PolicyUnavailable, Unauthorized
+from ..web.app import ADMIN, StoreApp
+from ..web.server import make_server
+from .support import hostile
+from .support.fixtures import (
     FREE_PORTS,
     StoreTestCase,
     brz,

@@ -13,9 +13,9 @@ import struct
 
 from breezy import controldir
 
-from ..smart import VFS_READ_LIMIT, StreamBudget
-from . import hostile
-from .fixtures import (
+from ..store.budget import VFS_READ_LIMIT, StreamBudget
+from .support import hostile
+from .support.fixtures import (
     FREE_PORTS,
     StoreTestCase,
     brz,

@@ -16,11 +16,12 @@ import urllib.parse
 from breezy import bedding, errors
 from breezy.branch import Branch
 
-from .. import browse, layout
-from . import hostile
-from .api_fixtures import hello_store
-from .fixtures import StoreTestCase, brz, http_request
-from .test_auth import write_authentication_conf
+from ..store import layout
+from ..web import browse
+from .support import hostile
+from .support.api_fixtures import hello_store
+from .support.auth import write_authentication_conf
+from .support.fixtures import StoreTestCase, brz, http_request
 
 
 def raw_request(base: str, path: str, method: str = "GET", headers=()) -> tuple:

@@ -20,10 +20,10 @@ from breezy.branch import Branch
 from breezy.bzr.branch import BranchReferenceFormat
 from breezy.controldir import ControlDir
 
-from ..storage import Storage
-from . import hostile
-from .fixtures import brz, http_request, tree_digest
-from .test_hostile import CAMPAIGNS, TRIED, HostileTestCase
+from ..store.storage import Storage
+from .support import hostile
+from .support.fixtures import brz, http_request, tree_digest
+from .support.hostile_case import CAMPAIGNS, TRIED, HostileTestCase
 
 REFERENCE = BranchReferenceFormat().as_string()
 

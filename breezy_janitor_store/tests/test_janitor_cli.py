@@ -10,15 +10,9 @@ import socket
 import subprocess
 import unittest
 
-from ..app import StoreApp
-from ..policies import Campaigns
-from .fixtures import (
-    FREE_PORTS,
-    StoreTestCase,
-    brz,
-    plugin_env,
-    start_serve,
-)
+from ..policy.policies import Campaigns
+from ..web.app import StoreApp
+from .support.fixtures import FREE_PORTS, StoreTestCase, brz, plugin_env, start_serve
 
 #: A janitor config as the janitor's own example writes one.
 JANITOR_CONFIG = """\

@@ -12,11 +12,11 @@ import threading
 from breezy.bzr.smart import protocol
 from breezy.transport.http import wsgi
 
-from ..app import INCOMPLETE_RESPONSE
-from ..policies import CodebaseList
-from ..server import make_server
-from . import hostile
-from .fixtures import StoreTestCase, brz, http_request, tree_digest
+from ..policy.policies import CodebaseList
+from ..web.server import make_server
+from ..web.smart import INCOMPLETE_RESPONSE
+from .support import hostile
+from .support.fixtures import StoreTestCase, brz, http_request, tree_digest
 
 #: What the janitor's store sends for ``/health`` and ``/ready``: aiohttp's
 #: ``web.Response(text="ok")``.

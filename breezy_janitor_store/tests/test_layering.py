@@ -1,7 +1,11 @@
 """The package's layers (see its docstring): who may import whom.
 
-The bzr side and the policies never import the web side, and the modules'
-imports, those inside functions included, form no cycle.
+The layers are the package's folders, lowest first: ``store`` (the bzr
+side), ``smart`` (the smart protocol), ``policy`` (policies, settings,
+credentials), ``web`` (WSGI).  A module imports only from its own layer and
+the layers below it, type-only imports included; the entry points (the
+package's top-level modules and ``plugin``) may import any layer.  The
+modules' imports, those inside functions included, form no cycle.
 """
 
 from __future__ import annotations
@@ -13,72 +17,39 @@ import sys
 import unittest
 
 from .. import __doc__ as PACKAGE_DOC
-from .fixtures import python_env
+from .support.fixtures import python_env
 
 PACKAGE = "breezy_janitor_store"
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-#: The web side (WSGI) and the entry points built on it.
-WEB = frozenset(
-    {
-        "http",
-        "metrics",
-        "opsmetrics",
-        "filters",
-        "browse",
-        "files",
-        "api",
-        "app",
-        "server",
-    }
-)
-ENTRY_POINTS = frozenset({"serve", "cmds", "wsgi", "plugin", "__main__"})
-#: Modules of the bzr side and the policies (every other module is held to
-#: the same rule: it must not import the web side).
-LOWER = (
-    "layout",
-    "durable",
-    "holders",
-    "transport",
-    "packing",
-    "storage",
-    "gc",
-    "branches",
-    "history",
-    "diff",
-    "locks",
-    "gc",
-    "damage",
-    "smart",
-    "check",
-    "backup",
-    "context",
-    "policies",
-    "config",
-    "auth",
-    "db",
-)
+#: The layers, lowest first: each is a folder of the package.
+LAYERS = ("store", "smart", "policy", "web")
+#: No module may be longer than this many lines.
+MAX_LINES = 700
 
 
-def _modules() -> list[str]:
-    """The package's modules, and ``plugin`` in a checkout (installed, it
-    is breezy's ``breezy.plugins.janitor_store``)."""
-    names = [
-        name[:-3]
-        for name in os.listdir(PACKAGE_DIR)
-        if name.endswith(".py") and name != "__init__.py"
-    ]
-    if os.path.exists(os.path.join(PACKAGE_DIR, "plugin", "__init__.py")):
-        names.append("plugin")
-    return sorted(names)
+def _modules() -> dict[str, str]:
+    """Every module of the package but its tests, by dotted name relative to
+    the package (a package's ``__init__`` by the package's name), with its
+    path."""
+    found: dict[str, str] = {}
+    for directory, dirs, files in os.walk(PACKAGE_DIR):
+        dirs[:] = sorted(d for d in dirs if d not in ("tests", "__pycache__"))
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(directory, name)
+            parts = os.path.relpath(path, PACKAGE_DIR)[:-3].split(os.sep)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            found[".".join(parts)] = path
+    return found
 
 
-def _source(module: str) -> str:
-    if module == "plugin":
-        path = os.path.join(PACKAGE_DIR, "plugin", "__init__.py")
-    else:
-        path = os.path.join(PACKAGE_DIR, module + ".py")
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+def layer_of(module: str) -> int | None:
+    """The index of ``module``'s layer in :data:`LAYERS`; None for an entry
+    point."""
+    head = module.split(".")[0]
+    return LAYERS.index(head) if head in LAYERS else None
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -93,7 +64,24 @@ def imports_of(module: str, *, type_only: bool = True) -> set[str]:
 
     :param type_only: count imports under ``if TYPE_CHECKING:`` too.
     """
+    modules = _modules()
+    path = modules[module]
+    package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+    if module == "plugin":  # breezy's name for it is breezy.plugins.janitor_store
+        package = None
     found: set[str] = set()
+
+    def resolve(node: ast.ImportFrom) -> str | None:
+        name = node.module or ""
+        if node.level == 0:
+            if name == PACKAGE or name.startswith(PACKAGE + "."):
+                return name[len(PACKAGE) + 1 :]
+            return None
+        if package is None:
+            return None
+        base = package.split(".") if package else []
+        base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+        return ".".join([*base, *([name] if name else [])])
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, ast.If) and _is_type_checking(node) and not type_only:
@@ -101,36 +89,45 @@ def imports_of(module: str, *, type_only: bool = True) -> set[str]:
                 visit(child)
             return
         if isinstance(node, ast.ImportFrom):
-            name = node.module or ""
-            if node.level == 0 and (name + ".").startswith(PACKAGE + "."):
-                name = name[len(PACKAGE) + 1 :]
-            elif not (node.level == 1 and module != "plugin"):
-                name = None  # outside the package (or its tests)
-            if name:
-                found.add(name.split(".")[0])
-            elif name is not None:  # from PACKAGE import a, b
-                found.update(alias.name for alias in node.names)
+            target = resolve(node)
+            if target is not None:
+                for alias in node.names:
+                    full = f"{target}.{alias.name}" if target else alias.name
+                    found.add(full if full in modules else target)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith(PACKAGE + "."):
-                    found.add(alias.name.split(".")[1])
+                    found.add(alias.name[len(PACKAGE) + 1 :])
         for child in ast.iter_child_nodes(node):
             visit(child)
 
-    visit(ast.parse(_source(module)))
-    return (found & set(_modules())) - {module}
+    with open(path, encoding="utf-8") as f:
+        visit(ast.parse(f.read()))
+    return {m for m in found if m in modules and not m.startswith("tests")} - {
+        module
+    }
 
 
 class LayeringTests(unittest.TestCase):
-    def test_lower_layers_never_import_the_web_side(self) -> None:
+    def test_every_module_is_in_a_layer_or_an_entry_point(self) -> None:
         for module in _modules():
-            if module in WEB or module in ENTRY_POINTS:
-                continue
-            with self.subTest(module=module):
-                self.assertEqual(imports_of(module) & WEB, set())
+            if layer_of(module) is None:
+                with self.subTest(module=module):
+                    self.assertNotIn(".", module, "a folder that is no layer")
 
-    def test_no_import_cycle(self) -> None:
-        graph = {m: imports_of(m, type_only=False) for m in _modules()}
+    def test_a_module_imports_only_its_layer_and_those_below(self) -> None:
+        for module in _modules():
+            layer = layer_of(module)
+            if layer is None:
+                continue
+            for imported in imports_of(module):
+                with self.subTest(module=module, imported=imported):
+                    below = layer_of(imported)
+                    self.assertIsNotNone(below, "imports an entry point")
+                    self.assertLessEqual(below, layer)
+
+    def test_no_import_cycle_type_only_imports_included(self) -> None:
+        graph = {m: imports_of(m) for m in _modules()}
         done: set[str] = set()
 
         def walk(module: str, path: tuple[str, ...]) -> None:
@@ -146,13 +143,13 @@ class LayeringTests(unittest.TestCase):
         for module in graph:
             walk(module, ())
 
-    def test_importing_the_bzr_side_loads_no_web_module(self) -> None:
+    def test_importing_the_lower_layers_loads_no_web_module(self) -> None:
+        lower = sorted(m for m in _modules() if layer_of(m) in (0, 1, 2))
         code = (
             "import sys\n"
-            f"for m in {LOWER!r}:\n"
+            f"for m in {lower!r}:\n"
             f"    __import__('{PACKAGE}.' + m)\n"
-            f"web = sorted(m for m in sys.modules if m.startswith('{PACKAGE}.')"
-            f" and m.split('.')[1] in {sorted(WEB)!r})\n"
+            f"web = sorted(m for m in sys.modules if m.startswith('{PACKAGE}.web'))\n"
             "print(','.join(web))\n"
         )
         out = subprocess.run(
@@ -164,7 +161,41 @@ class LayeringTests(unittest.TestCase):
         )
         self.assertEqual(out.stdout.strip(), "")
 
-    def test_the_map_names_every_module(self) -> None:
-        for module in sorted(set(LOWER) | WEB | ENTRY_POINTS):
+    def test_no_module_is_longer_than_the_limit(self) -> None:
+        for module, path in _modules().items():
+            with self.subTest(module=module), open(path, encoding="utf-8") as f:
+                self.assertLessEqual(sum(1 for _ in f), MAX_LINES)
+
+    def test_the_map_names_every_layer_and_module(self) -> None:
+        for layer in LAYERS:
+            with self.subTest(layer=layer):
+                self.assertIn(f"``{layer}/``", PACKAGE_DOC)
+        for module in _modules():
+            if "." not in module:
+                continue
+            package, _, name = module.rpartition(".")
             with self.subTest(module=module):
-                self.assertIn(f"``{module}``", PACKAGE_DOC)
+                self.assertIn(f"``{name}``", _docstring(package))
+
+
+class TestModuleTests(unittest.TestCase):
+    def test_no_test_module_imports_another(self) -> None:
+        """Tests share code through ``tests/support/`` only."""
+        here = os.path.dirname(os.path.abspath(__file__))
+        for name in sorted(os.listdir(here)):
+            if not (name.startswith("test_") and name.endswith(".py")):
+                continue
+            with open(os.path.join(here, name), encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.level == 1:
+                    imported = [node.module or ""] + [a.name for a in node.names]
+                    with self.subTest(module=name, imported=imported[0]):
+                        self.assertFalse(
+                            any(m.split(".")[0].startswith("test_") for m in imported)
+                        )
+
+
+def _docstring(module: str) -> str:
+    with open(_modules()[module], encoding="utf-8") as f:
+        return ast.get_docstring(ast.parse(f.read())) or ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unittest
 
-from .. import layout
+from ..store import layout
 
 
 def campaigns(name: str) -> bool:

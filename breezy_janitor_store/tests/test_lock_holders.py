@@ -9,10 +9,10 @@ import unittest
 
 from breezy.lockdir import LockHeldInfo
 
-from .. import holders, locks
-from . import hostile
-from .fixtures import PASSWORD, WORKER, StoreTestCase, http_request
-from .test_auth import write_authentication_conf
+from ..store import holders, locks
+from .support import hostile
+from .support.auth import write_authentication_conf
+from .support.fixtures import PASSWORD, WORKER, StoreTestCase, http_request
 
 
 class LockHolderTests(StoreTestCase):

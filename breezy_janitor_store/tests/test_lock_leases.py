@@ -24,14 +24,16 @@ from breezy.bzr.groupcompress_repo import RepositoryFormat2a
 from breezy.bzr.smart.repository import _stream_to_byte_stream
 from breezy.bzr.vf_search import PendingAncestryResult
 
-from .. import leases, locks
-from ..app import StoreApp
-from ..auth import add_worker
-from ..config import ConfigError
+from ..policy.auth import add_worker
+from ..policy.config import ConfigError
 from ..serve import ServeSettings
-from ..smart import SMALL_BODY_LIMIT
-from . import hostile
-from .fixtures import (
+from ..smart import leases
+from ..smart.verbs import SMALL_BODY_LIMIT
+from ..store import locks
+from ..web.app import StoreApp
+from .support import hostile
+from .support.auth import write_authentication_conf
+from .support.fixtures import (
     FREE_PORTS,
     PASSWORD,
     WORKER,
@@ -41,7 +43,6 @@ from .fixtures import (
     start_serve,
     wait_for,
 )
-from .test_auth import write_authentication_conf
 
 #: The second worker, who finds worker-1's lock in its way.
 OTHER = "worker-2"
@@ -148,7 +149,7 @@ class WalkedAwayTests(LeaseTestCase):
         """The repository lock a request took (the store records packs
         under it) and never released, its process killed: after the lease,
         the next push breaks it."""
-        from .. import holders
+        from ..store import holders
 
         storage = self.store.admin_app.storage
         repo = storage.transport("hello", writable=True, is_campaign=bool)
@@ -416,8 +417,8 @@ class HolderMatchTests(unittest.TestCase):
     def test_stamped_records_match_their_holder_only(self) -> None:
         from breezy.lockdir import LockHeldInfo
 
-        from .. import holders
-        from ..layout import Location
+        from ..store import holders
+        from ..store.layout import Location
 
         record = LockHeldInfo.for_this_process(None).to_bytes()
         for worker in ("worker-1", 'w\u00f6rker "x": #y', None):

@@ -16,10 +16,10 @@ from typing import ClassVar
 
 from breezy import lockdir
 
-from .. import locks
-from ..layout import Location
-from ..locks import break_lock, list_locks
-from .fixtures import (
+from ..store import locks
+from ..store.layout import Location
+from ..store.locks import break_lock, list_locks
+from .support.fixtures import (
     StoreTestCase,
     brz,
     brz_command,

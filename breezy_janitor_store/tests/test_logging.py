@@ -16,11 +16,11 @@ import re
 import threading
 import unittest
 
-from ..auth import BasicAuth, CredentialsFile, add_worker
-from ..filters import REQUEST_ID_HEADER, RequestIdLogFilter, access_line
+from ..policy.auth import BasicAuth, CredentialsFile, add_worker
 from ..serve import BatchedLines
-from . import hostile
-from .fixtures import StoreTestCase, brz, http_request, wait_for
+from ..web.filters import REQUEST_ID_HEADER, RequestIdLogFilter, access_line
+from .support import hostile
+from .support.fixtures import StoreTestCase, brz, http_request, wait_for
 
 #: host ident user [time] "request" status bytes, then duration and request id
 CLF = re.compile(

@@ -4,24 +4,20 @@ included), the libraries'; text or JSON; start, drain and stop logged."""
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
 
-from ..config import ConfigError
+from ..policy.config import ConfigError
 from ..serve import ServeSettings
-from .fixtures import (
+from .support.fixtures import (
     FREE_PORTS,
     StoreTestCase,
     http_request,
     python_env,
     start_serve,
 )
-
-TEXT_LINE = re.compile(
-    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \[[^\]]+\] [\w.]+: .*"
-)
+from .support.logs import TEXT_LINE
 
 #: A process that logs as ``serve`` does, through every kind of logger.
 _EVERY_LOGGER = """
@@ -30,11 +26,11 @@ import breezy
 from breezy import lockdir, trace
 from breezy.transport import get_transport
 from breezy_janitor_store.serve import setup_logging
-from breezy_janitor_store import logs
+from breezy_janitor_store.web import logs
 
 with breezy.initialize(setup_ui=False):
     setup_logging(log_format=sys.argv[1])
-    logging.getLogger("breezy_janitor_store.locks").info("from the store")
+    logging.getLogger("breezy_janitor_store.store.locks").info("from the store")
     logging.getLogger("psycopg_pool").warning("from psycopg_pool")
     warnings.warn("from warnings")
     trace.note("a breezy note")
@@ -47,7 +43,7 @@ with breezy.initialize(setup_ui=False):
     try:
         waiting.wait_lock(timeout=0.2, poll=0.1)
     except Exception as e:
-        logging.getLogger("breezy_janitor_store.locks").warning("gave up: %s", type(e).__name__)
+        logging.getLogger("breezy_janitor_store.store.locks").warning("gave up: %s", type(e).__name__)
     held.unlock()
     logs.flush_all()
 """
@@ -74,7 +70,7 @@ class EveryLoggerTests(StoreTestCase):
         by_logger = {}
         for record in records:
             by_logger.setdefault(record["logger"], []).append(record["message"])
-        self.assertIn("from the store", by_logger["breezy_janitor_store.locks"])
+        self.assertIn("from the store", by_logger["breezy_janitor_store.store.locks"])
         self.assertEqual(by_logger["psycopg_pool"], ["from psycopg_pool"])
         self.assertTrue(any("from warnings" in m for m in by_logger["py.warnings"]))
         self.assertIn("a breezy note", by_logger["brz"])

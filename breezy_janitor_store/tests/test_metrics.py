@@ -7,46 +7,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import unittest
 import urllib.parse
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from .. import metrics
-from ..policies import CodebaseList
-from .api_fixtures import hello_store
-from .fixtures import brz, http_request, python_env
-
-
-def scrape(base: str, accept: str | None = None) -> dict[tuple[str, frozenset], float]:
-    """``{(sample name, labels): value}`` from ``base``'s ``/metrics``."""
-    status, _, body = http_request(
-        base + "/metrics", headers={"Accept": accept} if accept else {}
-    )
-    if status != 200:
-        raise AssertionError(f"/metrics answered {status}: {body!r}")
-    samples = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for sample in family.samples:
-            samples[sample.name, frozenset(sample.labels.items())] = sample.value
-    return samples
-
-
-def value(samples: dict, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def scrape_until(base: str, condition, timeout: float = 30.0) -> dict:
-    """Scrape until ``condition(samples)`` holds (a request is counted when
-    its body is closed, which may be just after its client has read it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        samples = scrape(base)
-        if condition(samples) or time.monotonic() > deadline:
-            return samples
-        threading.Event().wait(0.02)
+from ..policy.policies import CodebaseList
+from ..web import metrics
+from .support.api_fixtures import hello_store
+from .support.fixtures import brz, http_request, python_env
+from .support.metrics import scrape, scrape_until, value
 
 
 class MetricsTests(unittest.TestCase):
@@ -239,8 +207,8 @@ class MetricsTests(unittest.TestCase):
 
 _SERVE = """
 import sys
-from breezy_janitor_store.app import StoreApp
-from breezy_janitor_store.server import make_server
+from breezy_janitor_store.web.app import StoreApp
+from breezy_janitor_store.web.server import make_server
 
 server = make_server(StoreApp(sys.argv[1]), "127.0.0.1", 0)
 print(server.server_address[1], flush=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from breezy.commit import NullCommitReporter
 from breezy.workingtree import WorkingTree
 
-from .fixtures import FREE_PORTS, StoreTestCase, brz, brz_command, start_serve
+from .support.fixtures import FREE_PORTS, StoreTestCase, brz, brz_command, start_serve
 
 CODEBASE = "hello"
 #: New bytes each client commits before each push.

@@ -20,11 +20,11 @@ from breezy.bzr.branch import BzrBranchFormat7
 from breezy.bzr.bzrdir import BzrDirMetaFormat1
 from breezy.hooks import known_hooks, known_hooks_key_to_object
 
-from .. import isolation
-from ..app import StoreApp
-from . import hostile
-from .fixtures import FREE_PORTS, brz, start_serve, tree_digest
-from .test_hostile import TRIED, HostileTestCase
+from ..store import isolation
+from ..web.app import StoreApp
+from .support import hostile
+from .support.fixtures import FREE_PORTS, brz, start_serve, tree_digest
+from .support.hostile_case import TRIED, HostileTestCase
 
 META = BzrDirMetaFormat1().network_name()
 BRANCH = BzrBranchFormat7().network_name()

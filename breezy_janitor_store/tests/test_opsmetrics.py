@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 
-from ..server import HELD_LOCKS
-from . import hostile
-from .features import GUNICORN, require
-from .fixtures import StoreTestCase, brz, http_request, wait_for
-from .test_gunicorn import GunicornTestCase
-from .test_metrics import scrape, value
+from ..web.server import HELD_LOCKS
+from .support import hostile
+from .support.features import GUNICORN, require
+from .support.fixtures import StoreTestCase, brz, http_request, wait_for
+from .support.gunicorn import GunicornTestCase
+from .support.metrics import scrape, value
 
 PROCESS = (
     "process_resident_memory_bytes",

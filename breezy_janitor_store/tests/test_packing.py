@@ -2,7 +2,7 @@
 
 A holder on another host that is still packing keeps the lock; one that
 died on this host is taken over (breezy's ``locks.steal_dead``); one held
-longer than :data:`~breezy_janitor_store.packing.STALE_AFTER` (a host that
+longer than :data:`~breezy_janitor_store.store.patches.packing.STALE_AFTER` (a host that
 died) is broken and logged.  The many-process behaviour is in
 ``tests/test_multiprocess.py``.
 """
@@ -17,10 +17,10 @@ from breezy.errors import LockContention
 from breezy.lockdir import LockDir, LockHeldInfo
 from breezy.osutils import get_host_name, rand_chars
 
-from .. import layout
-from ..packing import PACK_LOCK, STALE_AFTER, pack_lock
-from ..storage import Storage
-from .fixtures import StoreTestCase
+from ..store import layout
+from ..store.patches.packing import PACK_LOCK, STALE_AFTER, pack_lock
+from ..store.storage import Storage
+from .support.fixtures import StoreTestCase
 
 CODEBASE = "hello"
 
@@ -72,7 +72,7 @@ class PackLockTests(StoreTestCase):
 
     def test_a_stale_holder_is_broken(self) -> None:
         self.plant(start_time=int(time.time() - STALE_AFTER - 60))
-        logs = self.assertLogs("breezy_janitor_store.packing", "WARNING")
+        logs = self.assertLogs("breezy_janitor_store.store.patches.packing", "WARNING")
         with logs as logged, pack_lock(self.repository) as held:
             self.assertTrue(held)
             self.assertEqual(self.holder().get("hostname"), get_host_name())

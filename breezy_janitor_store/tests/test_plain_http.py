@@ -9,10 +9,17 @@ import os
 from breezy.branch import Branch
 from breezy.transport.http import response
 
-from ..policies import CodebaseList
-from .fixtures import PASSWORD, WORKER, StoreTestCase, brz, http_request, tree_digest
-from .test_auth import basic
-from .test_routes import head_then_get
+from ..policy.policies import CodebaseList
+from .support.auth import basic
+from .support.fixtures import (
+    PASSWORD,
+    WORKER,
+    StoreTestCase,
+    brz,
+    http_request,
+    tree_digest,
+)
+from .support.routes import head_then_get
 
 
 class PlainHttpTests(StoreTestCase):

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import unittest
 
-from .fixtures import brz, plugin_env
+from .support.fixtures import brz, plugin_env
 
 #: Loads plugins as ``brz`` does, then compares the plugin's modules with
 #: the package's.
@@ -21,10 +21,10 @@ with breezy.initialize():
     plugin.load_plugins()
     import breezy.plugins.janitor_store as p
     import breezy_janitor_store
-    import breezy_janitor_store.app
-    import breezy_janitor_store.packing
-    print(p.packing is breezy_janitor_store.packing)
-    print(p.app.StoreApp is breezy_janitor_store.StoreApp)
+    import breezy_janitor_store.web.app
+    import breezy_janitor_store.store.patches.packing
+    print(p.store.patches.packing is breezy_janitor_store.store.patches.packing)
+    print(p.web.app.StoreApp is breezy_janitor_store.StoreApp)
     print(p.__version__ == breezy_janitor_store.__version__)
     print(sorted(m for m in sys.modules if m.startswith("breezy.plugins.janitor_store.")))
     print(hasattr(p, "no_such_module"), hasattr(p, "load_tests"))

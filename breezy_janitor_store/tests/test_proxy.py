@@ -14,13 +14,13 @@ from unittest import mock
 
 from breezy.lockdir import LockHeldInfo
 
-from .. import holders
-from ..config import ConfigError
-from ..filters import REQUEST_ID_HEADER
-from ..proxy import TrustedProxies
+from ..policy.config import ConfigError
+from ..policy.proxy import TrustedProxies
 from ..serve import ServeSettings
-from . import hostile
-from .fixtures import StoreTestCase, brz, http_request, wait_for
+from ..store import holders
+from ..web.filters import REQUEST_ID_HEADER
+from .support import hostile
+from .support.fixtures import StoreTestCase, brz, http_request, wait_for
 
 ACCESS = "breezy_janitor_store.access"
 FORGED = {
@@ -147,7 +147,7 @@ class BehindProxyTests(StoreTestCase):
 
 class AccessLineTests(unittest.TestCase):
     def test_request_id_and_duration_end_the_line(self) -> None:
-        from ..filters import REQUEST_ID_KEY, access_line
+        from ..web.filters import REQUEST_ID_KEY, access_line
 
         line = access_line(
             {"REMOTE_ADDR": "192.0.2.1", REQUEST_ID_KEY: "abc"}, "200", 5, 0.0, 0.25
@@ -159,7 +159,7 @@ class AuthLogBehindProxyTests(StoreTestCase):
     def test_rejected_credentials_name_the_forwarded_client(self) -> None:
         store = self.start_store_with_worker(trusted_proxies="127.0.0.1")
         auth = "Basic " + base64.b64encode(b"worker-1:wrong").decode()
-        with self.assertLogs("breezy_janitor_store.auth", logging.WARNING) as logs:
+        with self.assertLogs("breezy_janitor_store.policy.auth", logging.WARNING) as logs:
             status, _, _ = http_request(
                 store.public + "/hello/.bzr/smart",
                 data=hostile.encode_request(b"hello"),

@@ -11,7 +11,13 @@ import subprocess
 import sys
 from typing import ClassVar
 
-from .fixtures import PROJECT_ROOT, StoreTestCase, plugin_env, reap, stop_process
+from .support.fixtures import (
+    PROJECT_ROOT,
+    StoreTestCase,
+    plugin_env,
+    reap,
+    stop_process,
+)
 
 README = os.path.join(PROJECT_ROOT, "README.md")
 CI_SCRIPT = os.path.join(PROJECT_ROOT, ".ci", "run")

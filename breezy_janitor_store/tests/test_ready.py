@@ -10,8 +10,8 @@ import shutil
 import socket
 import urllib.parse
 
-from ..policies import PolicyUnavailable
-from .fixtures import StoreTestCase, http_request
+from ..policy.policies import PolicyUnavailable
+from .support.fixtures import StoreTestCase, http_request
 
 
 class _Source:
@@ -60,7 +60,7 @@ class PublicReadyTests(StoreTestCase):
         )
         self.assertEqual(http_request(store.public_root + "/ready")[0], 200)
         source.down = True
-        with self.assertLogs("breezy_janitor_store.api", "WARNING") as logged:
+        with self.assertLogs("breezy_janitor_store.web.api", "WARNING") as logged:
             status, _, body = http_request(store.public_root + "/ready")
         self.assertEqual((status, body), (503, b"not ready\n"))
         self.assertIn("db.internal", "".join(logged.output))
@@ -72,6 +72,6 @@ class PublicReadyTests(StoreTestCase):
     def test_not_ready_without_the_storage_directory(self) -> None:
         store = self.start_store()
         shutil.rmtree(self.storage_dir)
-        with self.assertLogs("breezy_janitor_store.api", "WARNING"):
+        with self.assertLogs("breezy_janitor_store.web.api", "WARNING"):
             status, _, body = http_request(store.public_root + "/ready")
         self.assertEqual((status, body), (503, b"not ready\n"))

@@ -25,10 +25,11 @@ from breezy import controldir
 from breezy.branch import Branch
 from breezy.revision import NULL_REVISION, Revision
 
-from .. import api, history
-from .features import HYPOTHESIS, require_module
-from .fixtures import StoreTestCase, brz, http_request
-from .test_browse import Page
+from ..store import history
+from ..web import api
+from .support.features import HYPOTHESIS, require_module
+from .support.fixtures import StoreTestCase, brz, http_request
+from .support.pages import Page
 
 CODEBASE = "odd"
 CAMPAIGN = "lintian-fixes"

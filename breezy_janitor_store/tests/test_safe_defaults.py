@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from .fixtures import (
+from .support.fixtures import (
     FREE_PORTS,
     StoreTestCase,
     brz,

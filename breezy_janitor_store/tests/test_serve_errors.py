@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 
-from .fixtures import StoreTestCase, brz_command, plugin_env
+from .support.fixtures import StoreTestCase, brz_command, plugin_env
 
 
 class StartupErrorTests(StoreTestCase):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 
-from . import hostile
-from .fixtures import StoreTestCase, brz, http_request
-from .test_body_limits import post_message
+from .support import hostile
+from .support.fixtures import StoreTestCase, brz, http_request
+from .support.smart_messages import post_message
 
 
 class SmartRefusalTests(StoreTestCase):

@@ -6,9 +6,10 @@ import os
 import socket
 
 from ..serve import ServeSettings, build_apps
-from ..smart import SMALL_BODY_LIMIT, StreamBudget
-from . import hostile
-from .fixtures import StoreTestCase, brz, plugin_env, wait_for
+from ..smart.verbs import SMALL_BODY_LIMIT
+from ..store.budget import StreamBudget
+from .support import hostile
+from .support.fixtures import StoreTestCase, brz, plugin_env, wait_for
 
 
 class StreamBudgetTests(StoreTestCase):

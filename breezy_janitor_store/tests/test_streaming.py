@@ -20,8 +20,8 @@ import unittest
 from breezy import branchbuilder, urlutils
 from breezy.transport import get_transport_from_url
 
-from ..smart import MAX_CHUNK
-from .fixtures import StoreTestCase, brz, http_request, python_env, reap
+from ..smart.verbs import MAX_CHUNK
+from .support.fixtures import StoreTestCase, brz, http_request, python_env, reap
 
 MIB = 1024 * 1024
 #: Incompressible content pushed and branched: FILES files of 1 MiB.
@@ -32,7 +32,7 @@ LIMIT = FILES * MIB // 2
 #: The store in a process of its own, wrapped in a probe answering /_probe.
 _SERVER = r"""
 import json, sys
-from breezy_janitor_store import app as app_mod, server as server_mod
+from breezy_janitor_store.web import app as app_mod, server as server_mod
 store = app_mod.StoreApp(sys.argv[1])
 probe = {}
 

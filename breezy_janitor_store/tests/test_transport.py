@@ -8,9 +8,9 @@ import stat
 from breezy import errors, urlutils
 from breezy.transport import FileExists, NoSuchFile, Transport
 
-from ..storage import Storage
-from ..transport import StoreTransport
-from .fixtures import StoreTestCase, tree_digest
+from ..store.storage import Storage
+from ..store.transport import StoreTransport
+from .support.fixtures import StoreTestCase, tree_digest
 
 
 class StoreTransportTests(StoreTestCase):
@@ -92,20 +92,20 @@ class StoreTransportTests(StoreTestCase):
             self.transport(writable=False).get_bytes("lintian-fixes/sub/file")
 
     def test_long_paths_are_resolved_and_not_kept(self) -> None:
-        from .. import transport
+        from ..store import paths
 
         t = self.transport()
         long = "/".join(["d" * 100] * 8)  # over MEMO_LIMIT
-        kept = transport._resolve_kept
+        kept = paths.resolve_kept
         kept.cache_clear()
         self.assertEqual(t.clone(long).base, "janitor-store:///cb/" + long + "/")
         self.assertEqual(kept.cache_info().currsize, 0)
         t.clone("lintian-fixes/.bzr")
         self.assertEqual(kept.cache_info().currsize, 1)
         self.assertEqual(kept((), "lintian-fixes/.bzr"), ("lintian-fixes", ".bzr"))
-        for i in range(2 * transport.MEMO_SIZE):  # bounded
+        for i in range(2 * paths.MEMO_SIZE):  # bounded
             t.clone(f"x{i}")
-        self.assertLessEqual(kept.cache_info().currsize, transport.MEMO_SIZE)
+        self.assertLessEqual(kept.cache_info().currsize, paths.MEMO_SIZE)
 
     def test_reads_and_urls(self) -> None:
         t = self.transport(writable=False)

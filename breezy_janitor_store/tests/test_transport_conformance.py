@@ -18,9 +18,9 @@ from breezy import errors, urlutils
 from breezy import transport as _mod_transport
 from breezy.tests import per_transport, test_server
 
-from .. import layout
-from ..storage import Storage
-from ..transport import URL_SCHEME, StoreTransport
+from ..store import layout
+from ..store.storage import Storage
+from ..store.transport import URL_SCHEME, StoreTransport
 
 CODEBASE = "cb"
 CAMPAIGN = "lintian-fixes"

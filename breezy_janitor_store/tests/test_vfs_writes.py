@@ -13,10 +13,10 @@ import unittest
 
 from breezy.bzr.branch import BranchReferenceFormat
 
-from .. import layout
-from . import hostile
-from .fixtures import tree_digest
-from .test_hostile import TRIED, HostileTestCase
+from ..store import layout
+from .support import hostile
+from .support.fixtures import tree_digest
+from .support.hostile_case import TRIED, HostileTestCase
 
 
 class VfsWriteRuleTests(unittest.TestCase):

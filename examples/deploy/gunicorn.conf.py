@@ -51,7 +51,7 @@ logconfig_dict = {
     "disable_existing_loggers": False,
     "formatters": {
         "store": {
-            "()": "breezy_janitor_store.logs.formatter",
+            "()": "breezy_janitor_store.web.logs.formatter",
             "name": os.environ.get("BZR_STORE_LOG_FORMAT", "text"),
         }
     },
