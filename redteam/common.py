@@ -17,8 +17,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 PY = "/work/main/.venv/bin/python"
 
-from breezy_janitor_store.auth import add_worker  # noqa: E402
-from breezy_janitor_store.tests.hostile import (  # noqa: E402,F401
+from breezy_janitor_store.auth import add_worker
+from breezy_janitor_store.tests.hostile import (
     decode_response,
     encode_request,
     memory_kib,
@@ -39,8 +39,9 @@ def env() -> dict:
 
 
 def brz(*args, cwd=None, check=False):
-    p = subprocess.run([PY, "-m", "breezy", *args], cwd=cwd, env=env(),
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [PY, "-m", "breezy", *args], cwd=cwd, env=env(), capture_output=True, text=True
+    )
     if check and p.returncode:
         raise RuntimeError(f"brz {args}: {p.stdout}{p.stderr}")
     return p
@@ -51,17 +52,29 @@ class Server:
         self.tmp = tempfile.mkdtemp(prefix="redteam-")
         self.dir = os.path.join(self.tmp, "store")
         os.mkdir(self.dir)
-        args = ["janitor-store", "serve", "-d", self.dir, "--port", "0",
-                "--public-port", "0", *extra]
+        args = [
+            "janitor-store",
+            "serve",
+            "-d",
+            self.dir,
+            "--port",
+            "0",
+            "--public-port",
+            "0",
+            *extra,
+        ]
         if workers:
             self.creds = os.path.join(self.tmp, "creds")
             add_worker(self.creds, W1, P1)
             add_worker(self.creds, W2, P2)
             args += ["--credentials", self.creds]
         self.errpath = os.path.join(self.tmp, "stderr")
-        self.proc = subprocess.Popen([PY, "-m", "breezy", *args], env=env(),
-                                     stdout=subprocess.PIPE,
-                                     stderr=open(self.errpath, "w"))
+        self.proc = subprocess.Popen(
+            [PY, "-m", "breezy", *args],
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=open(self.errpath, "w"),
+        )
         self.admin = self.proc.stdout.readline().decode().strip().rstrip("/")
         self.public = self.proc.stdout.readline().decode().strip().rstrip("/")
         if not self.admin:
@@ -103,8 +116,9 @@ def auth_header(who=(W1, P1)) -> bytes:
     return b"Authorization: Basic " + base64.b64encode(f"{who[0]}:{who[1]}".encode())
 
 
-def smart_post(base: str, location: str, body: bytes, who=None, extra=b"",
-               timeout=30) -> tuple[int, dict, bytes]:
+def smart_post(
+    base: str, location: str, body: bytes, who=None, extra=b"", timeout=30
+) -> tuple[int, dict, bytes]:
     """POST a smart request body to LOCATION/.bzr/smart of face `base`."""
     loc = location.strip("/")
     path = (f"/{loc}/.bzr/smart" if loc else "/.bzr/smart").encode()
@@ -122,7 +136,9 @@ def smart_post(base: str, location: str, body: bytes, who=None, extra=b"",
 
 
 def call(base, location, verb, *args, body=None, chunks=(), who=None):
-    st, h, b = smart_post(base, location, encode_request(verb, *args, body=body, chunks=chunks), who=who)
+    st, h, b = smart_post(
+        base, location, encode_request(verb, *args, body=body, chunks=chunks), who=who
+    )
     try:
         return st, decode_response(b), b
     except Exception:

@@ -1,4 +1,5 @@
-from common import Server, brz, W1, P1
+from common import Server, brz
+
 s = Server()
 print(s.admin, s.public, s.mem())
 b = s.make_branch()
