@@ -29,6 +29,7 @@ from ..app import StoreApp
 from ..auth import add_worker
 from ..config import ConfigError
 from ..serve import ServeSettings
+from ..smart import SMALL_BODY_LIMIT
 from . import hostile
 from .fixtures import (
     FREE_PORTS,
@@ -208,11 +209,13 @@ class ActiveHolderTests(LeaseTestCase):
         self.assertEqual(self.tip(), local.last_revision())
 
     def start_insert_stream(self) -> tuple[http.client.HTTPConnection, list[bytes]]:
-        """worker-1's insert stream of a new revision (half a MiB), as
-        breezy's client sends it, started: its first 64 KiB sent and the
-        insert begun.  Returns the connection and the pieces left to send."""
+        """worker-1's insert stream of a new revision, as breezy's client
+        sends it, started: its first 64 KiB sent and the insert begun.
+        Returns the connection and the pieces left to send.  (Its body is
+        larger than SMALL_BODY_LIMIT: a smaller one is read whole before
+        its verb runs.)"""
         with open(os.path.join(self.work, "blob"), "wb") as f:
-            f.write(os.urandom(512 * 1024))
+            f.write(os.urandom(SMALL_BODY_LIMIT + 512 * 1024))
         brz("add", "-q", cwd=self.work)
         brz("commit", "-q", "-m", "blob", cwd=self.work)
         local = Branch.open(self.work)

@@ -149,7 +149,12 @@ class ForeignHookTests(HostileTestCase):
         self.assertIn("post_change_branch_tip", _read(marker))
         os.unlink(marker)
         _, admin, public = start_serve(
-            self, "-d", self.storage_dir, *FREE_PORTS, BRZ_PLUGIN_PATH=plugin_path
+            self,
+            "-d",
+            self.storage_dir,
+            "--allow-other-content",  # the secrets beside the codebases
+            *FREE_PORTS,
+            BRZ_PLUGIN_PATH=plugin_path,
         )
         brz("push", "-q", self.smart_url(admin, "hello/lintian-fixes"), cwd=self.work)
         brz(
