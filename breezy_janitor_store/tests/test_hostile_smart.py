@@ -382,3 +382,42 @@ class SlowReaderTests(StoreTestCase):
                     self.store.public + "/hello/.bzr/smart", data=message
                 )[0]
                 self.assertEqual(status, 503)
+
+
+class ReaderPreemptionTests(StoreTestCase):
+    """A reader holding its slot for long gives it up to a waiting reader
+    unless it reads fast; here there is no floor, so only that cuts it."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.budget = StreamBudget(
+            1, wait=60, stall_window=0.4, min_rate=0, preempt_rate=1024 * 1024
+        )
+        self.store = self.start_store(stream_budget=self.budget)
+        self.work = self.make_branch()
+        with open(os.path.join(self.work, "big"), "wb") as f:
+            f.write(os.urandom(16 * 1024 * 1024))  # more than socket buffers hold
+        brz("add", "-q", cwd=self.work)
+        brz("commit", "-q", "-m", "big", cwd=self.work)
+        self.url = self.smart_url(self.store.admin, "hello/lintian-fixes")
+        brz("push", "-q", self.url, cwd=self.work)
+
+    stalled_reader = SlowReaderTests.stalled_reader
+
+    def test_a_waiting_anonymous_reader_gets_a_long_held_slot(self) -> None:
+        reader = self.stalled_reader()
+        copy = self.path("copy")
+        proc = brz(
+            "branch",
+            "-q",
+            self.smart_url(self.store.public, "hello/lintian-fixes"),
+            copy,
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 0, self.out(proc))
+        self.assertEqual(brz("revno", copy).stdout.strip(), b"2")
+        received = 0
+        reader.settimeout(60)
+        while data := reader.recv(1 << 20):
+            received += len(data)
+        self.assertLess(received, 16 * 1024 * 1024)  # cut short
