@@ -50,6 +50,8 @@ from collections.abc import Callable
 from breezy.lock import Lock, LockResult
 from paste import httpserver
 
+from .framing import content_length_problem
+
 __all__ = [
     "DRAIN_TIMEOUT",
     "HELD_LOCKS",
@@ -204,6 +206,10 @@ class _Handler(httpserver.WSGIHandler):
             self.close_connection = True
             return
         if not self.parse_request():  # answered with an error already
+            return
+        problem = content_length_problem(self.headers.get_all("Content-Length", []))
+        if problem is not None:
+            self.send_error(400, problem)  # closes the connection
             return
         self._body = None
         IN_FLIGHT.add(1)

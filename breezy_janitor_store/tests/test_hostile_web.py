@@ -8,6 +8,7 @@ smart protocol, as a worker holding stolen credentials would.
 from __future__ import annotations
 
 import http.client
+import io
 import os
 import socket
 import unittest
@@ -487,3 +488,68 @@ class LocationOptionTests(StoreTestCase):
         with branch.lock_write():
             branch.get_config_stack().set("append_revisions_only", "False")
         self.assertIn(b"append_revisions_only = False", self.conf_bytes())
+
+
+class ContentLengthFramingTests(StoreTestCase):
+    """A request whose length is ambiguous is refused, its body never read
+    as the next request."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store = self.start_store()
+
+    def test_embedded_server_refuses_duplicate_and_signed_lengths(self) -> None:
+        inner = b"GET /bzr/ HTTP/1.1\r\nHost: x\r\n\r\n"
+        for lengths in (
+            [b"0", b"%d" % len(inner)],
+            [b"%d" % len(inner), b"%d" % len(inner)],
+            [b"+%d" % len(inner)],
+            [b"0x10"],
+        ):
+            with self.subTest(lengths=lengths):
+                head = b"GET /bzr/ HTTP/1.1" + b"".join(
+                    b"\r\nContent-Length: " + v for v in lengths
+                )
+                raw = hostile.raw_http(self.store.public, head, inner, timeout=10)
+                status, headers, _ = hostile.split_response(raw)
+                self.assertEqual(status, 400, raw[:200])
+                self.assertEqual(headers.get("connection"), "close")
+                self.assertEqual(raw.count(b"HTTP/1."), 1, raw)  # no second answer
+
+    def test_store_app_refuses_them_from_any_wsgi_server(self) -> None:
+        for value in ("0, 46", "+46", "-1", "4 6"):
+            with self.subTest(value=value):
+                environ = {
+                    "REQUEST_METHOD": "GET",
+                    "PATH_INFO": "/",
+                    "SCRIPT_NAME": "",
+                    "QUERY_STRING": "",
+                    "SERVER_NAME": "x",
+                    "SERVER_PORT": "80",
+                    "SERVER_PROTOCOL": "HTTP/1.1",
+                    "REMOTE_ADDR": "127.0.0.1",
+                    "CONTENT_LENGTH": value,
+                    "wsgi.url_scheme": "http",
+                    "wsgi.input": io.BytesIO(b"x" * 46),
+                    "wsgi.errors": io.StringIO(),
+                }
+                started: list = []
+                body = b"".join(self.store.public_app(environ, _Started(started)))
+                status, headers = started[0]
+                self.assertEqual(status.split()[0], "400", body)
+                self.assertEqual(headers.get("Connection"), "close")
+        # a plain length is served
+        environ["CONTENT_LENGTH"] = "0"
+        b"".join(self.store.public_app(environ, _Started(started)))
+        self.assertEqual(started[-1][0].split()[0], "200")
+
+
+class _Started:
+    """A WSGI ``start_response`` noting ``(status, headers)``."""
+
+    def __init__(self, into: list) -> None:
+        self._into = into
+
+    def __call__(self, status: str, headers: list, exc_info=None):
+        self._into.append((status, dict(headers)))
+        return lambda data: None
