@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import configobj
 from breezy import errors
 
-from . import branches, browse, diff, history, layout, locks
+from . import branches, browse, diff, history, layout, locks, revinfo
 from .context import current_request_id
 from .http import HTTPError, Request
 from .policies import PolicyUnavailable
@@ -279,14 +279,24 @@ def diff_view(app: StoreApp, req: Request, codebase: str) -> Iterable[bytes]:
 def revision_info(app: StoreApp, req: Request, codebase: str) -> Iterable[bytes]:
     """The revisions on ``new``'s left-hand line back to ``old``, newest first."""
     repo, old, new, _ = _revisions(app, req, codebase)
-    revids = history.mainline(repo, new, old)
     # Revision pages are on the public face: absolute links, or none.
     root = browse.public_root(app, req)
-    items = _revision_items(repo, revids, codebase, root + "/bzr" if root else None)
-    if len(revids) <= EAGER_REVISIONS:
-        return _json(req, list(items))
-    req.respond(200, JSON_TYPE)
-    return _json_array(items)
+    limit = revinfo.entry_limit(app)
+
+    def collect() -> tuple[list[dict], bool]:
+        revids = history.mainline(repo, new, old)
+        base = root + "/bzr" if root else None
+        items = _revision_items(repo, revids[:limit], codebase, base)
+        return list(items), len(revids) > limit
+
+    items, cut = revinfo.bounded(app, collect, "revision-info")
+    headers = [(revinfo.TRUNCATED_HEADER, str(limit))] if cut else []
+    if len(items) <= EAGER_REVISIONS:
+        body = json.dumps(items).encode("utf-8")
+        req.respond(200, JSON_TYPE, [("Content-Length", str(len(body))), *headers])
+        return [body]
+    req.respond(200, JSON_TYPE, headers)
+    return _json_array(iter(items))
 
 
 def _revision_items(
