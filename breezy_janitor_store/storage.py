@@ -12,7 +12,7 @@ import breezy.bzr  # noqa: F401 - registers the formats, 2a among them
 from breezy import controldir, errors, urlutils
 from breezy.transport import Transport, get_transport_from_url
 
-from . import cycles, durable, packing, provenance
+from . import cycles, durable, packing, provenance, tipcheck
 from .layout import CONTROL, is_valid_name
 from .transport import StoreTransport
 
@@ -38,6 +38,7 @@ class Storage:
         cycles.install()
         packing.install()
         provenance.install()
+        tipcheck.install()
         self.sync = durable.sync_from_environment() if sync is None else sync
         self.directory = os.path.abspath(directory)
         self._prefix = os.path.join(self.directory, "")  # with its separator

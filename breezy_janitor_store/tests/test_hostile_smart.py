@@ -11,7 +11,8 @@ import os
 import socket
 import struct
 
-from breezy import controldir
+from breezy import controldir, errors
+from breezy.branch import Branch
 
 from ..smart import VFS_READ_LIMIT, StreamBudget
 from . import hostile
@@ -421,3 +422,48 @@ class ReaderPreemptionTests(StoreTestCase):
         while data := reader.recv(1 << 20):
             received += len(data)
         self.assertLess(received, 16 * 1024 * 1024)  # cut short
+
+
+class ImpossibleTipTests(StoreTestCase):
+    """A tip a push never makes (a ghost, a revno other than the tip's)
+    is refused before anything changes."""
+
+    def test_ghost_tips_and_wrong_revnos_are_refused(self) -> None:
+        self.store = self.start_store()
+        work = self.make_branch(revisions=3)
+        url = self.smart_url(self.store.admin, "hello/lintian-fixes")
+        brz("push", "-q", url, cwd=work)
+        tip = Branch.open(work).last_revision()
+        first = Branch.open(work).get_rev_id(1)
+        last = os.path.join(
+            self.storage_dir,
+            "hello",
+            "lintian-fixes",
+            ".bzr",
+            "branch",
+            "last-revision",
+        )
+        with open(last, "rb") as f:
+            before = f.read()
+        branch = Branch.open(url)
+        for revno, revid, fragment in (
+            (10**15, tip, "is not the revno"),
+            (-5, tip, "not a revision number"),
+            (0, tip, "not a revision number"),
+            (2, tip, "is not the revno"),
+            (3, first, "is not the revno"),
+            (1, b"ghost-revision-id", "not in the repository"),
+            (1, b"null:", "revno of null: is 0"),
+        ):
+            with self.subTest(revno=revno, revid=revid), branch.lock_write():
+                with self.assertRaises(errors.TipChangeRejected) as caught:
+                    branch.set_last_revision_info(revno, revid)
+                self.assertIn(fragment, str(caught.exception))
+            with open(last, "rb") as f:
+                self.assertEqual(f.read(), before)
+        with branch.lock_write():  # the real revnos are accepted
+            branch.set_last_revision_info(1, first)
+            branch.set_last_revision_info(3, tip)
+        self.commit(work)
+        brz("push", "-q", url, cwd=work)
+        self.assertEqual(brz("revno", url).stdout.strip(), b"4")
