@@ -21,6 +21,8 @@ from breezy import errors
 from breezy.branch import Branch
 from breezy.revision import NULL_REVISION, is_null
 
+from . import provenance
+
 __all__ = ["MAX_WALK", "install", "tip_refusal"]
 
 #: Left-hand steps walked to check a tip's revno at most.
@@ -66,7 +68,11 @@ def tip_refusal(branch: Branch, params) -> str | None:
 
 
 def _pre_change_branch_tip(params) -> None:
-    """breezy's ``pre_change_branch_tip`` hook: refuse an impossible tip."""
+    """breezy's ``pre_change_branch_tip`` hook: refuse an impossible tip
+    asked by a store request (a client's own branch objects run the hook
+    too, where nothing is written for a store request)."""
+    if provenance.current() is None:
+        return
     reason = tip_refusal(params.branch, params)
     if reason is not None:
         raise errors.TipChangeRejected(reason)
