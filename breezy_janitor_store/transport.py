@@ -34,7 +34,7 @@ from breezy import branch, config, errors, urlutils
 from breezy.bzr import branch as bzr_branch
 from breezy.transport import FileExists, NoSuchFile, Transport
 
-from . import durable, holders, layout
+from . import dircap, durable, holders, layout
 
 __all__ = ["READONLY_MESSAGE", "StoreTransport"]
 
@@ -588,6 +588,9 @@ class StoreTransport(Transport):
             return None
         segments, disk_segments = self._write_path(relpath, layout_dir_op=True)
         disk = _join(disk_segments)
+        refusal = dircap.layout_dir_refusal(self._jail.root, disk_segments)
+        if refusal is not None:
+            raise errors.PermissionDenied(self._display(segments), refusal)
         self._make_layout_parents(segments, disk_segments)
         try:
             result = self._call("mkdir", segments, disk, mode)
