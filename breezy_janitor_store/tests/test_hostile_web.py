@@ -553,3 +553,50 @@ class _Started:
     def __call__(self, status: str, headers: list, exc_info=None):
         self._into.append((status, dict(headers)))
         return lambda data: None
+
+
+class SymlinkedCodebaseTests(StoreTestCase):
+    """A symbolic link planted at the top of the storage directory is no
+    codebase: not listed, its pages and branches not served."""
+
+    def test_not_listed_nor_served(self) -> None:
+        self.store = self.start_store()
+        work = self.make_branch()
+        url = self.smart_url(self.store.admin, "hello/lintian-fixes")
+        brz("push", "-q", url, cwd=work)
+        outside = self.path("outside")
+        os.makedirs(outside)
+        os.symlink(outside, os.path.join(self.storage_dir, "elsewhere"))
+        os.symlink(
+            os.path.join(self.storage_dir, "hello"),
+            os.path.join(self.storage_dir, "linked"),
+        )
+        for base in (self.store.public, self.store.admin):
+            with self.subTest(base=base):
+                status, _, body = http_request(base + "/")
+                self.assertEqual(status, 200)
+                self.assertIn(b"hello", body)
+                self.assertNotIn(b"linked", body)
+                for path in ("/linked/", "/linked/lintian-fixes/"):
+                    status, _, body = http_request(base + path)
+                    # public: refused; admin (a writer's face, any name may
+                    # be made): an empty implicit directory
+                    self.assertIn(status, (404 if base == self.store.public else 200,))
+                    self.assertNotIn(b"lintian-fixes", body)
+        proc = brz(
+            "branch",
+            self.smart_url(self.store.public, "linked/lintian-fixes"),
+            self.path("copy"),
+            check=False,
+        )
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertFalse(os.path.exists(self.path("copy", ".bzr")))
+        # a push through the link makes nothing outside
+        proc = brz(
+            "push",
+            self.smart_url(self.store.admin, "elsewhere/lintian-fixes"),
+            cwd=work,
+            check=False,
+        )
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertEqual(os.listdir(outside), [])
