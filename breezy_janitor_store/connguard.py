@@ -8,8 +8,9 @@
 * *One client address* holds at most :func:`per_address_cap` of a face's
   ``max_connections`` at once (a quarter, at least 2); more from the same
   address are answered ``503`` and closed as soon as they are accepted.
-  Behind a reverse proxy every connection comes from the proxy: give the
-  server ``max_per_address=max_connections`` there.
+  Connections from a reverse proxy the application trusts
+  (``StoreApp.trusted_proxies``, ``--forwarded-allow-ips``) are not capped
+  by address: they carry everybody's requests.
 """
 
 from __future__ import annotations

@@ -269,6 +269,7 @@ class _Server(httpserver.WSGIServer):
             max_per_address or per_address_cap(max_connections)
         )
         self._address_of: dict[socket.socket, str] = {}
+        self._proxies = getattr(app, "trusted_proxies", None)
         self.max_connections = max_connections
         self._places = threading.BoundedSemaphore(max_connections)
         self._pause = threading.Event()  # never set: an interruptible sleep
@@ -292,12 +293,14 @@ class _Server(httpserver.WSGIServer):
             raise
         sock, client = request
         host = client[0] if isinstance(client, tuple) else str(client)
-        if not self._per_address.add(host):
-            refuse_connection(sock)
-            self._places.release()
-            self._warn(f"{self._per_address.cap} connections from {host} (its cap)")
-            raise OSError(errno.EAGAIN, "connection cap of the address reached")
-        self._address_of[sock] = host
+        trusted = self._proxies is not None and self._proxies.trusts(host)
+        if not trusted:  # a trusted proxy's connections are everybody's
+            if not self._per_address.add(host):
+                refuse_connection(sock)
+                self._places.release()
+                self._warn(f"{self._per_address.cap} connections from {host} (its cap)")
+                raise OSError(errno.EAGAIN, "connection cap of the address reached")
+            self._address_of[sock] = host
         self._open.inc()
         return request
 

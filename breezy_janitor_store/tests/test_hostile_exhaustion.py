@@ -313,8 +313,8 @@ class TrickledHeadTests(StoreTestCase):
     one address, holds neither a connection past the head deadline nor
     more than its address's share of the face."""
 
-    def serve(self, **kwargs) -> tuple:
-        app = StoreApp(face=ADMIN, directory=self.storage_dir)
+    def serve(self, proxies: str | None = None, **kwargs) -> tuple:
+        app = StoreApp(face=ADMIN, directory=self.storage_dir, trusted_proxies=proxies)
         server = make_server(app, "127.0.0.1", 0, **kwargs)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
@@ -364,6 +364,14 @@ class TrickledHeadTests(StoreTestCase):
                 return False
 
         wait_for(served, "a connection from the address to be served again")
+
+    def test_a_trusted_proxy_is_not_capped_by_address(self) -> None:
+        address = self.serve(proxies="127.0.0.1", max_connections=8)
+        held = [socket.create_connection(address, timeout=60) for _ in range(4)]
+        self.addCleanup(lambda: [s.close() for s in held])
+        for s in held:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertIn(b"200 OK", s.recv(4096))
 
 
 class DrainTests(StoreTestCase):
