@@ -592,7 +592,8 @@ class _Turn:
 
     def pace(self) -> tuple[float, float]:
         """The rate its stream must keep now, and over what window."""
-        return self.budget.pace(self._writer, self.holder, self._since)
+        capped = self.holder != _ADMIN_IDENTITY
+        return self.budget.pace(self._writer, self.holder, self._since, capped=capped)
 
     def release(self) -> None:
         with self._lock:

@@ -170,15 +170,17 @@ class StreamBudget:
         holder: Hashable,
         since: float,
         now: float | None = None,
+        capped: bool = True,
     ) -> tuple[float, float]:
         """The rate a stream of ``holder`` holding its slot since ``since``
         (``time.monotonic()``) must keep now, and the window it is measured
         over: the floor over a stall window, or, for a reader held past
         :attr:`preempt_after` while a request waits that could take its
-        slot, :attr:`preempt_rate` over a quarter of one."""
+        slot, :attr:`preempt_rate` over a quarter of one.  A request made
+        with ``capped=False`` (a trusted client's) is never preempted."""
         floor = (self.min_rate, self.stall_window)
         now = time.monotonic() if now is None else now
-        if writer or now - since < self.preempt_after:
+        if writer or not capped or now - since < self.preempt_after:
             return floor
         with self._lock:
             held = self._held[READER]

@@ -32,6 +32,7 @@ class StreamBudgetTests(StoreTestCase):
         self.assertEqual(budget.pace(False, "anonymous", 0.0, now=39.0), floor)
         self.assertEqual(budget.pace(False, "anonymous", 0.0, now=41.0), (1600, 2.5))
         self.assertEqual(budget.pace(True, "anonymous", 0.0, now=1e6), floor)
+        self.assertEqual(budget.pace(False, "admin", 0.0, now=1e6, capped=False), floor)
         budget.release(holder="anonymous")
         waiter.join()
         self.assertEqual(got, [True])
