@@ -20,7 +20,9 @@ cycle):
   locks: listing, breaking), ``damage`` (telling a damaged repository),
   ``check`` and ``backup`` (is the store sound; a consistent copy of it),
   ``smart`` (the smart protocol over one POST),
-  ``context`` (the current request's id, for log lines);
+  ``context`` (the current request's id, for log lines), ``dircap`` (how
+  many campaign and role directories), ``tipcheck`` (tips a push would
+  make), ``connguard`` (request-head deadline, connections per address);
 * policies: ``policies`` (which codebases and campaigns exist, who
   writes), ``config`` (settings), ``sizes`` (``1G``), ``storagedir``
   (which directory is the store), ``proxy`` (trusted reverse proxies: the
@@ -32,7 +34,9 @@ cycle):
   (request ids, path checks, HEAD, access log), ``browse`` (HTML pages),
   ``files`` (plain HTTP reads of directories and ``.bzr`` files),
   ``api`` (HTTP API handlers), ``app`` (``StoreApp`` and its route table),
-  ``server`` (the embedded HTTP server);
+  ``server`` (the embedded HTTP server), ``framing`` (ambiguous
+  ``Content-Length`` refused), ``revinfo`` (revision-info's slot, timeout
+  and cap);
 * entry points: ``serve`` and ``cmds`` (``brz janitor-store``), ``wsgi``
   (for gunicorn), ``plugin`` (the installed breezy plugin), ``__main__``
   (``python -m breezy_janitor_store``).

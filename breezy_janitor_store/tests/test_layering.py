@@ -29,6 +29,8 @@ WEB = frozenset(
         "api",
         "app",
         "server",
+        "framing",
+        "revinfo",
     }
 )
 ENTRY_POINTS = frozenset({"serve", "cmds", "wsgi", "plugin", "__main__"})
@@ -56,6 +58,9 @@ LOWER = (
     "config",
     "auth",
     "db",
+    "dircap",
+    "tipcheck",
+    "connguard",
 )
 
 
