@@ -484,8 +484,10 @@ class cmd_janitor_store_gc(_Action):
     seconds (default: one day).  An upload is kept while any of its files
     changed within the last hour whatever --older-than says: a push in
     progress writes its pack as its data arrives.  A codebase whose
-    pack lock is held (an autopack or another gc) is skipped.  Safe to run
-    while the store serves; ``serve`` also runs it every --gc-interval.
+    pack lock is held (an autopack or another gc) is skipped; one that
+    cannot be collected (a symlink planted in it) is reported and the others
+    collected, then the command exits 1.  Safe to run while the store
+    serves; ``serve`` also runs it every --gc-interval.
     """
 
     takes_args: ClassVar[list[str]] = ["codebase*"]
@@ -531,7 +533,7 @@ class cmd_janitor_store_gc(_Action):
         )
         for line in report.lines():
             self.outf.write(line + "\n")
-        return 0
+        return 1 if report.failed else 0
 
 
 def _storage_and_codebases(directory: str | None, codebases: list[str] | None):

@@ -237,6 +237,15 @@ class _TooSlow(ConnectionAbortedError):
     """The client took a response stream slower than its minimum rate."""
 
 
+#: A minimum rate: bytes a second, or what gives the rate and its window
+#: (never shorter than a quarter of the stream's window) at each check.
+Pace = float | Callable[[], tuple[float, float]]
+
+
+def _pace_now(min_rate: Pace, window: float) -> tuple[float, float]:
+    return min_rate() if callable(min_rate) else (min_rate, window)
+
+
 class _Sink:
     """Where the responder writes: a list, or a bounded queue while streaming
     (:meth:`stream`: until ``cancelled`` is set).
@@ -252,7 +261,7 @@ class _Sink:
         self.cancelled: threading.Event | None = None
         self.cut = False
         self.taken = 0  # bytes the client's side took from the queue
-        self._min_rate: float | None = None
+        self._min_rate: Pace | None = None
         self._window = 1.0
         self._mark = (0.0, 0)
 
@@ -262,7 +271,7 @@ class _Sink:
         self.cancelled = threading.Event()
         self.queue = queue.Queue(depth)
 
-    def pace(self, min_rate: float | None, window: float) -> None:
+    def pace(self, min_rate: Pace | None, window: float) -> None:
         """Cut the stream when its client is slower than ``min_rate``."""
         self._min_rate, self._window = min_rate, window
         self._mark = (time.monotonic(), self.taken)
@@ -272,9 +281,12 @@ class _Sink:
             return
         now = time.monotonic()
         since, taken = self._mark
-        if now - since < self._window:
+        if now - since < self._window / 4:
             return
-        if self.taken - taken < self._min_rate * self._window:
+        rate, window = _pace_now(self._min_rate, self._window)
+        if now - since < window:
+            return
+        if self.taken - taken < rate * window:
             self.cut = True
             raise _TooSlow(
                 f"the client took {self.taken - taken} bytes in {now - since:.0f} s"
@@ -469,7 +481,7 @@ class SmartExchange:
 
     def stream(
         self,
-        min_rate: float | None = None,
+        min_rate: Pace | None = None,
         window: float = STREAM_STALL_WINDOW,
         on_cut: Callable[[], None] | None = None,
     ) -> Iterator[bytes]:

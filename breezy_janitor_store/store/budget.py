@@ -20,7 +20,13 @@ clients of a face, see ``StoreApp``).  The rule, for each kind:
   holds the fewest slots of that kind (first come, first served among
   equals);
 * a request that waited :attr:`StreamBudget.wait` seconds without a slot is
-  refused (the 503).
+  refused (the 503);
+* while a request waits for a reader slot it could take, a reader that has
+  held its slot longer than :attr:`StreamBudget.preempt_after` seconds must
+  move :attr:`StreamBudget.preempt_rate` bytes a second (measured over a
+  quarter window) or is cut and its slot goes to the waiter
+  (:meth:`StreamBudget.pace`); nothing is cut this way while nobody waits,
+  and writers are never.
 
 :class:`RateWatch` cuts a slot's holder that moves its bytes slower than a
 floor over a window (a writer's request body; response streams are paced by
@@ -55,6 +61,11 @@ STREAM_STALL_WINDOW = 30.0
 #: writer sending its insert stream), over each :data:`STREAM_STALL_WINDOW`,
 #: to keep its slot; a slower one is cut.
 STREAM_MIN_RATE = 16 * 1024
+#: Stall windows a reader holds its slot before others waiting may take it
+#: from a reader slower than :data:`PREEMPT_RATE_FACTOR` times the floor.
+PREEMPT_GRACE_WINDOWS = 4
+#: How many times the floor a long-held reader slot must move while others wait.
+PREEMPT_RATE_FACTOR = 16
 
 WRITER = "writer"
 READER = "reader"
@@ -131,8 +142,12 @@ class StreamBudget:
         wait: float = 30.0,
         stall_window: float = STREAM_STALL_WINDOW,
         min_rate: float = STREAM_MIN_RATE,
+        preempt_rate: float | None = None,
+        preempt_after: float | None = None,
     ) -> None:
         self.slots = slots or os.cpu_count() or 1
+        self._preempt_rate = preempt_rate
+        self._preempt_after = preempt_after
         self.wait = wait
         self.stall_window = stall_window
         self.min_rate = min_rate
@@ -143,6 +158,51 @@ class StreamBudget:
         self.writers = 0
         self._held: dict[str, dict[Hashable, int]] = {k: {} for k in _KINDS}
         self._waiters: dict[str, list[_Waiter]] = {k: [] for k in _KINDS}
+
+    @property
+    def preempt_rate(self) -> float:
+        """Bytes a second a long-held reader slot must move while others
+        wait (default: :data:`PREEMPT_RATE_FACTOR` times the floor)."""
+        if self._preempt_rate is not None:
+            return self._preempt_rate
+        return PREEMPT_RATE_FACTOR * self.min_rate
+
+    @property
+    def preempt_after(self) -> float:
+        """Seconds a reader holds its slot before :attr:`preempt_rate`
+        applies (default: :data:`PREEMPT_GRACE_WINDOWS` stall windows, at
+        most half of :attr:`wait`, so a waiter is served before its 503)."""
+        if self._preempt_after is not None:
+            return self._preempt_after
+        return min(PREEMPT_GRACE_WINDOWS * self.stall_window, self.wait / 2)
+
+    def pace(
+        self,
+        writer: bool,
+        holder: Hashable,
+        since: float,
+        now: float | None = None,
+        capped: bool = True,
+    ) -> tuple[float, float]:
+        """The rate a stream of ``holder`` holding its slot since ``since``
+        (``time.monotonic()``) must keep now, and the window it is measured
+        over: the floor over a stall window, or, for a reader held past
+        :attr:`preempt_after` while a request waits that could take its
+        slot, :attr:`preempt_rate` over a quarter of one.  A request made
+        with ``capped=False`` (a trusted client's) is never preempted."""
+        floor = (self.min_rate, self.stall_window)
+        now = time.monotonic() if now is None else now
+        if writer or not capped or now - since < self.preempt_after:
+            return floor
+        with self._lock:
+            held = self._held[READER]
+            if not any(
+                not w.capped
+                or held.get(w.holder, 0) - (w.holder == holder) < self.share
+                for w in self._waiters[READER]
+            ):
+                return floor
+        return self.preempt_rate, self.stall_window / 4
 
     @property
     def share(self) -> int:

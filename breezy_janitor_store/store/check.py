@@ -114,7 +114,25 @@ def check_store(
 ) -> list[CodebaseReport]:
     """Reports of ``codebases`` (default: every codebase on disk)."""
     names = storage.codebases() if codebases is None else list(codebases)
-    return [check_codebase(storage, name) for name in names]
+    reports = [check_codebase(storage, name) for name in names]
+    if codebases is None:
+        reports += _planted_links(storage.directory)
+    return reports
+
+
+def _planted_links(directory: str) -> list[CodebaseReport]:
+    """A report for each symbolic link at the top of the storage directory
+    (never served, listed nor followed)."""
+    reports = []
+    with os.scandir(directory) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.is_symlink():
+                report = CodebaseReport(entry.name)
+                report.add(
+                    ".", "symlink", "a symbolic link, not a codebase: not served"
+                )
+                reports.append(report)
+    return reports
 
 
 def check_codebase(storage: Storage, codebase: str) -> CodebaseReport:

@@ -87,6 +87,8 @@ class GcReport:
     kept_uploads: int = 0
     #: Codebases skipped because their pack lock was held.
     busy: list[str] = field(default_factory=list)
+    #: Codebases whose collection stopped, with why (e.g. a planted symlink).
+    failed: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def bytes(self) -> int:
@@ -103,6 +105,7 @@ class GcReport:
             for r in self.removed
         ]
         out += [f"{c}: skipped, its pack lock is held" for c in self.busy]
+        out += [f"{c}: not collected: {why}" for c, why in self.failed]
         if self.kept_uploads:
             out.append(
                 f"kept {self.kept_uploads} recent uploads (possibly in progress)"
@@ -142,25 +145,37 @@ def collect(
     for codebase in storage.codebases() if codebases is None else codebases:
         if not storage.has_repository(codebase):
             continue
-        repository = storage.transport(
-            codebase, writable=True, is_campaign=layout.is_valid_name
-        ).clone(layout.CONTROL + "/repository")
-        found = {d: _scan(repository, d, cutoff) for d, cutoff in cutoffs.items()}
-        if not any(dead for dead, _ in found.values()):
-            report.kept_uploads += found[UPLOAD][1]
-            continue
-        with pack_lock(repository) as held:
-            if not held:
-                report.busy.append(codebase)
-                continue
-            for directory, cutoff in cutoffs.items():
-                dead, kept = _scan(repository, directory, cutoff)
-                removed = _remove(repository, codebase, directory, dead)
-                if removed.files:
-                    report.removed.append(removed)
-                if directory == UPLOAD:
-                    report.kept_uploads += kept
+        try:
+            _collect_codebase(storage, codebase, cutoffs, report)
+        except (errors.PathError, errors.TransportError, OSError) as e:
+            # (a symlink planted in the repository, say: the jail refuses it)
+            logger.warning("gc of %s stopped: %s", codebase, e)
+            report.failed.append((codebase, str(e)))
     return report
+
+
+def _collect_codebase(
+    storage: Storage, codebase: str, cutoffs: dict[str, float], report: GcReport
+) -> None:
+    """:func:`collect` for one codebase, adding to ``report``."""
+    repository = storage.transport(
+        codebase, writable=True, is_campaign=layout.is_valid_name
+    ).clone(layout.CONTROL + "/repository")
+    found = {d: _scan(repository, d, cutoff) for d, cutoff in cutoffs.items()}
+    if not any(dead for dead, _ in found.values()):
+        report.kept_uploads += found[UPLOAD][1]
+        return
+    with pack_lock(repository) as held:
+        if not held:
+            report.busy.append(codebase)
+            return
+        for directory, cutoff in cutoffs.items():
+            dead, kept = _scan(repository, directory, cutoff)
+            removed = _remove(repository, codebase, directory, dead)
+            if removed.files:
+                report.removed.append(removed)
+            if directory == UPLOAD:
+                report.kept_uploads += kept
 
 
 def _scan(

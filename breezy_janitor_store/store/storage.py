@@ -52,8 +52,10 @@ class Storage:
         return self._prefix + codebase
 
     def has_repository(self, codebase: str) -> bool:
-        """Whether ``codebase`` has its shared repository on disk."""
-        return os.path.isdir(self._prefix + codebase + _CONTROL_SUFFIX)
+        """Whether ``codebase`` has its shared repository on disk (never
+        through a symbolic link planted as the codebase directory)."""
+        path = self._prefix + codebase
+        return os.path.isdir(path + _CONTROL_SUFFIX) and not os.path.islink(path)
 
     def codebases(self) -> list[str]:
         """Names of the codebases on disk, sorted."""
@@ -133,6 +135,10 @@ class Storage:
                 except OSError:
                     if self.has_repository(codebase):
                         return False  # another process won the race
+                    if os.path.islink(self.path(codebase)):
+                        raise errors.PermissionDenied(
+                            codebase, "not a directory of the store"
+                        ) from None
                     # A non-empty directory without a repository: adopt it.
                     _create_shared_repository(self.path(codebase))
                     if self.sync:

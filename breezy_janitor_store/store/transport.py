@@ -36,7 +36,7 @@ from typing import Self
 from breezy import errors, urlutils
 from breezy.transport import FileExists, NoSuchFile, Transport
 
-from . import branchconf, durable, holders, layout, paths
+from . import branchconf, dircap, durable, holders, layout, paths
 
 __all__ = ["READONLY_MESSAGE", "StoreTransport"]
 
@@ -557,6 +557,9 @@ class StoreTransport(Transport):
             return None
         segments, disk_segments = self._write_path(relpath, layout_dir_op=True)
         disk = paths.join(disk_segments)
+        refusal = dircap.layout_dir_refusal(self._jail.root, disk_segments)
+        if refusal is not None:
+            raise errors.PermissionDenied(self._display(segments), refusal)
         self._make_layout_parents(segments, disk_segments)
         try:
             result = self._call("mkdir", segments, disk, mode)

@@ -14,6 +14,7 @@ import wsgiref.util
 from breezy.branch import Branch
 
 from ..policy.policies import CodebaseList, PolicyUnavailable
+from ..store.budget import StreamBudget
 from ..store.diff import DEFAULT_TIMEOUT
 from ..web import api, metrics
 from ..web.api import LIST_TYPES, negotiate
@@ -626,3 +627,58 @@ class _Database:
         self.checks += 1
         if self.down:
             raise PolicyUnavailable("connection refused")
+
+
+class RevisionInfoBoundsTests(StoreTestCase):
+    """revision-info over a long history: a reader slot of the stream
+    budget, the diff timeout, and at most a cap of entries."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.budget = StreamBudget(1, wait=0.2, stall_window=3600)
+        self.store = self.start_store(stream_budget=self.budget)
+        work = self.make_branch(revisions=5)
+        brz(
+            "push",
+            "-q",
+            self.smart_url(self.store.admin, "hello/lintian-fixes"),
+            cwd=work,
+        )
+        self.tip = Branch.open(work).last_revision().decode()
+        self.url = (
+            self.store.admin
+            + "/hello/revision-info?"
+            + urllib.parse.urlencode({"old": "null:", "new": self.tip})
+        )
+
+    def test_takes_a_reader_slot_or_is_refused(self) -> None:
+        self.assertTrue(self.budget.acquire(holder="someone"))
+        try:
+            status, headers, body = http_request(self.url)
+        finally:
+            self.budget.release(holder="someone")
+        self.assertEqual(status, 503, body)
+        self.assertIn("Retry-After", headers)
+        status, _, body = http_request(self.url)
+        self.assertEqual((status, len(json.loads(body))), (200, 5))
+        wait_for(lambda: self.budget.in_use == 0, "the slot to be given back")
+
+    def test_cut_to_the_newest_entries(self) -> None:
+        self.store.admin_app.revision_info_limit = 2
+        status, headers, body = http_request(self.url)
+        self.assertEqual(status, 200, body)
+        entries = json.loads(body)
+        self.assertEqual(entries[0]["revision-id"], self.tip)
+        self.assertEqual(len(entries), 2)
+        self.assertEqual(headers.get("Bzr-Store-Truncated"), "2")
+        self.store.admin_app.revision_info_limit = 5
+        status, headers, body = http_request(self.url)
+        self.assertEqual(len(json.loads(body)), 5)
+        self.assertNotIn("Bzr-Store-Truncated", headers)
+
+    def test_past_the_diff_timeout_is_a_504(self) -> None:
+        self.store.admin_app.diff_timeout = 0
+        status, _, body = http_request(self.url)
+        self.assertEqual(status, 504, body)
+        self.assertIn(b"revision-info took longer than 0 s", body)
+        wait_for(lambda: self.budget.in_use == 0, "the slot to be given back")

@@ -80,6 +80,16 @@ class CheckTest(StoreTestCase):
         found = {w for w, k, _ in self.problems() if k == "layout"}
         self.assertEqual({"camp/file", "camp/link"}, found)
 
+    def test_a_symlinked_codebase_is_reported_not_checked(self) -> None:
+        outside = self.path("outside")
+        os.makedirs(os.path.join(outside, ".bzr"))
+        os.symlink(self.damaged(), os.path.join(self.storage_dir, "linked"))
+        os.symlink(outside, os.path.join(self.storage_dir, "linked-out"))
+        code, out = self.check()
+        self.assertEqual(1, code, out)
+        self.assertIn("linked: .: symlink: a symbolic link, not a codebase", out)
+        self.assertIn("linked-out: .: symlink:", out)
+
     def test_branch_reference(self) -> None:
         self.write(
             b"Bazaar-NG Branch Reference Format 1\n",

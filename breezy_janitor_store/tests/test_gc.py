@@ -194,6 +194,40 @@ class CollectTests(GcTestCase):
         self.commit(self.work)
         brz("push", "-q", self.url, cwd=self.work)
 
+    def test_a_planted_symlink_stops_only_its_codebase(self) -> None:
+        """gc reports a codebase it cannot collect, collects the others,
+        and exits non-zero at the end."""
+        other = self.smart_url(self.store.admin, "other/lintian-fixes")
+        brz("push", "-q", other, cwd=self.work)
+        outside = self.path("outside")
+        os.makedirs(os.path.join(outside, "sub"))
+        os.makedirs(self.repository_dir("upload"), exist_ok=True)
+        os.symlink(outside, self.repository_dir("upload", "dir"))
+        self.suspended_write_group()  # an upload of "hello", kept (recent)
+        other_upload = os.path.join(
+            self.storage_dir, "other", ".bzr", "repository", "upload"
+        )
+        os.makedirs(other_upload, exist_ok=True)
+        stale = os.path.join(other_upload, "0" * 32 + ".pack")
+        with open(stale, "wb") as f:
+            f.write(b"abandoned")
+        when = time.time() - TWO_DAYS
+        os.utime(stale, (when, when))
+        proc = brz(
+            "janitor-store",
+            "gc",
+            "-d",
+            self.storage_dir,
+            "--older-than",
+            "0",
+            env=plugin_env(),
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 1, self.out(proc))
+        self.assertIn(b"hello: not collected:", proc.stdout)
+        self.assertFalse(os.path.exists(stale))  # "other" was collected
+        self.assertTrue(os.path.isdir(os.path.join(outside, "sub")))
+
     def test_a_codebase_whose_pack_lock_is_held_is_skipped(self) -> None:
         repo = Repository.open(os.path.join(self.storage_dir, CODEBASE))
         lock = LockDir(repo.controldir.transport.clone("repository"), PACK_LOCK)

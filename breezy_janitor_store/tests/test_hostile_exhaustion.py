@@ -10,6 +10,7 @@ the assertions are on memory and on answers, never on wall time.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -305,6 +306,72 @@ class ConnectionFloodTests(StoreTestCase):
             self.assertEqual(select.select([third], [], [], 1.0)[0], [])
             first.close()
             self.assertIn(b"200 OK", third.recv(4096))
+
+
+class TrickledHeadTests(StoreTestCase):
+    """A client trickling its request heads, over many connections from
+    one address, holds neither a connection past the head deadline nor
+    more than its address's share of the face."""
+
+    def serve(self, proxies: str | None = None, **kwargs) -> tuple:
+        app = StoreApp(face=ADMIN, directory=self.storage_dir, trusted_proxies=proxies)
+        server = make_server(app, "127.0.0.1", 0, **kwargs)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self.addCleanup(thread.join, 10)
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        return server.server_address[:2]
+
+    def test_a_trickled_head_is_cut_at_its_deadline(self) -> None:
+        address = self.serve(head_timeout=1.0)
+        with socket.create_connection(address, timeout=60) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            answer = b""
+            deadline = time.monotonic() + 60
+            # one header byte whenever 0.2 s pass without an answer
+            while time.monotonic() < deadline:
+                if select.select([s], [], [], 0.2)[0]:
+                    data = s.recv(4096)
+                    if not data:
+                        break
+                    answer += data
+                    continue
+                try:
+                    s.send(b"X")
+                except OSError:
+                    break
+            self.assertTrue(answer.startswith(b"HTTP/1.1 408"), answer[:100])
+
+    def test_one_address_holds_at_most_its_share(self) -> None:
+        address = self.serve(max_connections=8)  # 2 per address
+        held = [socket.create_connection(address) for _ in range(2)]
+        self.addCleanup(lambda: [s.close() for s in held])
+        for s in held:  # both accepted: each answers a request
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertIn(b"200 OK", s.recv(4096))
+        with socket.create_connection(address, timeout=60) as third:
+            answer = third.recv(4096)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 503"), answer)
+            self.assertIn(b"too many connections from your address", answer)
+        held.pop().close()
+
+        def served() -> bool:  # once the server has seen the close
+            with socket.create_connection(address, timeout=60) as again:
+                again.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                with contextlib.suppress(OSError):
+                    return b"200 OK" in again.recv(4096)
+                return False
+
+        wait_for(served, "a connection from the address to be served again")
+
+    def test_a_trusted_proxy_is_not_capped_by_address(self) -> None:
+        address = self.serve(proxies="127.0.0.1", max_connections=8)
+        held = [socket.create_connection(address, timeout=60) for _ in range(4)]
+        self.addCleanup(lambda: [s.close() for s in held])
+        for s in held:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertIn(b"200 OK", s.recv(4096))
 
 
 class DrainTests(StoreTestCase):

@@ -11,7 +11,8 @@ import os
 import socket
 import struct
 
-from breezy import controldir
+from breezy import controldir, errors
+from breezy.branch import Branch
 
 from ..store.budget import VFS_READ_LIMIT, StreamBudget
 from .support import hostile
@@ -382,3 +383,87 @@ class SlowReaderTests(StoreTestCase):
                     self.store.public + "/hello/.bzr/smart", data=message
                 )[0]
                 self.assertEqual(status, 503)
+
+
+class ReaderPreemptionTests(StoreTestCase):
+    """A reader holding its slot for long gives it up to a waiting reader
+    unless it reads fast; here there is no floor, so only that cuts it."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.budget = StreamBudget(
+            1, wait=60, stall_window=0.4, min_rate=0, preempt_rate=1024 * 1024
+        )
+        self.store = self.start_store(stream_budget=self.budget)
+        self.work = self.make_branch()
+        with open(os.path.join(self.work, "big"), "wb") as f:
+            f.write(os.urandom(16 * 1024 * 1024))  # more than socket buffers hold
+        brz("add", "-q", cwd=self.work)
+        brz("commit", "-q", "-m", "big", cwd=self.work)
+        self.url = self.smart_url(self.store.admin, "hello/lintian-fixes")
+        brz("push", "-q", self.url, cwd=self.work)
+
+    stalled_reader = SlowReaderTests.stalled_reader
+
+    def test_a_waiting_anonymous_reader_gets_a_long_held_slot(self) -> None:
+        reader = self.stalled_reader()
+        copy = self.path("copy")
+        proc = brz(
+            "branch",
+            "-q",
+            self.smart_url(self.store.public, "hello/lintian-fixes"),
+            copy,
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 0, self.out(proc))
+        self.assertEqual(brz("revno", copy).stdout.strip(), b"2")
+        received = 0
+        reader.settimeout(60)
+        while data := reader.recv(1 << 20):
+            received += len(data)
+        self.assertLess(received, 16 * 1024 * 1024)  # cut short
+
+
+class ImpossibleTipTests(StoreTestCase):
+    """A tip a push never makes (a ghost, a revno other than the tip's)
+    is refused before anything changes."""
+
+    def test_ghost_tips_and_wrong_revnos_are_refused(self) -> None:
+        self.store = self.start_store()
+        work = self.make_branch(revisions=3)
+        url = self.smart_url(self.store.admin, "hello/lintian-fixes")
+        brz("push", "-q", url, cwd=work)
+        tip = Branch.open(work).last_revision()
+        first = Branch.open(work).get_rev_id(1)
+        last = os.path.join(
+            self.storage_dir,
+            "hello",
+            "lintian-fixes",
+            ".bzr",
+            "branch",
+            "last-revision",
+        )
+        with open(last, "rb") as f:
+            before = f.read()
+        branch = Branch.open(url)
+        for revno, revid, fragment in (
+            (10**15, tip, "is not the revno"),
+            (-5, tip, "not a revision number"),
+            (0, tip, "not a revision number"),
+            (2, tip, "is not the revno"),
+            (3, first, "is not the revno"),
+            (1, b"ghost-revision-id", "not in the repository"),
+            (1, b"null:", "revno of null: is 0"),
+        ):
+            with self.subTest(revno=revno, revid=revid), branch.lock_write():
+                with self.assertRaises(errors.TipChangeRejected) as caught:
+                    branch.set_last_revision_info(revno, revid)
+                self.assertIn(fragment, str(caught.exception))
+            with open(last, "rb") as f:
+                self.assertEqual(f.read(), before)
+        with branch.lock_write():  # the real revnos are accepted
+            branch.set_last_revision_info(1, first)
+            branch.set_last_revision_info(3, tip)
+        self.commit(work)
+        brz("push", "-q", url, cwd=work)
+        self.assertEqual(brz("revno", url).stdout.strip(), b"4")

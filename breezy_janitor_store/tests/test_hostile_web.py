@@ -8,6 +8,7 @@ smart protocol, as a worker holding stolen credentials would.
 from __future__ import annotations
 
 import http.client
+import io
 import os
 import socket
 import unittest
@@ -488,3 +489,115 @@ class LocationOptionTests(StoreTestCase):
         with branch.lock_write():
             branch.get_config_stack().set("append_revisions_only", "False")
         self.assertIn(b"append_revisions_only = False", self.conf_bytes())
+
+
+class ContentLengthFramingTests(StoreTestCase):
+    """A request whose length is ambiguous is refused, its body never read
+    as the next request."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store = self.start_store()
+
+    def test_embedded_server_refuses_duplicate_and_signed_lengths(self) -> None:
+        inner = b"GET /bzr/ HTTP/1.1\r\nHost: x\r\n\r\n"
+        for lengths in (
+            [b"0", b"%d" % len(inner)],
+            [b"%d" % len(inner), b"%d" % len(inner)],
+            [b"+%d" % len(inner)],
+            [b"0x10"],
+        ):
+            with self.subTest(lengths=lengths):
+                head = b"GET /bzr/ HTTP/1.1" + b"".join(
+                    b"\r\nContent-Length: " + v for v in lengths
+                )
+                raw = hostile.raw_http(self.store.public, head, inner, timeout=10)
+                status, headers, _ = hostile.split_response(raw)
+                self.assertEqual(status, 400, raw[:200])
+                self.assertEqual(headers.get("connection"), "close")
+                self.assertEqual(raw.count(b"HTTP/1."), 1, raw)  # no second answer
+
+    def test_store_app_refuses_them_from_any_wsgi_server(self) -> None:
+        for value in ("0, 46", "+46", "-1", "4 6"):
+            with self.subTest(value=value):
+                environ = {
+                    "REQUEST_METHOD": "GET",
+                    "PATH_INFO": "/",
+                    "SCRIPT_NAME": "",
+                    "QUERY_STRING": "",
+                    "SERVER_NAME": "x",
+                    "SERVER_PORT": "80",
+                    "SERVER_PROTOCOL": "HTTP/1.1",
+                    "REMOTE_ADDR": "127.0.0.1",
+                    "CONTENT_LENGTH": value,
+                    "wsgi.url_scheme": "http",
+                    "wsgi.input": io.BytesIO(b"x" * 46),
+                    "wsgi.errors": io.StringIO(),
+                }
+                started: list = []
+                body = b"".join(self.store.public_app(environ, _Started(started)))
+                status, headers = started[0]
+                self.assertEqual(status.split()[0], "400", body)
+                self.assertEqual(headers.get("Connection"), "close")
+        # a plain length is served
+        environ["CONTENT_LENGTH"] = "0"
+        b"".join(self.store.public_app(environ, _Started(started)))
+        self.assertEqual(started[-1][0].split()[0], "200")
+
+
+class _Started:
+    """A WSGI ``start_response`` noting ``(status, headers)``."""
+
+    def __init__(self, into: list) -> None:
+        self._into = into
+
+    def __call__(self, status: str, headers: list, exc_info=None):
+        self._into.append((status, dict(headers)))
+        return lambda data: None
+
+
+class SymlinkedCodebaseTests(StoreTestCase):
+    """A symbolic link planted at the top of the storage directory is no
+    codebase: not listed, its pages and branches not served."""
+
+    def test_not_listed_nor_served(self) -> None:
+        self.store = self.start_store()
+        work = self.make_branch()
+        url = self.smart_url(self.store.admin, "hello/lintian-fixes")
+        brz("push", "-q", url, cwd=work)
+        outside = self.path("outside")
+        os.makedirs(outside)
+        os.symlink(outside, os.path.join(self.storage_dir, "elsewhere"))
+        os.symlink(
+            os.path.join(self.storage_dir, "hello"),
+            os.path.join(self.storage_dir, "linked"),
+        )
+        for base in (self.store.public, self.store.admin):
+            with self.subTest(base=base):
+                status, _, body = http_request(base + "/")
+                self.assertEqual(status, 200)
+                self.assertIn(b"hello", body)
+                self.assertNotIn(b"linked", body)
+                for path in ("/linked/", "/linked/lintian-fixes/"):
+                    status, _, body = http_request(base + path)
+                    # public: refused; admin (a writer's face, any name may
+                    # be made): an empty implicit directory
+                    self.assertIn(status, (404 if base == self.store.public else 200,))
+                    self.assertNotIn(b"lintian-fixes", body)
+        proc = brz(
+            "branch",
+            self.smart_url(self.store.public, "linked/lintian-fixes"),
+            self.path("copy"),
+            check=False,
+        )
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertFalse(os.path.exists(self.path("copy", ".bzr")))
+        # a push through the link makes nothing outside
+        proc = brz(
+            "push",
+            self.smart_url(self.store.admin, "elsewhere/lintian-fixes"),
+            cwd=work,
+            check=False,
+        )
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertEqual(os.listdir(outside), [])

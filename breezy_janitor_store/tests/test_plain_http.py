@@ -215,6 +215,35 @@ class PlainHttpTests(StoreTestCase):
         )
         self.assertEqual(status, 416)
 
+    def test_range_numbers_of_thousands_of_digits(self) -> None:
+        """Numbers longer than any file size are past its end, never a 500."""
+        url = self.store.public + "/hello/lintian-fixes/.bzr/branch/last-revision"
+        with open(
+            os.path.join(
+                self.storage_dir,
+                "hello",
+                "lintian-fixes",
+                ".bzr",
+                "branch",
+                "last-revision",
+            ),
+            "rb",
+        ) as f:
+            data = f.read()
+        huge = "9" * 5000
+        for spec, wanted in (
+            (f"bytes={huge}-", (416, b"")),
+            (f"bytes=0{huge}-1", (416, b"")),
+            (f"bytes=0-{huge}", (206, data)),
+            (f"bytes=-{huge}", (206, data)),
+            (f"bytes={'0' * 5000}1-2", (206, data[1:3])),
+        ):
+            with self.subTest(spec=spec[:12]):
+                status, _, body = http_request(url, headers={"Range": spec})
+                self.assertEqual(status, wanted[0], body[:80])
+                if wanted[1]:
+                    self.assertEqual(body, wanted[1])
+
 
 class ImplicitDirectoryTests(StoreTestCase):
     """A codebase the policy lists, not on disk yet, and its campaigns exist

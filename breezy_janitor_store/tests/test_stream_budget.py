@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 
 from ..serve import ServeSettings, build_apps
 from ..smart.verbs import SMALL_BODY_LIMIT
@@ -13,6 +14,31 @@ from .support.fixtures import StoreTestCase, brz, plugin_env, wait_for
 
 
 class StreamBudgetTests(StoreTestCase):
+    def test_a_long_held_reader_must_move_faster_while_another_waits(self) -> None:
+        """The preemption rule: only for a reader, only past the grace
+        period, only while a request waits that could take its slot (here
+        of the same identity, as every anonymous client is one)."""
+        budget = StreamBudget(1, wait=100, stall_window=10, min_rate=100)
+        self.assertEqual((budget.preempt_after, budget.preempt_rate), (40, 1600))
+        self.assertEqual(StreamBudget(1, wait=30).preempt_after, 15)
+        floor = (100, 10)
+        self.assertTrue(budget.acquire(holder="anonymous"))
+        self.assertEqual(budget.pace(False, "anonymous", 0.0, now=1e6), floor)
+        got: list[bool] = []
+        waiter = threading.Thread(
+            target=lambda: got.append(budget.acquire(holder="anonymous"))
+        )
+        waiter.start()
+        wait_for(lambda: budget.waiting() == 1, "another reader waits")
+        self.assertEqual(budget.pace(False, "anonymous", 0.0, now=39.0), floor)
+        self.assertEqual(budget.pace(False, "anonymous", 0.0, now=41.0), (1600, 2.5))
+        self.assertEqual(budget.pace(True, "anonymous", 0.0, now=1e6), floor)
+        self.assertEqual(budget.pace(False, "admin", 0.0, now=1e6, capped=False), floor)
+        budget.release(holder="anonymous")
+        waiter.join()
+        self.assertEqual(got, [True])
+        budget.release(holder="anonymous")
+
     def test_excess_streams_wait_then_get_503_with_retry_after(self) -> None:
         budget = StreamBudget(1, wait=0.5, stall_window=3600)
         self.store = self.start_store(stream_budget=budget)

@@ -13,7 +13,7 @@ import unittest
 
 from breezy.bzr.branch import BranchReferenceFormat
 
-from ..store import layout
+from ..store import dircap, layout
 from .support import hostile
 from .support.fixtures import tree_digest
 from .support.hostile_case import TRIED, HostileTestCase
@@ -92,6 +92,20 @@ class VfsWriteTests(HostileTestCase):
                     up + b".bzr/repository/obsolete_packs/" + pack,
                 )
         self.assertUnchanged()
+
+    def test_role_directories_per_campaign_are_capped(self) -> None:
+        campaign = os.path.join(self.storage_dir, "hello", "lintian-fixes")
+        held = [n for n in os.listdir(campaign) if n != ".bzr"]
+        for i in range(dircap.MAX_ROLES - len(held)):
+            ok, answer = self.call("hello", b"mkdir", b"lintian-fixes/r%d" % i, b"")
+            self.assertTrue(ok, answer)
+        before = tree_digest(self.storage_dir)
+        reason = self.assertRefused("hello", b"mkdir", b"lintian-fixes/one-more", b"")
+        self.assertIn(b"at most 256 role directories", reason)
+        self.assertEqual(tree_digest(self.storage_dir), before)
+        # an existing one is still made as breezy makes sure it exists
+        ok, answer = self.call("hello", b"mkdir", b"lintian-fixes/r0", b"")
+        self.assertTrue(ok, answer)
 
     def test_branch_control_files_change_only_through_branch_verbs(self) -> None:
         for verb, *args in [

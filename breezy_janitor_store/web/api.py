@@ -29,7 +29,7 @@ from breezy import errors
 from ..policy.policies import PolicyUnavailable
 from ..store import branches, diff, history, layout, locks
 from ..store.context import current_request_id
-from . import browse
+from . import browse, revinfo
 from .http import HTTPError, Request
 
 if TYPE_CHECKING:
@@ -280,14 +280,24 @@ def diff_view(face: Face, req: Request, codebase: str) -> Iterable[bytes]:
 def revision_info(face: Face, req: Request, codebase: str) -> Iterable[bytes]:
     """The revisions on ``new``'s left-hand line back to ``old``, newest first."""
     repo, old, new, _ = _revisions(face, req, codebase)
-    revids = history.mainline(repo, new, old)
     # Revision pages are on the public face: absolute links, or none.
     root = face.public_root(req)
-    items = _revision_items(repo, revids, codebase, face.branches_url(req) if root else None)
-    if len(revids) <= EAGER_REVISIONS:
-        return _json(req, list(items))
-    req.respond(200, JSON_TYPE)
-    return _json_array(items)
+    base = face.branches_url(req) if root else None
+    limit = revinfo.entry_limit(face)
+
+    def collect() -> tuple[list[dict], bool]:
+        revids = history.mainline(repo, new, old)
+        items = _revision_items(repo, revids[:limit], codebase, base)
+        return list(items), len(revids) > limit
+
+    items, cut = revinfo.bounded(face, collect, "revision-info")
+    headers = [(revinfo.TRUNCATED_HEADER, str(limit))] if cut else []
+    if len(items) <= EAGER_REVISIONS:
+        body = json.dumps(items).encode("utf-8")
+        req.respond(200, JSON_TYPE, [("Content-Length", str(len(body))), *headers])
+        return [body]
+    req.respond(200, JSON_TYPE, headers)
+    return _json_array(iter(items))
 
 
 def _revision_items(

@@ -251,7 +251,7 @@ def _ranges(header: str, size: int) -> list[tuple[int, int]] | None:
         m = _RANGE_SPEC.fullmatch(spec.strip())
         if m is None:
             return None
-        first, last = m.groups()
+        first, last = (_number(g) for g in m.groups())
         if first:
             start = int(first)
             end = min(int(last) + 1, size) if last else size
@@ -270,6 +270,18 @@ def _ranges(header: str, size: int) -> list[tuple[int, int]] | None:
     if len(ranges) > MAX_RANGES or sum(e - s for s, e in ranges) > size:
         return None  # overlapping or too many: never more than the file
     return ranges
+
+
+#: Digits of a range's number read as written; a longer one is past any file.
+_RANGE_DIGITS = 18
+
+
+def _number(digits: str) -> str:
+    """``digits`` as written, or a number past any file for more digits than
+    :data:`_RANGE_DIGITS` (never a conversion of thousands of digits)."""
+    if digits:
+        digits = digits.lstrip("0") or "0"
+    return digits if len(digits) <= _RANGE_DIGITS else "9" * (_RANGE_DIGITS + 1)
 
 
 def _escaped(segments: tuple[str, ...]) -> str:

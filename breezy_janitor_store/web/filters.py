@@ -40,6 +40,7 @@ from urllib.parse import quote
 
 from ..policy.proxy import NO_PROXIES, TRUSTED_REQUEST_ID_KEY, TrustedProxies
 from ..store.context import RequestIdLogFilter, current_request_id, request_id_var
+from .framing import refuse_odd_lengths
 from .http import Request
 from .logs import ACCESS_KEY
 from .metrics import metrics_filter
@@ -72,7 +73,7 @@ def wrap(wsgi: Callable, face: str, proxies: TrustedProxies | None = None) -> Ca
     """``wsgi``, serving ``face``, wrapped in the store's filters; the
     forwarding headers of ``proxies`` are believed (default: nobody's)."""
     return _with_request_id(
-        head(_refuse_path_escapes(metrics_filter(wsgi, face))),
+        head(_refuse_path_escapes(refuse_odd_lengths(metrics_filter(wsgi, face)))),
         proxies or NO_PROXIES,
         face,
     )

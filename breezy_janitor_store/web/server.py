@@ -50,6 +50,10 @@ from collections.abc import Callable
 from breezy.lock import Lock, LockResult
 from paste import httpserver
 
+from .connguard import HEAD_TIMEOUT, HEADS, AddressCounts, per_address_cap
+from .connguard import refuse as refuse_connection
+from .framing import content_length_problem
+
 __all__ = [
     "DRAIN_TIMEOUT",
     "HELD_LOCKS",
@@ -195,15 +199,19 @@ class _Handler(httpserver.WSGIHandler):
         return True
 
     def handle_one_request(self) -> None:
-        self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
-        if len(self.raw_requestline) > MAX_REQUEST_LINE:
+        deadline = HEADS.arm(self.connection, self.server.head_timeout)
+        try:
+            if not self._read_head():
+                return
+        finally:
+            HEADS.disarm(deadline)
+        if deadline.expired:
             self.requestline = self.request_version = self.command = ""
-            self.send_error(414)  # closes the connection
+            self.send_error(408, "the request head took too long")
             return
-        if not self.raw_requestline:
-            self.close_connection = True
-            return
-        if not self.parse_request():  # answered with an error already
+        problem = content_length_problem(self.headers.get_all("Content-Length", []))
+        if problem is not None:
+            self.send_error(400, problem)  # closes the connection
             return
         self._body = None
         IN_FLIGHT.add(1)
@@ -215,6 +223,18 @@ class _Handler(httpserver.WSGIHandler):
             unread = getattr(body, "length", 0) - getattr(body, "_consumed", 0)
             if unread > 0 or "Transfer-Encoding" in self.headers:
                 self.close_connection = True
+
+    def _read_head(self) -> bool:
+        """Read the request line and headers; whether a request follows."""
+        self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
+        if len(self.raw_requestline) > MAX_REQUEST_LINE:
+            self.requestline = self.request_version = self.command = ""
+            self.send_error(414)  # closes the connection
+            return False
+        if not self.raw_requestline:
+            self.close_connection = True
+            return False
+        return self.parse_request()  # else answered with an error already
 
     def wsgi_setup(self, environ=None) -> None:
         super().wsgi_setup(environ)
@@ -233,11 +253,23 @@ class _Server(httpserver.WSGIServer):
     daemon_threads = True
 
     def __init__(
-        self, app: Callable, address: tuple, socket_timeout: int, max_connections: int
+        self,
+        app: Callable,
+        address: tuple,
+        socket_timeout: int,
+        max_connections: int,
+        head_timeout: float = HEAD_TIMEOUT,
+        max_per_address: int | None = None,
     ) -> None:
         super().__init__(app, address, _Handler, request_queue_size=64)
         self._open = _connections_gauge(getattr(app, "face", "other"))
         self.wsgi_socket_timeout = socket_timeout
+        self.head_timeout = head_timeout
+        self._per_address = AddressCounts(
+            max_per_address or per_address_cap(max_connections)
+        )
+        self._address_of: dict[socket.socket, str] = {}
+        self._proxies = getattr(app, "trusted_proxies", None)
         self.max_connections = max_connections
         self._places = threading.BoundedSemaphore(max_connections)
         self._pause = threading.Event()  # never set: an interruptible sleep
@@ -259,6 +291,16 @@ class _Server(httpserver.WSGIServer):
                 self._warn(f"cannot accept connections: {e.strerror}")
                 self._pause.wait(ACCEPT_PAUSE)
             raise
+        sock, client = request
+        host = client[0] if isinstance(client, tuple) else str(client)
+        trusted = self._proxies is not None and self._proxies.trusts(host)
+        if not trusted:  # a trusted proxy's connections are everybody's
+            if not self._per_address.add(host):
+                refuse_connection(sock)
+                self._places.release()
+                self._warn(f"{self._per_address.cap} connections from {host} (its cap)")
+                raise OSError(errno.EAGAIN, "connection cap of the address reached")
+            self._address_of[sock] = host
         self._open.inc()
         return request
 
@@ -267,6 +309,7 @@ class _Server(httpserver.WSGIServer):
         try:
             super().shutdown_request(request)
         finally:
+            self._per_address.remove(self._address_of.pop(request, None))
             self._open.dec()
             self._places.release()
 
@@ -284,6 +327,8 @@ def make_server(
     port: int,
     socket_timeout: int = SOCKET_TIMEOUT,
     max_connections: int | None = None,
+    head_timeout: float = HEAD_TIMEOUT,
+    max_per_address: int | None = None,
 ):
     """A paste server for ``app``, bound but not yet serving.
 
@@ -291,13 +336,23 @@ def make_server(
     a slow client holds only its own thread; a connection is dropped after
     ``socket_timeout`` seconds (whole seconds) without progress.  At most
     ``max_connections`` are open at once (default:
-    :func:`default_max_connections`); more wait to be accepted.
+    :func:`default_max_connections`); more wait to be accepted.  A request
+    head must arrive within ``head_timeout`` seconds, and one client address
+    holds at most ``max_per_address`` connections (default: a share, see
+    :mod:`.connguard`).
     """
     if max_connections is None:
         max_connections = default_max_connections()
     if max_connections < 1:
         raise ValueError("max_connections must be positive")
-    return _Server(app, (host, int(port)), int(socket_timeout), max_connections)
+    return _Server(
+        app,
+        (host, int(port)),
+        int(socket_timeout),
+        max_connections,
+        head_timeout,
+        max_per_address,
+    )
 
 
 def server_url(server) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 from breezy import errors
@@ -195,7 +196,7 @@ def serve(face: Face, req: Request, path: str) -> Iterable[bytes]:
             req.respond(200, "application/octet-stream")
             streamed = True  # the turn ends with the response body
             budget = turn.budget
-            body = exchange.stream(budget.min_rate, budget.stall_window, turn.cut)
+            body = exchange.stream(turn.pace, budget.stall_window, turn.cut)
             return _Releasing(body, turn.release)
         body = exchange.buffered()
     finally:
@@ -398,6 +399,7 @@ class _Turn:
         self.holder = holder
         self._held = False
         self._writer = False
+        self._since = time.monotonic()
         self._lock = threading.Lock()
 
     @property
@@ -409,7 +411,13 @@ class _Turn:
         # the admin face's clients without a user are trusted: no share
         capped = self.holder != _ADMIN_IDENTITY
         self._held = self.budget.acquire(writer, self.holder, capped)
+        self._since = time.monotonic()
         return self._held
+
+    def pace(self) -> tuple[float, float]:
+        """The rate its stream must keep now, and over what window."""
+        capped = self.holder != _ADMIN_IDENTITY
+        return self.budget.pace(self._writer, self.holder, self._since, capped=capped)
 
     def release(self) -> None:
         with self._lock:

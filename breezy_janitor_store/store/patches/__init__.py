@@ -22,12 +22,15 @@ def install(*, serving: bool = True) -> None:
     * :func:`packing.install` (``serving``): concurrent pushes to one
       shared repository autopack one at a time, across processes and hosts;
     * :func:`~breezy_janitor_store.store.provenance.install` (``serving``):
-      a branch tip a writer sets is one of the revisions it sent.
+      a branch tip a writer sets is one of the revisions it sent;
+    * :func:`~breezy_janitor_store.store.tipcheck.install` (``serving``):
+      a branch tip is stored, and its revno is its left-hand distance.
     """
-    from .. import provenance
+    from .. import provenance, tipcheck
     from . import cycles, packing
 
     cycles.install()
     if serving:
         packing.install()
         provenance.install()
+        tipcheck.install()
