@@ -25,7 +25,7 @@ from .support.fixtures import (
     stop_process,
 )
 
-DOCKERFILE = os.path.join(PROJECT_ROOT, "Dockerfile")
+DOCKERFILE = os.path.join(PROJECT_ROOT, "examples", "deploy", "Dockerfile")
 KUBERNETES = os.path.join(PROJECT_ROOT, "examples", "kubernetes", "janitor-store.yaml")
 #: The uid and gid systemd-sysusers gives the service user on a fresh system
 #: (the first free system id; the Dockerfile uses the same).
