@@ -17,6 +17,9 @@
   branch only once that writer sent it, and is what it says it is;
 * ``damage``: telling a damaged repository; ``check`` and ``backup``: is
   the store sound, a consistent copy of it;
+* ``dircap``: how many campaign and role directories a codebase may hold;
+  ``tipcheck``: a branch tip is stored, and its revno is its left-hand
+  distance from ``null:``;
 * ``isolation``: other plugins' hooks are dropped; ``budget``: the stream
   budget and the memory bounds of one answer; ``context``: the current
   request's id, for log lines at any layer;

@@ -607,15 +607,8 @@ class StoreTransport(Transport):
         raise errors.TransportNotPossible("links are not allowed in the store")
 
 
-class _SyncedStream:
-    """A write stream whose file is synced when closed, and its name owed
-    a directory sync (in ``upload``: when moved out)."""
-
-    def __init__(self, transport: StoreTransport, segments, disk, stream) -> None:
-        self._transport = transport
-        self._segments = segments
-        self._disk = disk
-        self._stream = stream
+class _StreamWrapper:
+    """A write stream over breezy's (``_stream``), whose ``close`` does more."""
 
     def write(self, data: bytes) -> None:
         self._stream.write(data)
@@ -630,6 +623,17 @@ class _SyncedStream:
         self.close()
         return False
 
+
+class _SyncedStream(_StreamWrapper):
+    """A write stream whose file is synced when closed, and its name owed
+    a directory sync (in ``upload``: when moved out)."""
+
+    def __init__(self, transport: StoreTransport, segments, disk, stream) -> None:
+        self._transport = transport
+        self._segments = segments
+        self._disk = disk
+        self._stream = stream
+
     def close(self, want_fdatasync: bool = False) -> None:
         # The file is synced by its path, once whatever breezy asked; a new
         # pack in upload when it moves into place (an aborted one never).
@@ -638,7 +642,7 @@ class _SyncedStream:
             self._transport._wrote(self._segments, self._disk)
 
 
-class _SameContentStream:
+class _SameContentStream(_StreamWrapper):
     """A write stream onto existing pack data: written aside in ``upload``,
     then compared; the original stays, and different content is refused."""
 
@@ -655,19 +659,6 @@ class _SameContentStream:
         self._stream = transport._call(
             "open_write_stream", segments, paths.join(self._aside), mode=mode
         )
-
-    def write(self, data: bytes) -> None:
-        self._stream.write(data)
-
-    def fdatasync(self) -> None:
-        self._stream.fdatasync()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info) -> bool:
-        self.close()
-        return False
 
     def close(self, want_fdatasync: bool = False) -> None:
         self._stream.close(want_fdatasync=want_fdatasync)

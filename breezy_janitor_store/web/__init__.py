@@ -10,5 +10,8 @@
   HTTP reads of directories and ``.bzr`` files;
 * ``filters``: request ids, path checks, HEAD, access log; ``logs``: one
   log format; ``metrics`` and ``opsmetrics``: Prometheus metrics;
-* ``server``: the embedded HTTP server.
+* ``server``: the embedded HTTP server; ``connguard``: its request-head
+  deadline and connections per client address; ``framing``: ambiguous
+  ``Content-Length`` refused;
+* ``revinfo``: revision-info's reader slot, timeout and entry cap.
 """
