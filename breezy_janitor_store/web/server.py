@@ -236,7 +236,8 @@ class _Server(httpserver.WSGIServer):
         self, app: Callable, address: tuple, socket_timeout: int, max_connections: int
     ) -> None:
         super().__init__(app, address, _Handler, request_queue_size=64)
-        self._open = _connections_gauge(getattr(app, "face", "other"))
+        face = getattr(app, "face", None)  # a StoreApp's Face, by its name
+        self._open = _connections_gauge(getattr(face, "name", None) or "other")
         self.wsgi_socket_timeout = socket_timeout
         self.max_connections = max_connections
         self._places = threading.BoundedSemaphore(max_connections)
