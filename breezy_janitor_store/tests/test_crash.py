@@ -1,6 +1,6 @@
 """Crash tests: no acknowledged push is lost, whatever the crash point.
 
-The store serves a storage directory on :mod:`.crashfs`, a FUSE filesystem
+The store serves a storage directory on :mod:`.support.crashfs`, a FUSE filesystem
 keeping, besides what processes see, only what was synced.  A series of
 pushes runs (new codebase, branch, tags, a second branch, enough pushes
 for an autopack); after each one ``brz`` reports done, a marker is
@@ -53,7 +53,7 @@ class CrashFS:
     def __init__(self, test: unittest.TestCase, mountpoint: str) -> None:
         self.mountpoint = mountpoint
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "breezy_janitor_store.tests.crashfs", mountpoint],
+            [sys.executable, "-m", "breezy_janitor_store.tests.support.crashfs", mountpoint],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -262,7 +262,8 @@ class _Server(httpserver.WSGIServer):
         max_per_address: int | None = None,
     ) -> None:
         super().__init__(app, address, _Handler, request_queue_size=64)
-        self._open = _connections_gauge(getattr(app, "face", "other"))
+        face = getattr(app, "face", None)  # a StoreApp's Face, by its name
+        self._open = _connections_gauge(getattr(face, "name", None) or "other")
         self.wsgi_socket_timeout = socket_timeout
         self.head_timeout = head_timeout
         self._per_address = AddressCounts(

@@ -1,6 +1,6 @@
 """A FUSE filesystem that remembers only what was synced, for crash tests.
 
-``python -m breezy_janitor_store.tests.crashfs MOUNTPOINT`` mounts an
+``python -m breezy_janitor_store.tests.support.crashfs MOUNTPOINT`` mounts an
 in-memory filesystem at ``MOUNTPOINT`` (the test's storage directory).  It
 keeps two states: what every process sees (the page cache, so to speak),
 and what a crash would leave, changed only by syncs:
