@@ -32,6 +32,7 @@ from . import (
     metrics,
     provenance,
 )
+from .browser.errors import html_refusal
 from .budget import PROCESS_STREAM_BUDGET, RateWatch, StreamBudget
 from .context import current_request_id
 from .diff import DEFAULT_LIMITS as DEFAULT_DIFF_LIMITS
@@ -218,7 +219,11 @@ class StoreApp:
                 current_request_id(),
             )
             status, reason, headers = 500, "internal server error", []
-        return req.text(status, reason, _closing(req, headers))
+        headers = _closing(req, headers)
+        page = html_refusal(self.face, self.prefix, req, status, reason, headers)
+        if page is not None:
+            return page
+        return req.text(status, reason, headers)
 
     # -- handlers --
 

@@ -143,7 +143,10 @@ class BrowseTestCase(unittest.TestCase):
         )
         self.assertEqual(code, status, body)
         if status != 200:
-            self.assertTrue(headers["Content-Type"].startswith("text/plain"))
+            # a browser's refusal is a page with a way back
+            self.assertEqual(headers["Content-Type"], "text/html; charset=utf-8")
+            self.check_html(body, path)
+            self.assertIn("/bzr/", Page(body).links)
             return body
         self.assertEqual(headers["Content-Type"], "text/html; charset=utf-8")
         self.check_html(body, path)
@@ -293,6 +296,22 @@ class PageTests(BrowseTestCase):
         ):
             body = self.get(path, 404)
             self.assertNotIn(self.shared.tmp.encode(), body)
+
+    def test_refusals_stay_plain_text_for_other_clients(self) -> None:
+        for accept in (None, "*/*", "text/plain, text/html;q=0.5"):
+            with self.subTest(accept=accept):
+                code, headers, body = http_request(
+                    self.store.public_root + "/bzr/nothing/",
+                    headers={"Accept": accept} if accept else {},
+                )
+                self.assertEqual(code, 404)
+                self.assertTrue(headers["Content-Type"].startswith("text/plain"))
+                self.assertEqual(body, b"no such codebase: nothing\n")
+
+    def test_error_page_links_back_to_the_codebase(self) -> None:
+        body = self.get("/bzr/hello/+revision/nobody@example.com-1-x", 404)
+        self.assertIn("/bzr/hello/", Page(body).links)
+        self.assertIn("no such revision: nobody@example.com-1-x", Page(body).all_text)
 
     def test_slow_diff_is_cut_off_with_a_note(self) -> None:
         app = self.store.public_app
