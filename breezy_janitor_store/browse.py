@@ -461,7 +461,9 @@ def _page_number(req: Request, key: str = "page") -> int:
     if not values:
         return 1
     value = values[-1]
-    number = int(value) if value.isascii() and value.isdigit() and len(value) < 10 else 0
+    number = (
+        int(value) if value.isascii() and value.isdigit() and len(value) < 10 else 0
+    )
     if number < 1:
         raise HTTPError(400, f"{key} must be a positive number")
     return number
