@@ -32,6 +32,11 @@ from . import (
     metrics,
     provenance,
 )
+from .browser import annotate as browser_annotate
+from .browser import archive as browser_archive
+from .browser import blob as browser_blob
+from .browser import filelog as browser_filelog
+from .browser import tree as browser_tree
 from .browser.errors import html_refusal
 from .budget import PROCESS_STREAM_BUDGET, RateWatch, StreamBudget
 from .context import current_request_id
@@ -702,6 +707,15 @@ class Route:
 
 _CB = api.CODEBASE
 _NAME = api.NAME
+#: The code browser's views: ``/bzr/CODEBASE/+KIND`` then ``REST``.
+BROWSER_VIEWS = (
+    ("tree", r"(?:/(?P<path>.*))?", "tree", browser_tree.tree_view),
+    ("file", r"/(?P<path>.+)", "file", browser_blob.file_view),
+    ("raw", r"/(?P<path>.+)", "raw", browser_blob.raw_file),
+    ("annotate", r"/(?P<path>.+)", "annotate", browser_annotate.annotate_view),
+    ("log", r"/(?P<path>.+)", "file-log", browser_filelog.file_log),
+    ("tarball", "", "tarball", browser_archive.tarball),
+)
 
 #: Every route of both faces, tried in order.
 ROUTES: tuple[Route, ...] = (
@@ -760,6 +774,11 @@ ROUTES: tuple[Route, ...] = (
         rf"/bzr/{_CB}/\+revision/(?P<revid>.+)",
         "browse-revision",
         api.revision_page,
+    ),
+    # the code browser (breezy_janitor_store/browser/)
+    *(
+        Route((PUBLIC,), "GET", rf"/bzr/{_CB}/\+{kind}{rest}", f"browse-{name}", view)
+        for kind, rest, name, view in BROWSER_VIEWS
     ),
     # the public face's branch URLs without /bzr/ (after every other route)
     Route((PUBLIC,), "POST", _SMART_PATH, "smart-without-prefix", missing_prefix),

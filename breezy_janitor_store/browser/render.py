@@ -41,7 +41,14 @@ _TEMPLATES = resources.files("breezy_janitor_store") / "templates"
 STYLE = (_TEMPLATES / "style.css").read_text(encoding="utf-8")
 #: Pygments' classes for highlighted code, below ``.hl`` (inline on the
 #: pages that show code, allowed by its hash).
-HIGHLIGHT_STYLE = HtmlFormatter(style="default").get_style_defs(".hl") + "\n"
+HIGHLIGHT_STYLE = (
+    re.sub(
+        r"\s*/\*.*?\*/",
+        "",
+        HtmlFormatter(style="default").get_style_defs(".hl"),
+    )
+    + "\n"
+)
 
 
 def _hash(text: str) -> str:

@@ -17,7 +17,8 @@ def quote_path(path: str) -> str:
 
 
 def _rev(revid: bytes) -> str:
-    return urllib.parse.quote(revid, safe="@:+-._~")
+    # ("+" quoted: the query is read without turning "+" into a space)
+    return urllib.parse.quote(revid, safe="@:-._~")
 
 
 def _view(kind: str, codebase: str, revid: bytes, path: str, query: str = "") -> str:

@@ -1,0 +1,398 @@
+"""The code browser: trees, files, raw bytes, tarballs, annotate, history.
+
+Every view is read through a running store from a branch pushed with the
+real ``brz`` (codebase ``code``, see :func:`_build_code`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import tarfile
+import unittest
+import urllib.parse
+
+from breezy import controldir
+
+from .. import browse
+from ..browser import blob, tree
+from ..smart import StreamBudget
+from .api_fixtures import COMMITTER, EPOCH, SharedStore
+from .features import CHROMIUM as CHROMIUM_FEATURE
+from .features import require
+from .fixtures import StoreTestCase, brz, http_request, wait_for
+from .test_browse import ChromiumTests, Page
+
+MARKUP_NAME = 'a<b>&"c".txt'
+UNICODE_NAME = "\u00fcber.txt"
+BINARY = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
+BIG = b"".join(b"line %d <x>\n" % i for i in range(150_000))  # about 2 MB
+MAIN_PY = b'def main():\n    return "<script>x</script>"\n'
+MAIN_PY_2 = MAIN_PY + b"\n\nclass Thing:\n    pass\n"
+MANY = tree.TREE_PAGE_SIZE + 1
+
+
+def _build_code() -> SharedStore:
+    """Codebase ``code``: r1 adds files (one named like markup, a binary,
+    a non-ASCII name, a symlink, a directory of :data:`MANY` files), r2
+    changes ``src/main.py``, r3 adds a 2 MB text file."""
+    shared = SharedStore(campaigns=["lintian-fixes"])
+    work = shared.path("code")
+    fmt = controldir.format_registry.make_controldir("2a")
+    wt = controldir.ControlDir.create_standalone_workingtree(work, format=fmt)
+
+    def write(files: dict[str, bytes]) -> None:
+        for name, content in files.items():
+            full = os.path.join(work, name)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with open(full, "wb") as f:
+                f.write(content)
+
+    def commit(name: str, message: str) -> None:
+        wt.smart_add([work])
+        n = len(shared.revisions)
+        shared.revisions[name] = wt.commit(
+            message,
+            committer=COMMITTER,
+            timestamp=EPOCH + 3600 * n,
+            timezone=3600,
+        )
+
+    write(
+        {
+            "README.md": b"# Code\n\nSome *text*.\n",
+            "src/main.py": MAIN_PY,
+            MARKUP_NAME: b"<b>not bold</b>\n",
+            "data.bin": BINARY,
+            UNICODE_NAME: "gr\u00fc\u00dfe\n".encode(),
+            **{f"many/f{i:04d}": b"%d\n" % i for i in range(MANY)},
+        }
+    )
+    os.symlink("src/main.py", os.path.join(work, "link"))
+    commit("r1", "Initial <b>import</b>")
+    write({"src/main.py": MAIN_PY_2})
+    commit("r2", "Add Thing")
+    write({"big.txt": BIG})
+    commit("r3", "Big file")
+    shared.push("code", "code/lintian-fixes")
+    return shared
+
+
+def code_store() -> SharedStore:
+    return SharedStore.get("code", _build_code)
+
+
+def _q(revid: bytes) -> str:
+    return urllib.parse.quote(revid, safe="@:-._~")
+
+
+class BrowserTestCase(unittest.TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.shared = code_store()
+        self.store = self.shared.store
+        self.rev = self.shared.revisions
+
+    def url(self, kind: str, path: str = "", rev: str = "r3", query: str = "") -> str:
+        quoted = urllib.parse.quote(path)
+        return (
+            f"{self.store.public_root}/bzr/code/+{kind}/{quoted}"
+            f"?rev={_q(self.rev[rev])}{query}"
+        )
+
+    def fetch(self, url: str, status: int = 200, **headers) -> tuple[dict, bytes]:
+        code, got, body = http_request(url, headers=headers)
+        self.assertEqual(code, status, body[:500])
+        self.assertNotIn(b"Traceback", body)
+        self.assertNotIn(self.shared.tmp.encode(), body)
+        return got, body
+
+    def page(self, url: str, status: int = 200) -> Page:
+        headers, body = self.fetch(url, status, Accept="text/html")
+        self.assertEqual(headers["Content-Type"], "text/html; charset=utf-8")
+        self.assertEqual(
+            headers["Content-Security-Policy"], browse.CONTENT_SECURITY_POLICY
+        )
+        self.assertTrue(body.startswith(b"<!DOCTYPE html>"))
+        self.assertNotIn(b"<script", body)
+        page = Page(body)
+        self.assertEqual(page.errors, [], url)
+        return page
+
+
+class TreeTests(BrowserTestCase):
+    def test_branch_page_links_to_the_tree_and_a_tarball(self) -> None:
+        page = self.page(self.store.public_root + "/bzr/code/lintian-fixes/")
+        tip = _q(self.rev["r3"])
+        self.assertIn(f"/bzr/code/+tree/?rev={tip}", page.links)
+        self.assertIn(f"/bzr/code/+tarball?rev={tip}", page.links)
+
+    def test_root(self) -> None:
+        page = self.page(self.url("tree"))
+        text = page.all_text
+        names = [n for n in ("many/", "src/", "README.md", MARKUP_NAME) if n in text]
+        self.assertEqual(len(names), 4, text)
+        self.assertLess(text.index("src/"), text.index("README.md"))  # dirs first
+        self.assertIn("link \u2192 src/main.py", text)
+        self.assertIn(str(len(BIG)), text)  # sizes
+        r2, r3 = _q(self.rev["r2"]), _q(self.rev["r3"])
+        self.assertIn(f"/bzr/code/+tree/src?rev={r3}", page.links)
+        self.assertIn(f"/bzr/code/+file/big.txt?rev={r3}", page.links)
+        # last changed: big.txt in r3, src/ in r2
+        r1_page = "/bzr" + browse.history.revision_path("code", self.rev["r1"])
+        self.assertIn(r1_page, page.links)  # README.md, src/
+        self.assertIn("Big file", text)  # big.txt's last change
+        self.assertIn(f"/bzr/code/+log/README.md?rev={r3}", page.links)
+        self.assertNotIn(f"/bzr/code/+tree/src?rev={r2}", page.links)
+
+    def test_names_are_escaped(self) -> None:
+        _, body = self.fetch(self.url("tree"))
+        self.assertNotIn(b"<b>&", body)
+        self.assertIn(b"a&lt;b&gt;&amp;&#34;c&#34;.txt", body)
+
+    def test_older_revision(self) -> None:
+        text = self.page(self.url("tree", rev="r1")).all_text
+        self.assertNotIn("big.txt", text)
+
+    def test_subdirectory_is_paged(self) -> None:
+        first = self.page(self.url("tree", "many"))
+        files = [link for link in first.links if "/+file/many/" in link]
+        self.assertEqual(len(files), tree.TREE_PAGE_SIZE)
+        self.assertIn(f"{MANY} entries.", first.all_text)
+        second_link = [link for link in first.links if link.endswith("page=2")]
+        self.assertEqual(len(second_link), 1)
+        second = self.page(self.url("tree", "many", query="&page=2"))
+        files = [link for link in second.links if "/+file/many/" in link]
+        self.assertEqual(len(files), 1)
+        self.assertTrue(files[0].startswith("/bzr/code/+file/many/f0500?"))
+        self.fetch(self.url("tree", "many", query="&page=3"), 404)
+        self.fetch(self.url("tree", "many", query="&page=0"), 400)
+        self.fetch(self.url("tree", "many", query="&page=x"), 400)
+
+
+class FileTests(BrowserTestCase):
+    def test_highlighted_with_line_anchors(self) -> None:
+        _, body = self.fetch(self.url("file", "src/main.py"))
+        page = Page(body)
+        self.assertEqual(page.errors, [])
+        self.assertIn(b'<tr id="L1">', body)
+        self.assertIn(b'<tr id="L5">', body)
+        self.assertIn("#L4", page.links)
+        self.assertIn(b'<span class="k">def</span>', body)
+        self.assertIn(b"&lt;script&gt;", body)
+        self.assertIn(b"<style>" + browse.render.HIGHLIGHT_STYLE.encode(), body)
+        self.assertIn('return "<script>x</script>"', page.all_text)
+
+    def test_binary_is_offered_as_a_download(self) -> None:
+        page = self.page(self.url("file", "data.bin"))
+        self.assertIn("This is a binary file", page.all_text)
+        self.assertIn(f"/bzr/code/+raw/data.bin?rev={_q(self.rev['r3'])}", page.links)
+
+    def test_big_file_is_cut(self) -> None:
+        _, body = self.fetch(self.url("file", "big.txt"))
+        page = Page(body)
+        self.assertIn("The file is longer than what is shown here", page.all_text)
+        self.assertIn(b'<tr id="L1">', body)
+        self.assertNotIn(b'<tr id="L%d">' % (blob.VIEW_LINES + 1), body)
+        self.assertLess(len(body), 2 * 1024 * 1024)
+
+    def test_raw_bytes(self) -> None:
+        for path, content in (
+            ("data.bin", BINARY),
+            ("big.txt", BIG),
+            ("src/main.py", MAIN_PY_2),
+        ):
+            with self.subTest(path=path):
+                headers, body = self.fetch(self.url("raw", path))
+                self.assertEqual(body, content)
+                self.assertEqual(headers["Content-Length"], str(len(content)))
+                self.assertEqual(headers["X-Content-Type-Options"], "nosniff")
+                self.assertIn("sandbox", headers["Content-Security-Policy"])
+        headers, _ = self.fetch(self.url("raw", "data.bin"))
+        self.assertEqual(headers["Content-Type"], "application/octet-stream")
+        self.assertEqual(
+            headers["Content-Disposition"],
+            "attachment; filename=\"data.bin\"; filename*=UTF-8''data.bin",
+        )
+        headers, body = self.fetch(self.url("raw", UNICODE_NAME))
+        self.assertEqual(body, "gr\u00fc\u00dfe\n".encode())
+        self.assertTrue(headers["Content-Type"].startswith("text/plain"))
+        self.assertIn("filename*=UTF-8''%C3%BCber.txt", headers["Content-Disposition"])
+        _, body = self.fetch(self.url("raw", "src/main.py", rev="r1"))
+        self.assertEqual(body, MAIN_PY)
+
+    def test_tarball(self) -> None:
+        headers, body = self.fetch(
+            f"{self.store.public_root}/bzr/code/+tarball?rev={_q(self.rev['r3'])}"
+        )
+        self.assertEqual(headers["Content-Type"], "application/gzip")
+        self.assertIn("attachment;", headers["Content-Disposition"])
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+            names = tar.getnames()
+            root = names[0].split("/")[0]
+            self.assertTrue(root.startswith("code-"))
+            self.assertEqual(tar.extractfile(f"{root}/big.txt").read(), BIG)
+            self.assertEqual(tar.extractfile(f"{root}/data.bin").read(), BINARY)
+            self.assertEqual(tar.getmember(f"{root}/link").linkname, "src/main.py")
+            self.assertEqual(len([n for n in names if "/many/" in n]), MANY)
+        self.assertEqual(gzip.decompress(body)[:0], b"")
+
+
+class AnnotateAndHistoryTests(BrowserTestCase):
+    def test_annotate(self) -> None:
+        page = self.page(self.url("annotate", "src/main.py"))
+        text = page.all_text
+        revision = browse.history.revision_path
+        self.assertIn("/bzr" + revision("code", self.rev["r1"]), page.links)
+        self.assertIn("/bzr" + revision("code", self.rev["r2"]), page.links)
+        self.assertIn("#L5", page.links)
+        self.assertIn(COMMITTER, text)
+        self.assertIn('return "<script>x</script>"', text)
+
+    def test_annotate_of_an_older_revision(self) -> None:
+        page = self.page(self.url("annotate", "src/main.py", rev="r1"))
+        r2 = "/bzr" + browse.history.revision_path("code", self.rev["r2"])
+        self.assertNotIn(r2, page.links)
+
+    def test_file_history(self) -> None:
+        page = self.page(self.url("log", "src/main.py"))
+        revision = browse.history.revision_path
+        links = [link for link in page.links if "/+revision/" in link]
+        # the revision it starts from, then the two that changed the file
+        self.assertEqual(
+            links,
+            ["/bzr" + revision("code", self.rev[r]) for r in ("r3", "r2", "r1")],
+        )
+        self.assertIn("2 versions", page.all_text)
+        self.assertIn("Add Thing", page.all_text)
+        page = self.page(self.url("log", "README.md"))
+        self.assertIn("1 version.", page.all_text)
+
+
+class HostileInputTests(BrowserTestCase):
+    """What a client names is checked: clear refusals, nothing leaked."""
+
+    def test_refusals(self) -> None:
+        root = self.store.public_root + "/bzr/code"
+        tip = _q(self.rev["r3"])
+        cases = [
+            (f"{root}/+tree/", 400),  # no revision
+            (f"{root}/+tree/?rev=", 400),
+            (f"{root}/+tree/?rev={'x' * 2000}", 400),
+            (f"{root}/+tree/?rev=null:", 404),
+            (f"{root}/+tree/?rev=nobody%40example.com-1", 404),
+            (f"{root}/+tree/nothing?rev={tip}", 404),
+            (f"{root}/+tree/README.md?rev={tip}", 404),  # not a directory
+            (f"{root}/+file/src?rev={tip}", 404),  # not a file
+            (f"{root}/+file/link?rev={tip}", 404),  # a symlink: not followed
+            (f"{root}/+file/%FF?rev={tip}", 400),
+            (f"{root}/+raw/{'a/' * 3000}?rev={tip}", 400),
+            (f"{root}/+annotate/nothing?rev={tip}", 404),
+            (f"{root}/+log/nothing?rev={tip}", 404),
+            (f"{root}/+log/README.md?rev={tip}&page=2", 404),
+            (f"{root}/+log/README.md?rev={tip}&page=-1", 400),
+            (f"{root}/+tarball?rev=nobody", 404),
+            (f"{self.store.public_root}/bzr/nothing/+tree/?rev={tip}", 404),
+            (f"{self.store.public_root}/bzr/Bad_Name/+tree/?rev={tip}", 404),
+        ]
+        for url, status in cases:
+            with self.subTest(url=url):
+                headers, _ = self.fetch(url, status)
+                self.assertTrue(headers["Content-Type"].startswith("text/plain"))
+                page = self.page(url, status)  # a browser's: a page, a way back
+                self.assertIn("/bzr/", page.links)
+
+    def test_escapes_are_refused_before_the_views(self) -> None:
+        root = self.store.public_root + "/bzr/code"
+        tip = _q(self.rev["r3"])
+        for url in (
+            f"{root}/+file/src/../README.md?rev={tip}",
+            f"{root}/+file/src/%2E%2E/README.md?rev={tip}",
+            f"{root}/+file/src//main.py?rev={tip}",
+            f"{root}/+file/a%00b?rev={tip}",
+            f"{root}/+raw/src/%2e%2e/%2e%2e/%2e%2e/etc/passwd?rev={tip}",
+        ):
+            with self.subTest(url=url):
+                self.fetch(url, 400)
+
+    def test_html_refusal_escapes_what_the_client_named(self) -> None:
+        root = self.store.public_root + "/bzr/code"
+        _, body = self.fetch(
+            f"{root}/+tree/%3Cscript%3E?rev={_q(self.rev['r3'])}",
+            404,
+            Accept="text/html",
+        )
+        self.assertNotIn(b"<script>", body)
+        self.assertIn(b"&lt;script&gt;", body)
+
+
+class BudgetTests(StoreTestCase):
+    """Tarballs, and large files, take a slot of the stream budget."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.budget = StreamBudget(slots=1, wait=0.0)
+        self.store = self.start_store(
+            campaigns=["lintian-fixes"], stream_budget=self.budget
+        )
+        work = self.path("work")
+        env = dict(os.environ, BRZ_EMAIL=COMMITTER, HOME=self.path("."))
+        brz("init", "-q", work, env=env)
+        with open(f"{work}/small", "wb") as f:
+            f.write(b"small\n")
+        with open(f"{work}/large", "wb") as f:
+            f.write(b"x" * (blob.HEAVY_BYTES + 1))
+        brz("add", "-q", work, env=env)
+        brz("commit", "-q", "-m", "files", work, env=env)
+        url = f"bzr+{self.store.admin}/budget/lintian-fixes"
+        brz("push", "-q", "-d", work, url, env=env)
+        out = brz("revision-info", "-d", work, env=env).stdout
+        self.revid = _q(out.split()[1])
+
+    def get(self, view: str) -> tuple[int, dict, bytes]:
+        return http_request(
+            f"{self.store.public_root}/bzr/budget/{view}?rev={self.revid}"
+        )
+
+    def test_no_slot_free_is_a_503_with_retry_after(self) -> None:
+        self.assertTrue(self.budget.acquire(writer=False))
+        self.addCleanup(self.budget.release, False)
+        for view in ("+tarball", "+raw/large", "+file/large", "+annotate/small"):
+            with self.subTest(view=view):
+                status, headers, body = self.get(view)
+                self.assertEqual(status, 503, body)
+                self.assertEqual(headers["Retry-After"], "10")
+        status, _, body = self.get("+raw/small")  # small files need no slot
+        self.assertEqual((status, body), (200, b"small\n"))
+
+    def test_slots_are_given_back(self) -> None:
+        for view in ("+tarball", "+raw/large", "+file/large", "+annotate/small"):
+            with self.subTest(view=view):
+                status, _, body = self.get(view)
+                self.assertEqual(status, 200, body[:300])
+                # (given back when the server closes the body, after the
+                # last byte went out)
+                wait_for(lambda: self.budget.in_use == 0, "the slot given back")
+
+
+class BrowserChromiumTests(BrowserTestCase):
+    """The browser's pages in headless Chromium: no CSP violation."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        require(self, CHROMIUM_FEATURE)
+
+    chromium = ChromiumTests.chromium
+    csp_violations = ChromiumTests.csp_violations
+
+    def test_pages_break_no_content_security_policy(self) -> None:
+        for url in (
+            self.url("tree"),
+            self.url("file", "src/main.py"),
+            self.url("annotate", "src/main.py"),
+            self.url("log", "src/main.py"),
+            self.url("tree", "nothing"),  # an error page
+        ):
+            with self.subTest(url=url):
+                self.assertEqual(self.csp_violations(url), [])
