@@ -35,6 +35,7 @@ from . import (
 from .browser import annotate as browser_annotate
 from .browser import archive as browser_archive
 from .browser import blob as browser_blob
+from .browser import compare as browser_compare
 from .browser import filelog as browser_filelog
 from .browser import tree as browser_tree
 from .browser.errors import html_refusal
@@ -715,6 +716,7 @@ BROWSER_VIEWS = (
     ("annotate", r"/(?P<path>.+)", "annotate", browser_annotate.annotate_view),
     ("log", r"/(?P<path>.+)", "file-log", browser_filelog.file_log),
     ("tarball", "", "tarball", browser_archive.tarball),
+    ("compare", r"/(?P<spec>.+)", "compare", browser_compare.compare),
 )
 
 #: Every route of both faces, tried in order.

@@ -18,6 +18,7 @@ authors or bugs that cannot be read are shown as unreadable, never an error.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import re
 import urllib.parse
@@ -30,7 +31,7 @@ from breezy import errors, osutils
 from breezy.revision import NULL_REVISION, Revision
 
 from . import diff, history, layout
-from .browser import render, urls
+from .browser import caching, render, urls
 from .http import HTTPError, Request
 from .policies import is_listed
 
@@ -311,6 +312,18 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
             continue
         with ref.branch.lock_read():
             tips.append(ref.branch.last_revision_info())
+    tag = caching.etag(
+        "codebase",
+        codebase,
+        *(
+            x
+            for ref, tip in zip(refs, tips)
+            for x in (*ref.segments, ref.refused, *tip)
+        ),
+    )
+    cached = caching.not_modified(req, tag, caching.REVALIDATE)
+    if cached is not None:
+        return cached
     revids = sorted({revid for _, revid in tips if revid != NULL_REVISION})
     with repo.lock_read():
         present = sorted(repo.has_revisions(revids))
@@ -347,7 +360,7 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
         codebase=codebase,
         rows=rows,
     )
-    return respond_html(req, body)
+    return render.respond(req, body, headers=caching.headers(tag, caching.REVALIDATE))
 
 
 def branch_page(
@@ -371,6 +384,19 @@ def branch_page(
     with branch.lock_read():
         tip_revno, tip = branch.last_revision_info()
         tags = _tags(branch)
+    tag = caching.etag(
+        "branch",
+        codebase,
+        *segments,
+        tip,
+        tip_revno,
+        number,
+        tag_number,
+        *(caching.pairs(tags) if tags is not None else ["unreadable"]),
+    )
+    cached = caching.not_modified(req, tag, caching.REVALIDATE)
+    if cached is not None:
+        return cached
     line = history.mainline(repo, tip)
     start = (number - 1) * PAGE_SIZE
     if number > 1 and start >= len(line):
@@ -421,7 +447,7 @@ def branch_page(
         tag_first=tag_start + 1,
         tag_pager=tag_pager,
     )
-    return respond_html(req, body)
+    return render.respond(req, body, headers=caching.headers(tag, caching.REVALIDATE))
 
 
 def empty_directory_page(
@@ -469,15 +495,25 @@ def _page_number(req: Request, key: str = "page") -> int:
     return number
 
 
+#: Changed files listed above a diff; merged revisions listed on a page.
+MAX_CHANGED = 1000
+MAX_MERGED = 100
+
+
 def revision_page(
     app: StoreApp, req: Request, codebase: str, revid: bytes
 ) -> Iterable[bytes]:
     """The revision's message and metadata (each shown as unreadable when
-    it cannot be read), and its diff against its left-hand parent (as the
-    repository's graph has it) in a slot of ``app.stream_budget``."""
+    it cannot be read), the files it changed, the revisions it merged, and
+    its diff against its left-hand parent (as the repository's graph has
+    it) in a slot of ``app.stream_budget``."""
     repo = open_codebase(app, codebase)
     if revid == NULL_REVISION or not history.has_revision(repo, revid):
         raise HTTPError(404, f"no such revision: {_revid_text(revid)}")
+    tag = caching.etag("revision", codebase, revid)
+    cached = caching.not_modified(req, tag)
+    if cached is not None:
+        return cached
     (rev,) = history.read_revisions(repo, [revid])
     parent_ids = history.parents(repo, revid)
     base = _base(app, req)
@@ -508,32 +544,170 @@ def revision_page(
     bugs = _bugs(rev) if rev is not None else None
     if bugs:
         meta.append(("Bugs", render.markup(bugs)))
-    crumbs = [
-        ("Home", _home(app, req)),
-        ("bzr", base + "/"),
-        (codebase, base + _branch_path(codebase, ())),
-        ("revision", None),
-    ]
-    slot = diff_slot(app)
-    notes: list[str] = []
-    chunks = _revision_diff(
-        repo, parent, revid, app.diff_timeout, app.diff_limits, slot, notes
-    )
-    req.respond(200, HTML_TYPE, HTML_HEADERS)
-    page_body = render.stream(
+    merged, merged_count = _merged(repo, revid, parent_ids)
+    return _diff_page(
+        app,
+        req,
+        repo,
+        codebase,
+        parent,
+        revid,
         "revision.html",
+        tag,
         title=f"{codebase}: {title or 'revision'}",
-        crumbs=crumbs,
+        crumbs=[
+            ("Home", _home(app, req)),
+            ("bzr", base + "/"),
+            (codebase, base + _branch_path(codebase, ())),
+            ("revision", None),
+        ],
         summary=summary,
         message=message,
         meta=meta,
         has_parents=bool(parent_ids),
+        merged=merged,
+        merged_count=merged_count,
         tree_href=base + urls.tree(codebase, revid),
         tarball_href=base + urls.tarball(codebase, revid),
+    )
+
+
+def compare_page(
+    app: StoreApp, req: Request, codebase: str, old: bytes, new: bytes
+) -> Iterable[bytes]:
+    """What ``new`` has that ``old`` lacks: its revisions (the left-hand
+    line first) and the diff from ``old`` to ``new``."""
+    repo = open_codebase(app, codebase)
+    for revid in (old, new):
+        if not history.has_revision(repo, revid):
+            raise HTTPError(404, f"no such revision: {_revid_text(revid)}")
+    tag = caching.etag("compare", codebase, old, new)
+    cached = caching.not_modified(req, tag)
+    if cached is not None:
+        return cached
+    line = history.mainline(repo, new, old)
+    with repo.lock_read():
+        unique = (
+            repo.get_graph().find_unique_ancestors(new, [old])
+            if new != NULL_REVISION
+            else set()
+        )
+    shown = line[:PAGE_SIZE]
+    with repo.lock_read():
+        present = repo.has_revisions(shown)
+    shown = [r for r in shown if r in present]
+    rows = list(history.iter_revisions(repo, shown))
+    base = _base(app, req)
+    return _diff_page(
+        app,
+        req,
+        repo,
+        codebase,
+        old,
+        new,
+        "compare.html",
+        tag,
+        title=f"{codebase}: compare",
+        crumbs=[
+            ("Home", _home(app, req)),
+            ("bzr", base + "/"),
+            (codebase, base + _branch_path(codebase, ())),
+            ("compare", None),
+        ],
+        old=old,
+        new=new,
+        rows=rows,
+        line_count=len(line),
+        unique_count=len(unique),
+    )
+
+
+def _diff_page(
+    app: StoreApp,
+    req: Request,
+    repo,
+    codebase: str,
+    old_revid: bytes,
+    new_revid: bytes,
+    template: str,
+    tag: str,
+    **context: object,
+) -> Iterable[bytes]:
+    """A page of ``template`` ending with the diff from ``old`` to ``new``
+    (streamed, in a slot of ``app.stream_budget``), after the list of the
+    files changed."""
+    base = _base(app, req)
+    old, new = old_revid, new_revid
+    changes = _changes(repo, old, new)
+    raw = urllib.parse.urlencode(
+        {"old": old.decode("utf-8", "replace"), "new": new.decode("utf-8", "replace")}
+    )
+    slot = diff_slot(app)
+    notes: list[str] = []
+    chunks = _revision_diff(
+        repo, old, new, app.diff_timeout, app.diff_limits, slot, notes
+    )
+    req.respond(200, HTML_TYPE, [*HTML_HEADERS, *caching.headers(tag)])
+    page_body = render.stream(
+        template,
+        base=base,
+        codebase=codebase,
+        changes=None if changes is None else changes[:MAX_CHANGED],
+        change_count=0 if changes is None else len(changes),
+        file_href=lambda path: base + urls.file(codebase, new, path),
+        anchor=file_anchor,
+        raw_diff_href=f"{base}/{codebase}/diff?{raw}",
         diff=chunks,
         notes=notes,
+        **context,
     )
     return _RevisionBody(page_body, slot, chunks)
+
+
+def _changes(repo, old: bytes, new: bytes) -> list[tuple[str, str, str | None]] | None:
+    """``(kind of change, path, old path of a rename)`` of each file that
+    differs between the two trees; None if the trees cannot be compared."""
+    try:
+        with repo.lock_read():
+            delta = repo.revision_tree(new).changes_from(repo.revision_tree(old))
+    except Exception:  # whatever breezy makes of bad data on disk
+        logger.debug("no delta %r..%r", old, new, exc_info=True)
+        return None
+    rows = []
+    for kind, items in (
+        ("added", delta.added),
+        ("removed", delta.removed),
+        ("renamed", delta.renamed),
+        ("modified", delta.modified),
+        ("kind changed", delta.kind_changed),
+        ("copied", delta.copied),
+    ):
+        for change in items:
+            old_path, new_path = change.path
+            rows.append(
+                (
+                    kind,
+                    new_path if new_path is not None else old_path,
+                    old_path if kind in ("renamed", "copied") else None,
+                )
+            )
+    return rows
+
+
+def _merged(repo, revid: bytes, parent_ids: list[bytes]) -> tuple[list, int]:
+    """The revisions a merge brought in: the merged branch's left-hand line
+    (at most :data:`MAX_MERGED`, with their texts) and how many revisions
+    it brought in all."""
+    if len(parent_ids) < 2:
+        return [], 0
+    with repo.lock_read():
+        unique = repo.get_graph().find_unique_ancestors(revid, [parent_ids[0]])
+    unique.discard(revid)
+    line = []
+    for other in parent_ids[1:]:
+        line += [r for r in history.mainline(repo, other, parent_ids[0]) if r in unique]
+    line = list(dict.fromkeys(line))[:MAX_MERGED]
+    return list(history.iter_revisions(repo, line)), len(unique)
 
 
 def diff_slot(app: StoreApp) -> diff.Slot:
@@ -599,18 +773,64 @@ def _revision_diff(
         notes.append(note)
 
 
+def file_anchor(path: str) -> str:
+    """The id of a file's part of a diff on a page."""
+    return "f-" + hashlib.sha1(path.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def _diff_file(line: bytes) -> str | None:
+    """The path a diff's ``=== KIND file 'PATH'`` line names (the new one
+    of a rename)."""
+    text = line.decode("utf-8", "replace")
+    _, arrow, new = text.partition(" => '")
+    quoted = new if arrow else text.partition("'")[2]
+    return quoted[:-1] if quoted.endswith("'") else None
+
+
+class _Counts:
+    """Lines added and removed in one file of a diff."""
+
+    def __init__(self) -> None:
+        self.added = self.removed = 0
+
+    def count(self, line: bytes) -> None:
+        if line.startswith(b"+") and not line.startswith(b"+++"):
+            self.added += 1
+        elif line.startswith(b"-") and not line.startswith(b"---"):
+            self.removed += 1
+
+    def html(self) -> str:
+        return f'<span class="note">(+{self.added} \u2212{self.removed})</span>\n'
+
+
 def _diff_html(stream: diff.DiffStream):
-    """Yield the diff as escaped, classed lines; return a note if cut short."""
+    """Yield the diff as escaped, classed lines, each file's header with its
+    anchor (:func:`file_anchor`) and its part followed by its counts of
+    lines added and removed; return a note if cut short."""
     pending = b""
     size = 0
     empty = True
+    counts: _Counts | None = None
     for chunk in stream:
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
         out = []
         for line in lines:
             empty = False
-            html_line = _diff_line(line)
+            if line.startswith(b"=== "):
+                if counts is not None:
+                    out.append(counts.html())
+                counts = _Counts()
+                path = _diff_file(line)
+                anchor = f' id="{file_anchor(path)}"' if path is not None else ""
+                html_line = (
+                    f'<span class="file"{anchor}>'
+                    f"{esc(line.decode('utf-8', 'replace'))}</span>\n"
+                )
+            else:
+                html_line = _diff_line(line)
+                if counts is not None:
+                    counts.count(line)
             size += len(html_line)
             if size > PAGE_DIFF_LIMIT:
                 yield render.markup("".join(out))
@@ -621,7 +841,11 @@ def _diff_html(stream: diff.DiffStream):
         yield render.markup("".join(out))
     if pending:
         empty = False
+        if counts is not None:
+            counts.count(pending)
         yield render.markup(_diff_line(pending))
+    if counts is not None:
+        yield render.markup(counts.html())
     return "No changes." if empty else ""
 
 

@@ -16,6 +16,7 @@ ENDPOINT_KEY = "breezy_janitor_store.endpoint"
 STATUS = {
     200: "OK",
     206: "Partial Content",
+    304: "Not Modified",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .. import browse, history
 from ..http import Request
 from ..smart import ANNOTATE_LIMIT
-from . import blob, common, render, urls
+from . import blob, caching, common, render, urls
 
 if TYPE_CHECKING:
     from ..app import StoreApp
@@ -29,6 +29,11 @@ def annotate_view(
     app: StoreApp, req: Request, codebase: str, path: str | None = None
 ) -> list[bytes]:
     repo, tree, path, revid, size = blob.open_file(app, req, codebase, path)
+    tag = caching.etag("annotate", codebase, revid, path)
+    cached = caching.not_modified(req, tag)
+    if cached is not None:
+        repo.unlock()
+        return cached
     b = common.base(app, req)
     rows = []
     too_large = size is not None and size > ANNOTATE_LIMIT
@@ -98,4 +103,4 @@ def annotate_view(
         file_href=b + urls.file(codebase, revid, path),
         raw_href=b + urls.raw(codebase, revid, path),
     )
-    return render.respond(req, body)
+    return render.respond(req, body, headers=caching.headers(tag))

@@ -17,7 +17,7 @@ from breezy import archive
 
 from .. import history
 from ..http import Request
-from . import blob, common
+from . import blob, caching, common
 
 if TYPE_CHECKING:
     from ..app import StoreApp
@@ -30,6 +30,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 def tarball(app: StoreApp, req: Request, codebase: str) -> common.Released:
     repo = common.repository(app, codebase)
     revid = common.revision_arg(req)
+    tag = caching.etag("tarball", codebase, revid)
+    with repo.lock_read():
+        common.revision_tree(repo, revid)  # 404 unless present
+    cached = caching.not_modified(req, tag)
+    if cached is not None:
+        return cached
     slot = common.heavy_slot(app)
     repo.lock_read()
     try:
@@ -47,6 +53,7 @@ def tarball(app: StoreApp, req: Request, codebase: str) -> common.Released:
         [
             ("Content-Disposition", blob.content_disposition("attachment", name)),
             *blob.RAW_HEADERS,
+            *caching.headers(tag),
         ],
     )
     chunks = archive.create_archive(

@@ -29,7 +29,7 @@ from pygments.util import ClassNotFound
 
 from .. import history
 from ..http import HTTPError, Request
-from . import common, render, urls
+from . import caching, common, render, urls
 
 if TYPE_CHECKING:
     from ..app import StoreApp
@@ -131,6 +131,11 @@ def file_view(
     app: StoreApp, req: Request, codebase: str, path: str | None = None
 ) -> list[bytes]:
     repo, tree, path, revid, size = open_file(app, req, codebase, path)
+    tag = caching.etag("file", codebase, revid, path)
+    cached = caching.not_modified(req, tag)
+    if cached is not None:
+        repo.unlock()
+        return cached
     try:
         slot = common.heavy_slot(app) if size and size > HEAVY_BYTES else None
         try:
@@ -176,7 +181,7 @@ def file_view(
         history_href=b + urls.filelog(codebase, revid, path),
         revision_href=b + history.revision_path(codebase, revid),
     )
-    return render.respond(req, body)
+    return render.respond(req, body, headers=caching.headers(tag))
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]")
@@ -193,7 +198,12 @@ def content_disposition(kind: str, name: str) -> str:
 def raw_file(
     app: StoreApp, req: Request, codebase: str, path: str | None = None
 ) -> common.Released:
-    repo, tree, path, _, size = open_file(app, req, codebase, path)
+    repo, tree, path, revid, size = open_file(app, req, codebase, path)
+    tag = caching.etag("raw", codebase, revid, path)
+    cached = caching.not_modified(req, tag)
+    if cached is not None:
+        repo.unlock()
+        return cached
     slot = None
     try:
         slot = common.heavy_slot(app) if size and size > HEAVY_BYTES else None
@@ -216,6 +226,7 @@ def raw_file(
                 content_disposition("attachment" if binary else "inline", name),
             ),
             *RAW_HEADERS,
+            *caching.headers(tag),
         ],
     )
 

@@ -15,7 +15,7 @@ from breezy.revision import NULL_REVISION
 
 from .. import browse, history
 from ..http import HTTPError, Request
-from . import blob, common, render, urls
+from . import blob, caching, common, render, urls
 
 if TYPE_CHECKING:
     from ..app import StoreApp
@@ -31,7 +31,16 @@ def file_log(
     app: StoreApp, req: Request, codebase: str, path: str | None = None
 ) -> list[bytes]:
     repo, tree, path, revid, _ = blob.open_file(app, req, codebase, path)
-    number = common.page_number(req)
+    try:
+        number = common.page_number(req)
+    except BaseException:
+        repo.unlock()
+        raise
+    tag = caching.etag("log", codebase, revid, path, number)
+    cached = caching.not_modified(req, tag)
+    if cached is not None:
+        repo.unlock()
+        return cached
     try:
         file_id = tree.path2id(path)
         last = tree.get_file_revision(path)
@@ -81,7 +90,7 @@ def file_log(
         truncated=len(versions) >= MAX_VERSIONS,
         pager=pager,
     )
-    return render.respond(req, body)
+    return render.respond(req, body, headers=caching.headers(tag))
 
 
 def _versions(repo, key: tuple[bytes, bytes]) -> list[bytes]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .. import browse, history
 from ..http import HTTPError, Request
-from . import common, render, urls
+from . import caching, common, render, urls
 
 if TYPE_CHECKING:
     from ..app import StoreApp
@@ -34,6 +34,10 @@ def tree_view(
     b = common.base(app, req)
     with repo.lock_read():
         tree = common.revision_tree(repo, revid)
+        tag = caching.etag("tree", codebase, revid, path, number)
+        cached = caching.not_modified(req, tag)
+        if cached is not None:
+            return cached
         with tree.lock_read():
             kind = common.kind(tree, path)
             if kind != "directory":
@@ -99,7 +103,7 @@ def tree_view(
         first=start + 1,
         pager=pager,
     )
-    return render.respond(req, body)
+    return render.respond(req, body, headers=caching.headers(tag))
 
 
 def _rev_query(revid: bytes) -> str:

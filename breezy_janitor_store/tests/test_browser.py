@@ -14,6 +14,7 @@ import unittest
 import urllib.parse
 
 from breezy import controldir
+from breezy.commit import NullCommitReporter
 
 from .. import browse
 from ..browser import blob, tree
@@ -57,6 +58,7 @@ def _build_code() -> SharedStore:
             committer=COMMITTER,
             timestamp=EPOCH + 3600 * n,
             timezone=3600,
+            reporter=NullCommitReporter(),
         )
 
     write(
@@ -75,6 +77,21 @@ def _build_code() -> SharedStore:
     commit("r2", "Add Thing")
     write({"big.txt": BIG})
     commit("r3", "Big file")
+    side_dir = wt.branch.controldir.sprout(
+        shared.path("side"), revision_id=shared.revisions["r1"]
+    )
+    side = side_dir.open_workingtree()
+    with open(os.path.join(side.basedir, "README.md"), "ab") as f:
+        f.write(b"From the side.\n")
+    shared.revisions["s1"] = side.commit(
+        "Side change",
+        committer=COMMITTER,
+        timestamp=EPOCH + 36000,
+        timezone=0,
+        reporter=NullCommitReporter(),
+    )
+    wt.merge_from_branch(side.branch)
+    commit("r4", "Merge the side branch")
     shared.push("code", "code/lintian-fixes")
     return shared
 
@@ -124,7 +141,7 @@ class BrowserTestCase(unittest.TestCase):
 class TreeTests(BrowserTestCase):
     def test_branch_page_links_to_the_tree_and_a_tarball(self) -> None:
         page = self.page(self.store.public_root + "/bzr/code/lintian-fixes/")
-        tip = _q(self.rev["r3"])
+        tip = _q(self.rev["r4"])
         self.assertIn(f"/bzr/code/+tree/?rev={tip}", page.links)
         self.assertIn(f"/bzr/code/+tarball?rev={tip}", page.links)
 
@@ -268,6 +285,110 @@ class AnnotateAndHistoryTests(BrowserTestCase):
         self.assertIn("Add Thing", page.all_text)
         page = self.page(self.url("log", "README.md"))
         self.assertIn("1 version.", page.all_text)
+
+
+class RevisionAndCompareTests(BrowserTestCase):
+    def revision(self, name: str) -> str:
+        return (
+            self.store.public_root
+            + "/bzr"
+            + browse.history.revision_path("code", self.rev[name])
+        )
+
+    def test_changed_files_counts_and_raw_diff(self) -> None:
+        _, body = self.fetch(self.revision("r2"))
+        page = Page(body)
+        self.assertEqual(page.errors, [])
+        anchor = browse.file_anchor("src/main.py")
+        self.assertIn("#" + anchor, page.links)
+        self.assertIn(f'id="{anchor}"'.encode(), body)
+        self.assertIn("(+4 \u22120)", page.all_text)
+        raw = [link for link in page.links if "/diff?" in link]
+        self.assertEqual(len(raw), 1)
+        _, diff = self.fetch(self.store.public_root + raw[0])
+        self.assertIn(b"+class Thing:", diff)
+
+    def test_merge_lists_what_it_merged(self) -> None:
+        page = self.page(self.revision("r4"))
+        self.assertIn("This merge brought in 1 revision.", page.all_text)
+        side = "/bzr" + browse.history.revision_path("code", self.rev["s1"])
+        self.assertIn(side, page.links)
+        self.assertIn("Side change", page.all_text)
+
+    def test_compare(self) -> None:
+        url = (
+            f"{self.store.public_root}/bzr/code/+compare/"
+            f"{_q(self.rev['r1'])}..{_q(self.rev['r3'])}"
+        )
+        page = self.page(url)
+        revision = browse.history.revision_path
+        links = [link for link in page.links if "/+revision/" in link]
+        self.assertEqual(
+            links,
+            ["/bzr" + revision("code", self.rev[r]) for r in ("r1", "r3", "r3", "r2")],
+        )
+        self.assertIn("2 revisions; 2 on new's left-hand line.", page.all_text)
+        self.assertIn("=== added file 'big.txt'", page.all_text)
+        url = (
+            f"{self.store.public_root}/bzr/code/+compare/"
+            f"{_q(self.rev['r1'])}..{_q(self.rev['r2'])}"
+        )
+        self.assertIn("+class Thing:", self.page(url).all_text)
+
+    def test_compare_refusals(self) -> None:
+        root = f"{self.store.public_root}/bzr/code/+compare/"
+        r1 = _q(self.rev["r1"])
+        for spec, status in (
+            (r1, 400),
+            (f"{r1}..", 400),
+            (f"..{r1}", 400),
+            (f"{r1}..nobody", 404),
+            (f"{r1}..{'x' * 2000}", 400),
+        ):
+            with self.subTest(spec=spec):
+                self.fetch(root + spec, status)
+
+
+class CachingTests(BrowserTestCase):
+    def test_pages_by_revision_are_immutable(self) -> None:
+        for url in (
+            self.url("tree"),
+            self.url("file", "src/main.py"),
+            self.url("raw", "src/main.py"),
+            self.url("annotate", "src/main.py"),
+            self.url("log", "src/main.py"),
+            self.store.public_root
+            + "/bzr"
+            + browse.history.revision_path("code", self.rev["r2"]),
+        ):
+            with self.subTest(url=url):
+                headers, body = self.fetch(url)
+                self.assertEqual(
+                    headers["Cache-Control"], "public, max-age=31536000, immutable"
+                )
+                tag = headers["ETag"]
+                code, again, body = http_request(url, headers={"If-None-Match": tag})
+                self.assertEqual((code, body), (304, b""))
+                self.assertEqual(again["ETag"], tag)
+                code, _, _ = http_request(url, headers={"If-None-Match": '"other"'})
+                self.assertEqual(code, 200)
+
+    def test_branch_pages_are_revalidated(self) -> None:
+        for url in (
+            self.store.public_root + "/bzr/code/lintian-fixes/",
+            self.store.public_root + "/bzr/code/",
+        ):
+            with self.subTest(url=url):
+                headers, _ = self.fetch(url)
+                self.assertEqual(headers["Cache-Control"], "no-cache")
+                code, _, body = http_request(
+                    url, headers={"If-None-Match": headers["ETag"]}
+                )
+                self.assertEqual((code, body), (304, b""))
+
+    def test_errors_are_not_cached(self) -> None:
+        headers, _ = self.fetch(self.url("tree", "nothing"), 404)
+        self.assertNotIn("ETag", headers)
 
 
 class HostileInputTests(BrowserTestCase):
