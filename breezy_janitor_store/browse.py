@@ -221,6 +221,7 @@ render.ENV.filters.update(
     author=lambda rev: render.markup(_author(rev)),
     summary=lambda rev: render.markup(_summary(rev)),
     revlink=jinja2.pass_context(_revlink_filter),
+    revquote=lambda revid: urllib.parse.quote(revid, safe="@:-._~"),
 )
 render.ENV.globals.update(unreadable=lambda: render.markup(_unreadable()))
 
@@ -328,6 +329,7 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
     with repo.lock_read():
         present = sorted(repo.has_revisions(revids))
     revisions = dict(zip(present, history.read_revisions(repo, present)))
+    base_ref, against = _against_base(repo, refs, tips, set(present))
     rows = []
     for ref, (revno, revid) in zip(refs, tips):
         rev = revisions.get(revid)
@@ -350,6 +352,8 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
                 "revid": revid,
                 "rev": rev,
                 "state": state,
+                "is_base": ref is base_ref,
+                **against.get(id(ref), {}),
             }
         )
     body = render.render(
@@ -359,8 +363,50 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
         base=base,
         codebase=codebase,
         rows=rows,
+        base_name="/".join(base_ref.segments) if base_ref is not None else None,
     )
     return render.respond(req, body, headers=caching.headers(tag, caching.REVALIDATE))
+
+
+def _base_branch(refs: list) -> object | None:
+    """The codebase's base branch: a cache branch ``VENDOR/latest``, else
+    ``main``; None when it has neither."""
+    for ref in refs:
+        if ref.role == "latest" and ref.branch is not None:
+            return ref
+    for ref in refs:
+        if ref.segments == ("main",) and ref.branch is not None:
+            return ref
+    return None
+
+
+def _against_base(repo, refs: list, tips: list, present: set) -> tuple:
+    """The base branch, and for each other branch (by ``id``) how many
+    revisions it has that the base lacks (``ahead``), the base has that it
+    lacks (``behind``), and the merge base (``merge_base``)."""
+    base_ref = _base_branch(refs)
+    if base_ref is None:
+        return None, {}
+    base_tip = tips[refs.index(base_ref)][1]
+    if base_tip not in present:
+        return base_ref, {}
+    found = {}
+    with repo.lock_read():
+        graph = repo.get_graph()
+        for ref, (_, tip) in zip(refs, tips):
+            if ref is base_ref or ref.branch is None or tip not in present:
+                continue
+            try:
+                behind, ahead = graph.find_difference(base_tip, tip)
+                merge_base = graph.find_unique_lca(base_tip, tip)
+            except errors.BzrError:  # ghosts, unreadable graph data
+                continue
+            found[id(ref)] = {
+                "ahead": len(ahead),
+                "behind": len(behind),
+                "merge_base": merge_base,
+            }
+    return base_ref, found
 
 
 def branch_page(

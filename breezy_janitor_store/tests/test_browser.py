@@ -38,7 +38,7 @@ def _build_code() -> SharedStore:
     """Codebase ``code``: r1 adds files (one named like markup, a binary,
     a non-ASCII name, a symlink, a directory of :data:`MANY` files), r2
     changes ``src/main.py``, r3 adds a 2 MB text file."""
-    shared = SharedStore(campaigns=["lintian-fixes"])
+    shared = SharedStore(campaigns=["lintian-fixes", "debian"])
     work = shared.path("code")
     fmt = controldir.format_registry.make_controldir("2a")
     wt = controldir.ControlDir.create_standalone_workingtree(work, format=fmt)
@@ -93,6 +93,9 @@ def _build_code() -> SharedStore:
     wt.merge_from_branch(side.branch)
     commit("r4", "Merge the side branch")
     shared.push("code", "code/lintian-fixes")
+    # the cache branch, at r2: the base of the codebase's matrix
+    r2 = shared.revisions["r2"].decode()
+    shared.push("code", "code/debian/latest", "-r", "revid:" + r2)
     return shared
 
 
@@ -347,6 +350,23 @@ class RevisionAndCompareTests(BrowserTestCase):
         ):
             with self.subTest(spec=spec):
                 self.fetch(root + spec, status)
+
+
+class MatrixTests(BrowserTestCase):
+    def test_ahead_and_behind_the_base_branch(self) -> None:
+        _, body = self.fetch(self.store.public_root + "/bzr/code/")
+        page = Page(body)
+        self.assertIn("against the base branch, debian/latest.", page.all_text)
+        compare = f"/bzr/code/+compare/{_q(self.rev['r2'])}..{_q(self.rev['r4'])}"
+        self.assertIn(compare, page.links)
+        # r3, r4 and the merged s1; nothing behind
+        self.assertRegex(
+            body.decode(), r'title="What merging[^"]*">3</a></td><td class="num">0</td>'
+        )
+        self.assertIn("(base)", page.all_text)
+        diff = self.page(self.store.public_root + compare).all_text
+        self.assertIn("=== added file 'big.txt'", diff)
+        self.assertIn("3 revisions; 2 on new's left-hand line.", diff)
 
 
 class CachingTests(BrowserTestCase):
