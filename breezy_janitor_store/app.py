@@ -36,6 +36,7 @@ from .browser import annotate as browser_annotate
 from .browser import archive as browser_archive
 from .browser import blob as browser_blob
 from .browser import compare as browser_compare
+from .browser import feeds as browser_feeds
 from .browser import filelog as browser_filelog
 from .browser import tree as browser_tree
 from .browser.errors import html_refusal
@@ -778,6 +779,20 @@ ROUTES: tuple[Route, ...] = (
         api.revision_page,
     ),
     # the code browser (breezy_janitor_store/browser/)
+    Route(
+        (PUBLIC,),
+        "GET",
+        rf"/bzr/{_CB}/(?P<campaign>{_NAME})(?:/(?P<role>{_NAME}))?/\+atom",
+        "browse-branch-atom",
+        browser_feeds.branch_feed,
+    ),
+    Route(
+        (PUBLIC,),
+        "GET",
+        rf"/bzr/\+atom/(?P<campaign>{_NAME})",
+        "browse-campaign-atom",
+        browser_feeds.campaign_feed,
+    ),
     *(
         Route((PUBLIC,), "GET", rf"/bzr/{_CB}/\+{kind}{rest}", f"browse-{name}", view)
         for kind, rest, name, view in BROWSER_VIEWS

@@ -492,6 +492,10 @@ def branch_page(
         tag_count=tag_count,
         tag_first=tag_start + 1,
         tag_pager=tag_pager,
+        feeds=[
+            (f"{location}: latest revisions", f"{base}/{location}/+atom"),
+            (f"{campaign}: latest branch tips", f"{base}/+atom/{campaign}"),
+        ],
     )
     return render.respond(req, body, headers=caching.headers(tag, caching.REVALIDATE))
 

@@ -369,6 +369,44 @@ class MatrixTests(BrowserTestCase):
         self.assertIn("3 revisions; 2 on new's left-hand line.", diff)
 
 
+class FeedTests(BrowserTestCase):
+    ATOM = "{http://www.w3.org/2005/Atom}"
+
+    def feed(self, path: str):
+        import xml.etree.ElementTree as ET
+
+        headers, body = self.fetch(self.store.public_root + path)
+        self.assertEqual(headers["Content-Type"], "application/atom+xml; charset=utf-8")
+        return ET.fromstring(body)
+
+    def test_branch_feed(self) -> None:
+        page = self.page(self.store.public_root + "/bzr/code/lintian-fixes/")
+        self.assertIn("/bzr/code/lintian-fixes/+atom", page.links)
+        _, body = self.fetch(self.store.public_root + "/bzr/code/lintian-fixes/")
+        self.assertIn(
+            b'<link rel="alternate" type="application/atom+xml" '
+            b'title="code/lintian-fixes: latest revisions" '
+            b'href="/bzr/code/lintian-fixes/+atom">',
+            body,
+        )
+        feed = self.feed("/bzr/code/lintian-fixes/+atom")
+        titles = [
+            e.findtext(self.ATOM + "title") for e in feed.iter(self.ATOM + "entry")
+        ]
+        self.assertEqual(
+            titles,
+            ["Merge the side branch", "Big file", "Add Thing", "Initial <b>import</b>"],
+        )
+
+    def test_campaign_feed(self) -> None:
+        feed = self.feed("/bzr/+atom/lintian-fixes")
+        titles = [
+            e.findtext(self.ATOM + "title") for e in feed.iter(self.ATOM + "entry")
+        ]
+        self.assertEqual(titles, ["code: Merge the side branch"])
+        self.fetch(self.store.public_root + "/bzr/+atom/unknown", 404)
+
+
 class CachingTests(BrowserTestCase):
     def test_pages_by_revision_are_immutable(self) -> None:
         for url in (
