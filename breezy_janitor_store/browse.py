@@ -32,6 +32,7 @@ from breezy.revision import NULL_REVISION, Revision
 
 from . import diff, history, layout
 from .browser import caching, render, urls
+from .browser.common import json_response, revid_text, wants_json
 from .http import HTTPError, Request
 from .policies import is_listed
 
@@ -313,9 +314,11 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
             continue
         with ref.branch.lock_read():
             tips.append(ref.branch.last_revision_info())
+    as_json = wants_json(req)
     tag = caching.etag(
         "codebase",
         codebase,
+        as_json,
         *(
             x
             for ref, tip in zip(refs, tips)
@@ -355,6 +358,31 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
                 "is_base": ref is base_ref,
                 **against.get(id(ref), {}),
             }
+        )
+    if as_json:
+        return json_response(
+            req,
+            {
+                "codebase": codebase,
+                "base": "/".join(base_ref.segments) if base_ref is not None else None,
+                "branches": [
+                    {
+                        "name": row["name"],
+                        "role": row["role"],
+                        "url": row["url"],
+                        "refused": row["refused"],
+                        "revno": row["revno"] if row["refused"] is None else None,
+                        "tip": revid_text(row["revid"])
+                        if row["state"] != "empty" and row["refused"] is None
+                        else None,
+                        "ahead": row.get("ahead"),
+                        "behind": row.get("behind"),
+                        "merge_base": revid_text(row.get("merge_base")),
+                    }
+                    for row in rows
+                ],
+            },
+            caching.headers(tag, caching.REVALIDATE),
         )
     body = render.render(
         "codebase.html",
@@ -430,9 +458,11 @@ def branch_page(
     with branch.lock_read():
         tip_revno, tip = branch.last_revision_info()
         tags = _tags(branch)
+    as_json = wants_json(req)
     tag = caching.etag(
         "branch",
         codebase,
+        as_json,
         *segments,
         tip,
         tip_revno,
@@ -468,6 +498,28 @@ def branch_page(
     if tag_start + MAX_TAGS < tag_count:
         tag_pager.append(("More tags", f"?tags={tag_number + 1}"))
     location = _location(codebase, segments)
+    if as_json:
+        return json_response(
+            req,
+            {
+                "branch": location,
+                "tip": revid_text(tip) if tip != NULL_REVISION else None,
+                "revno": tip_revno,
+                "page": number,
+                "next_page": number + 1 if start + PAGE_SIZE < len(line) else None,
+                "revisions": [
+                    {"revno": revno, "revision": revid_text(revid)}
+                    for revno, revid, _ in rows
+                ],
+                "tags": None
+                if tags is None
+                else {
+                    n: revid_text(r) for n, r in tags[tag_start : tag_start + MAX_TAGS]
+                },
+                "tag_count": tag_count,
+            },
+            caching.headers(tag, caching.REVALIDATE),
+        )
     has_tip = tip != NULL_REVISION and history.has_revision(repo, tip)
     body = render.render(
         "branch.html",

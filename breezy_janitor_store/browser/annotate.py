@@ -29,7 +29,8 @@ def annotate_view(
     app: StoreApp, req: Request, codebase: str, path: str | None = None
 ) -> list[bytes]:
     repo, tree, path, revid, size = blob.open_file(app, req, codebase, path)
-    tag = caching.etag("annotate", codebase, revid, path)
+    as_json = common.wants_json(req)
+    tag = caching.etag("annotate", codebase, revid, path, as_json)
     cached = caching.not_modified(req, tag)
     if cached is not None:
         repo.unlock()
@@ -57,6 +58,28 @@ def annotate_view(
             revisions = dict(zip(known, history.read_revisions(repo, known)))
     finally:
         repo.unlock()
+    if as_json:
+        return common.json_response(
+            req,
+            {
+                "codebase": codebase,
+                "revision": common.revid_text(revid),
+                "path": path,
+                "annotated": not (too_large or binary),
+                "cut": cut,
+                "lines": [
+                    {
+                        "revision": common.revid_text(r),
+                        "revno": revnos.get(r),
+                        "text": t.decode("utf-8", "replace"),
+                    }
+                    for r, t in annotated
+                ]
+                if not (too_large or binary)
+                else [],
+            },
+            caching.headers(tag),
+        )
     if not too_large and not binary:
         shown = b"".join(t for _, t in annotated)
         if len(shown) <= blob.VIEW_BYTES:

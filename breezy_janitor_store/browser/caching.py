@@ -49,7 +49,9 @@ def not_modified(
 
 
 def headers(tag: str, cache: tuple[str, str] = IMMUTABLE) -> list[tuple[str, str]]:
-    return [("ETag", tag), cache]
+    """The validator and caching headers of a page (which has a JSON twin:
+    its representation depends on ``Accept``)."""
+    return [("ETag", tag), cache, ("Vary", "Accept")]
 
 
 def pairs(items: Iterable[tuple[object, object]]) -> list[object]:

@@ -187,3 +187,34 @@ class Released:
                 close()
         finally:
             self._release()
+
+
+def wants_json(req: Request) -> bool:
+    """Whether the client prefers the page's JSON twin (``Accept``)."""
+    from ..api import negotiate
+
+    offers = ("text/html", "application/json")
+    return negotiate(req.environ.get("HTTP_ACCEPT"), offers) == "application/json"
+
+
+def revid_text(revid: bytes | None) -> str | None:
+    return None if revid is None else revid.decode("utf-8", "replace")
+
+
+def json_response(
+    req: Request, value: object, headers: Iterable[tuple[str, str]] = ()
+) -> list[bytes]:
+    """``value`` as the JSON twin of a page (with the page's validators)."""
+    import json
+
+    body = json.dumps(value, ensure_ascii=True, sort_keys=True).encode("ascii")
+    req.respond(
+        200,
+        "application/json",
+        [
+            ("Content-Length", str(len(body))),
+            ("X-Content-Type-Options", "nosniff"),
+            *headers,
+        ],
+    )
+    return [body]

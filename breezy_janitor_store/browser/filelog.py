@@ -36,7 +36,8 @@ def file_log(
     except BaseException:
         repo.unlock()
         raise
-    tag = caching.etag("log", codebase, revid, path, number)
+    as_json = common.wants_json(req)
+    tag = caching.etag("log", codebase, revid, path, number, as_json)
     cached = caching.not_modified(req, tag)
     if cached is not None:
         repo.unlock()
@@ -65,6 +66,22 @@ def file_log(
         }
         for r in shown
     ]
+    if as_json:
+        return common.json_response(
+            req,
+            {
+                "codebase": codebase,
+                "revision": common.revid_text(revid),
+                "path": path,
+                "count": len(versions),
+                "page": number,
+                "next_page": number + 1
+                if start + LOG_PAGE_SIZE < len(versions)
+                else None,
+                "revisions": [common.revid_text(r) for r in shown],
+            },
+            caching.headers(tag),
+        )
     pager = browse.Pager(
         number,
         start + LOG_PAGE_SIZE < len(versions),

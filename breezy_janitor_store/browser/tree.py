@@ -34,7 +34,8 @@ def tree_view(
     b = common.base(app, req)
     with repo.lock_read():
         tree = common.revision_tree(repo, revid)
-        tag = caching.etag("tree", codebase, revid, path, number)
+        as_json = common.wants_json(req)
+        tag = caching.etag("tree", codebase, revid, path, number, as_json)
         cached = caching.not_modified(req, tag)
         if cached is not None:
             return cached
@@ -80,6 +81,31 @@ def tree_view(
                         else None,
                     }
                 )
+    if as_json:
+        return common.json_response(
+            req,
+            {
+                "codebase": codebase,
+                "revision": common.revid_text(revid),
+                "path": path,
+                "count": len(children),
+                "page": number,
+                "next_page": number + 1
+                if start + TREE_PAGE_SIZE < len(children)
+                else None,
+                "entries": [
+                    {
+                        "name": r["name"].rstrip("/"),
+                        "kind": r["kind"],
+                        "size": r["size"],
+                        "symlink_target": r["target"],
+                        "last_changed": common.revid_text(r["revid"]),
+                    }
+                    for r in rows
+                ],
+            },
+            caching.headers(tag),
+        )
     parts = path.split("/") if path else []
     trail = [("(root)", b + urls.tree(codebase, revid))]
     for i, name in enumerate(parts):

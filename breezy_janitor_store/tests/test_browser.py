@@ -407,6 +407,53 @@ class FeedTests(BrowserTestCase):
         self.fetch(self.store.public_root + "/bzr/+atom/unknown", 404)
 
 
+class JsonTwinTests(BrowserTestCase):
+    def json(self, url: str):
+        import json
+
+        headers, body = self.fetch(url, Accept="application/json")
+        self.assertEqual(headers["Content-Type"], "application/json")
+        self.assertEqual(headers["Vary"], "Accept")
+        html_headers, _ = self.fetch(url, Accept="text/html")
+        self.assertNotEqual(headers["ETag"], html_headers["ETag"])
+        return json.loads(body)
+
+    def test_tree(self) -> None:
+        data = self.json(self.url("tree", "src"))
+        self.assertEqual(data["revision"], self.rev["r3"].decode())
+        self.assertEqual(
+            data["entries"],
+            [
+                {
+                    "name": "main.py",
+                    "kind": "file",
+                    "size": len(MAIN_PY_2),
+                    "symlink_target": None,
+                    "last_changed": self.rev["r2"].decode(),
+                }
+            ],
+        )
+
+    def test_file_history_and_annotate(self) -> None:
+        data = self.json(self.url("log", "src/main.py"))
+        self.assertEqual(
+            data["revisions"], [self.rev["r2"].decode(), self.rev["r1"].decode()]
+        )
+        data = self.json(self.url("annotate", "src/main.py"))
+        self.assertEqual([line["revno"] for line in data["lines"]], [1, 1, 2, 2, 2, 2])
+        self.assertEqual(data["lines"][0]["text"], "def main():\n")
+
+    def test_codebase_and_branch(self) -> None:
+        data = self.json(self.store.public_root + "/bzr/code/")
+        self.assertEqual(data["base"], "debian/latest")
+        (branch,) = [b for b in data["branches"] if b["name"] == "lintian-fixes"]
+        self.assertEqual((branch["ahead"], branch["behind"]), (3, 0))
+        self.assertEqual(branch["merge_base"], self.rev["r2"].decode())
+        data = self.json(self.store.public_root + "/bzr/code/lintian-fixes/")
+        self.assertEqual(data["revno"], 4)
+        self.assertEqual([r["revno"] for r in data["revisions"]], [4, 3, 2, 1])
+
+
 class CachingTests(BrowserTestCase):
     def test_pages_by_revision_are_immutable(self) -> None:
         for url in (
