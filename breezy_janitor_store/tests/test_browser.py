@@ -619,6 +619,14 @@ class BrowserChromiumTests(BrowserTestCase):
             self.url("annotate", "src/main.py"),
             self.url("log", "src/main.py"),
             self.url("tree", "nothing"),  # an error page
+            self.store.public_root + "/bzr/code/",
+            self.store.public_root
+            + "/bzr"
+            + browse.history.revision_path("code", self.rev["r4"]),
+            (
+                f"{self.store.public_root}/bzr/code/+compare/"
+                f"{_q(self.rev['r1'])}..{_q(self.rev['r2'])}"
+            ),
         ):
             with self.subTest(url=url):
                 self.assertEqual(self.csp_violations(url), [])
