@@ -630,3 +630,39 @@ class BrowserChromiumTests(BrowserTestCase):
         ):
             with self.subTest(url=url):
                 self.assertEqual(self.csp_violations(url), [])
+
+
+class CodebaseListPagingTests(StoreTestCase):
+    """The codebase list is paged: thousands are never one page."""
+
+    def test_pages(self) -> None:
+        from ..storage import Storage
+
+        storage = Storage(self.storage_dir)
+        count = browse.CODEBASES_PAGE_SIZE + 1
+        for i in range(count):
+            storage.ensure_repository(f"cb{i:04d}")
+        store = self.start_store(campaigns=["lintian-fixes"])
+        root = store.public_root + "/bzr/"
+
+        def names(query: str = "") -> tuple[list[str], Page]:
+            status, _, body = http_request(
+                root + query, headers={"Accept": "text/html"}
+            )
+            self.assertEqual(status, 200, body[:300])
+            page = Page(body)
+            return [link for link in page.links if link.startswith("/bzr/cb")], page
+
+        first, page = names()
+        self.assertEqual(len(first), browse.CODEBASES_PAGE_SIZE)
+        self.assertIn(f"{count} codebases.", page.all_text)
+        self.assertIn("?page=2", page.links)
+        second, page = names("?page=2")
+        self.assertEqual(second, [f"/bzr/cb{count - 1:04d}/"])
+        self.assertIn("?page=1", page.links)
+        html = {"Accept": "text/html"}
+        self.assertEqual(http_request(root + "?page=3", headers=html)[0], 404)
+        self.assertEqual(http_request(root + "?page=0", headers=html)[0], 400)
+        # the plain and JSON lists stay whole
+        _, _, body = http_request(root, headers={"Accept": "text/plain"})
+        self.assertEqual(len(body.splitlines()), count)
