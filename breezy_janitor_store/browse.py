@@ -612,12 +612,15 @@ def revision_page(
     repo = open_codebase(app, codebase)
     if revid == NULL_REVISION or not history.has_revision(repo, revid):
         raise HTTPError(404, f"no such revision: {_revid_text(revid)}")
-    tag = caching.etag("revision", codebase, revid)
+    as_json = wants_json(req)
+    tag = caching.etag("revision", codebase, revid, as_json)
     cached = caching.not_modified(req, tag)
     if cached is not None:
         return cached
     (rev,) = history.read_revisions(repo, [revid])
     parent_ids = history.parents(repo, revid)
+    if as_json:
+        return _revision_json(req, repo, revid, rev, parent_ids, tag)
     base = _base(app, req)
     parent = parent_ids[0] if parent_ids else NULL_REVISION
     meta = [("Revision id", render.markup(f"<code>{esc(_revid_text(revid))}</code>"))]
@@ -672,6 +675,42 @@ def revision_page(
         tree_href=base + urls.tree(codebase, revid),
         tarball_href=base + urls.tarball(codebase, revid),
     )
+
+
+def _revision_json(req, repo, revid, rev, parent_ids, tag) -> list[bytes]:
+    """The revision page's JSON twin: its metadata, the files it changed
+    and the revisions it merged (the diff is the API's ``diff``)."""
+
+    def text(call):
+        try:
+            return call()
+        except (AttributeError, TypeError, ValueError):
+            return None
+
+    parent = parent_ids[0] if parent_ids else NULL_REVISION
+    changes = _changes(repo, parent, revid)
+    merged, merged_count = _merged(repo, revid, parent_ids)
+    value = {
+        "revision": revid_text(revid),
+        "parents": [revid_text(p) for p in parent_ids],
+        "readable": rev is not None,
+        "committer": text(lambda: str(rev.committer)) if rev else None,
+        "authors": text(lambda: [str(a) for a in rev.get_apparent_authors()])
+        if rev
+        else None,
+        "timestamp": text(lambda: float(rev.timestamp)) if rev else None,
+        "timezone": text(lambda: int(rev.timezone or 0)) if rev else None,
+        "message": text(lambda: str(rev.message or "")) if rev else None,
+        "changes": None
+        if changes is None
+        else [
+            {"change": kind, "path": path, "old_path": old_path}
+            for kind, path, old_path in changes[:MAX_CHANGED]
+        ],
+        "merged": [revid_text(r) for r, _ in merged],
+        "merged_count": merged_count,
+    }
+    return json_response(req, value, caching.headers(tag))
 
 
 def compare_page(

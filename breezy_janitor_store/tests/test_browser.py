@@ -443,6 +443,21 @@ class JsonTwinTests(BrowserTestCase):
         self.assertEqual([line["revno"] for line in data["lines"]], [1, 1, 2, 2, 2, 2])
         self.assertEqual(data["lines"][0]["text"], "def main():\n")
 
+    def test_revision(self) -> None:
+        revision = browse.history.revision_path
+        data = self.json(
+            self.store.public_root + "/bzr" + revision("code", self.rev["r4"])
+        )
+        self.assertEqual(
+            data["parents"], [self.rev["r3"].decode(), self.rev["s1"].decode()]
+        )
+        self.assertEqual(data["merged"], [self.rev["s1"].decode()])
+        self.assertEqual(
+            data["changes"],
+            [{"change": "modified", "path": "README.md", "old_path": None}],
+        )
+        self.assertEqual(data["committer"], COMMITTER)
+
     def test_codebase_and_branch(self) -> None:
         data = self.json(self.store.public_root + "/bzr/code/")
         self.assertEqual(data["base"], "debian/latest")
