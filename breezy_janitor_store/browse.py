@@ -222,7 +222,9 @@ render.ENV.filters.update(
     author=lambda rev: render.markup(_author(rev)),
     summary=lambda rev: render.markup(_summary(rev)),
     revlink=jinja2.pass_context(_revlink_filter),
-    revquote=lambda revid: urllib.parse.quote(revid, safe="@:-._~"),
+    revquote=lambda revid, path=False: urllib.parse.quote(
+        revid, safe="@:+-._~/" if path else "@:-._~"
+    ),
 )
 render.ENV.globals.update(unreadable=lambda: render.markup(_unreadable()))
 
@@ -533,6 +535,7 @@ def branch_page(
         base=base,
         codebase=codebase,
         location=location,
+        branch_name="/".join(segments),
         url=f"{public_root(app, req)}/bzr/{location}",
         tip_href=base + urls.tree(codebase, tip) if has_tip else None,
         tarball_href=base + urls.tarball(codebase, tip) if has_tip else None,
@@ -613,8 +616,10 @@ def revision_page(
     if revid == NULL_REVISION or not history.has_revision(repo, revid):
         raise HTTPError(404, f"no such revision: {_revid_text(revid)}")
     as_json = wants_json(req)
-    tag = caching.etag("revision", codebase, revid, as_json)
-    cached = caching.not_modified(req, tag)
+    on_branch = _on_branch(app, req, repo, codebase, revid)
+    tag = caching.etag("revision", codebase, revid, as_json, *(on_branch or ()))
+    cache = caching.IMMUTABLE if on_branch is None else caching.REVALIDATE
+    cached = caching.not_modified(req, tag, cache)
     if cached is not None:
         return cached
     (rev,) = history.read_revisions(repo, [revid])
@@ -649,6 +654,19 @@ def revision_page(
     bugs = _bugs(rev) if rev is not None else None
     if bugs:
         meta.append(("Bugs", render.markup(bugs)))
+    if on_branch is not None:
+        name, _, revno, older, newer = on_branch
+        query = "?branch=" + urllib.parse.quote(name)
+
+        def link(other: bytes):
+            href = base + history.revision_path(codebase, other) + query
+            return render.markup(
+                f'<a href="{esc(href)}"><code>{esc(_revid_text(other))}</code></a>'
+            )
+
+        meta.append((f"Revno on {name}", revno))
+        meta.append((f"Older on {name}", link(older) if older else "none"))
+        meta.append((f"Newer on {name}", link(newer) if newer else "none (the tip)"))
     merged, merged_count = _merged(repo, revid, parent_ids)
     return _diff_page(
         app,
@@ -659,6 +677,7 @@ def revision_page(
         revid,
         "revision.html",
         tag,
+        cache,
         title=f"{codebase}: {title or 'revision'}",
         crumbs=[
             ("Home", _home(app, req)),
@@ -675,6 +694,43 @@ def revision_page(
         tree_href=base + urls.tree(codebase, revid),
         tarball_href=base + urls.tarball(codebase, revid),
     )
+
+
+def _on_branch(app, req, repo, codebase: str, revid: bytes) -> tuple | None:
+    """With ``?branch=CAMPAIGN[/ROLE]``: ``(branch, tip, revno, older,
+    newer)`` of ``revid`` on that branch's mainline (404 if it is not on
+    it); None without the parameter."""
+    values = urllib.parse.parse_qs(req.environ.get("QUERY_STRING", "")).get("branch")
+    if not values:
+        return None
+    name = values[-1].strip("/")
+    segments = tuple(name.split("/"))
+    if not 1 <= len(segments) <= 2 or not all(map(layout.is_valid_name, segments)):
+        raise HTTPError(400, "branch is CAMPAIGN or CAMPAIGN/ROLE")
+    if segments[0] not in app.campaigns:
+        raise HTTPError(404, f"unknown campaign: {segments[0]}")
+    if segments[1:] == (layout.MAIN_ROLE,):
+        segments = segments[:1]
+    try:
+        branch = history.open_branch(
+            app.storage, codebase, segments, app.campaigns, repo
+        )
+    except history.RefusedBranch as e:
+        raise HTTPError(409, f"{codebase}/{e}") from None
+    if branch is None:
+        raise HTTPError(404, f"no such branch: {_location(codebase, segments)}")
+    with branch.lock_read():
+        tip = branch.last_revision()
+    line = history.mainline(repo, tip)
+    try:
+        index = line.index(revid)
+    except ValueError:
+        raise HTTPError(
+            404, f"{_revid_text(revid)} is not on the mainline of {name}"
+        ) from None
+    newer = line[index - 1] if index > 0 else None
+    older = line[index + 1] if index + 1 < len(line) else None
+    return "/".join(segments), tip, len(line) - index, older, newer
 
 
 def _revision_json(req, repo, revid, rev, parent_ids, tag) -> list[bytes]:
@@ -772,6 +828,7 @@ def _diff_page(
     new_revid: bytes,
     template: str,
     tag: str,
+    cache: tuple[str, str] = caching.IMMUTABLE,
     **context: object,
 ) -> Iterable[bytes]:
     """A page of ``template`` ending with the diff from ``old`` to ``new``
@@ -788,7 +845,7 @@ def _diff_page(
     chunks = _revision_diff(
         repo, old, new, app.diff_timeout, app.diff_limits, slot, notes
     )
-    req.respond(200, HTML_TYPE, [*HTML_HEADERS, *caching.headers(tag)])
+    req.respond(200, HTML_TYPE, [*HTML_HEADERS, *caching.headers(tag, cache)])
     page_body = render.stream(
         template,
         base=base,
