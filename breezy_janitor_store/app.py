@@ -789,6 +789,13 @@ ROUTES: tuple[Route, ...] = (
     Route(
         (PUBLIC,),
         "GET",
+        rf"/bzr/{_CB}/(?P<campaign>{_NAME})(?:/(?P<role>{_NAME}))?/\+revno/(?P<revno>[0-9]{{1,9}})",
+        "browse-revno",
+        browse.revno_page,
+    ),
+    Route(
+        (PUBLIC,),
+        "GET",
         rf"/bzr/\+atom/(?P<campaign>{_NAME})",
         "browse-campaign-atom",
         browser_feeds.campaign_feed,

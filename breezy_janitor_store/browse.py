@@ -606,7 +606,11 @@ MAX_MERGED = 100
 
 
 def revision_page(
-    app: StoreApp, req: Request, codebase: str, revid: bytes
+    app: StoreApp,
+    req: Request,
+    codebase: str,
+    revid: bytes,
+    branch: tuple[str, ...] | None = None,
 ) -> Iterable[bytes]:
     """The revision's message and metadata (each shown as unreadable when
     it cannot be read), the files it changed, the revisions it merged, and
@@ -616,7 +620,9 @@ def revision_page(
     if revid == NULL_REVISION or not history.has_revision(repo, revid):
         raise HTTPError(404, f"no such revision: {_revid_text(revid)}")
     as_json = wants_json(req)
-    on_branch = _on_branch(app, req, repo, codebase, revid)
+    on_branch = (
+        _on_branch(app, repo, codebase, revid, branch) if branch is not None else None
+    )
     tag = caching.etag("revision", codebase, revid, as_json, *(on_branch or ()))
     cache = caching.IMMUTABLE if on_branch is None else caching.REVALIDATE
     cached = caching.not_modified(req, tag, cache)
@@ -656,17 +662,19 @@ def revision_page(
         meta.append(("Bugs", render.markup(bugs)))
     if on_branch is not None:
         name, _, revno, older, newer = on_branch
-        query = "?branch=" + urllib.parse.quote(name)
 
-        def link(other: bytes):
-            href = base + history.revision_path(codebase, other) + query
+        def link(other: bytes, number: int):
+            href = f"{base}/{codebase}/{name}/+revno/{number}"
             return render.markup(
-                f'<a href="{esc(href)}"><code>{esc(_revid_text(other))}</code></a>'
+                f'<a href="{esc(href)}">{number}</a> '
+                f"<code>{esc(_revid_text(other))}</code>"
             )
 
         meta.append((f"Revno on {name}", revno))
-        meta.append((f"Older on {name}", link(older) if older else "none"))
-        meta.append((f"Newer on {name}", link(newer) if newer else "none (the tip)"))
+        meta.append((f"Older on {name}", link(older, revno - 1) if older else "none"))
+        meta.append(
+            (f"Newer on {name}", link(newer, revno + 1) if newer else "none (the tip)")
+        )
     merged, merged_count = _merged(repo, revid, parent_ids)
     return _diff_page(
         app,
@@ -696,21 +704,10 @@ def revision_page(
     )
 
 
-def _on_branch(app, req, repo, codebase: str, revid: bytes) -> tuple | None:
-    """With ``?branch=CAMPAIGN[/ROLE]``: ``(branch, tip, revno, older,
-    newer)`` of ``revid`` on that branch's mainline (404 if it is not on
-    it); None without the parameter."""
-    values = urllib.parse.parse_qs(req.environ.get("QUERY_STRING", "")).get("branch")
-    if not values:
-        return None
-    name = values[-1].strip("/")
-    segments = tuple(name.split("/"))
-    if not 1 <= len(segments) <= 2 or not all(map(layout.is_valid_name, segments)):
-        raise HTTPError(400, "branch is CAMPAIGN or CAMPAIGN/ROLE")
+def _open_named_branch(app, repo, codebase: str, segments: tuple[str, ...]):
+    """The branch ``CODEBASE/CAMPAIGN[/ROLE]`` (404, 409 as the branch page)."""
     if segments[0] not in app.campaigns:
         raise HTTPError(404, f"unknown campaign: {segments[0]}")
-    if segments[1:] == (layout.MAIN_ROLE,):
-        segments = segments[:1]
     try:
         branch = history.open_branch(
             app.storage, codebase, segments, app.campaigns, repo
@@ -719,9 +716,17 @@ def _on_branch(app, req, repo, codebase: str, revid: bytes) -> tuple | None:
         raise HTTPError(409, f"{codebase}/{e}") from None
     if branch is None:
         raise HTTPError(404, f"no such branch: {_location(codebase, segments)}")
+    return branch
+
+
+def _on_branch(app, repo, codebase: str, revid: bytes, segments) -> tuple:
+    """``(branch name, tip, revno, older, newer)`` of ``revid`` on the
+    mainline of ``CODEBASE/segments`` (404 if it is not on it)."""
+    branch = _open_named_branch(app, repo, codebase, segments)
     with branch.lock_read():
         tip = branch.last_revision()
     line = history.mainline(repo, tip)
+    name = "/".join(segments)
     try:
         index = line.index(revid)
     except ValueError:
@@ -730,7 +735,32 @@ def _on_branch(app, req, repo, codebase: str, revid: bytes) -> tuple | None:
         ) from None
     newer = line[index - 1] if index > 0 else None
     older = line[index + 1] if index + 1 < len(line) else None
-    return "/".join(segments), tip, len(line) - index, older, newer
+    return name, tip, len(line) - index, older, newer
+
+
+def revno_page(
+    app: StoreApp,
+    req: Request,
+    codebase: str,
+    campaign: str,
+    revno: str,
+    role: str | None = None,
+) -> Iterable[bytes]:
+    """``/bzr/CODEBASE/CAMPAIGN[/ROLE]/+revno/N``: the revision page of the
+    branch's mainline revision number N, with its neighbours there."""
+    repo = open_codebase(app, codebase)
+    segments = (campaign,) if role in (None, layout.MAIN_ROLE) else (campaign, role)
+    branch = _open_named_branch(app, repo, codebase, segments)
+    with branch.lock_read():
+        tip = branch.last_revision()
+    line = history.mainline(repo, tip)
+    number = int(revno)
+    if not 1 <= number <= len(line):
+        raise HTTPError(
+            404,
+            f"no revno {number} on {_location(codebase, segments)}: it has {len(line)}",
+        )
+    return revision_page(app, req, codebase, line[len(line) - number], segments)
 
 
 def _revision_json(req, repo, revid, rev, parent_ids, tag) -> list[bytes]:

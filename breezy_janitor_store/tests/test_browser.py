@@ -320,23 +320,22 @@ class RevisionAndCompareTests(BrowserTestCase):
 
     def test_revno_and_neighbours_on_a_branch(self) -> None:
         branch = self.page(self.store.public_root + "/bzr/code/lintian-fixes/")
-        revision = browse.history.revision_path
-        on_branch = "/bzr" + revision("code", self.rev["r3"]) + "?branch=lintian-fixes"
-        self.assertIn(on_branch, branch.links)
-        headers, body = self.fetch(self.store.public_root + on_branch)
+        revno = "/bzr/code/lintian-fixes/+revno/"
+        self.assertIn(revno + "3", branch.links)
+        headers, body = self.fetch(self.store.public_root + revno + "3")
         self.assertEqual(headers["Cache-Control"], "no-cache")
         page = Page(body)
         self.assertIn("Revno on lintian-fixes3", page.all_text)
-        for name in ("r2", "r4"):
-            link = "/bzr" + revision("code", self.rev[name]) + "?branch=lintian-fixes"
-            self.assertIn(link, page.links)
-        tip = self.page(self.revision("r4") + "?branch=lintian-fixes").all_text
+        self.assertIn("Big file", page.all_text)
+        self.assertIn(revno + "2", page.links)
+        self.assertIn(revno + "4", page.links)
+        tip = self.page(self.store.public_root + revno + "4").all_text
         self.assertIn("none (the tip)", tip)
-        root = self.revision("s1")
-        self.fetch(root + "?branch=lintian-fixes", 404)  # merged, not mainline
-        self.fetch(root + "?branch=a/b/c", 400)
-        self.fetch(root + "?branch=unknown", 404)
-        self.fetch(root + "?branch=lintian-fixes/nothing", 404)
+        self.assertIn("Merge the side branch", tip)
+        self.fetch(self.store.public_root + revno + "5", 404)
+        self.fetch(self.store.public_root + revno + "0", 404)
+        self.fetch(self.store.public_root + "/bzr/code/unknown/+revno/1", 404)
+        self.fetch(self.store.public_root + "/bzr/code/lintian-fixes/x/+revno/1", 404)
 
     def test_compare(self) -> None:
         url = (
