@@ -623,7 +623,14 @@ def revision_page(
     on_branch = (
         _on_branch(app, repo, codebase, revid, branch) if branch is not None else None
     )
-    tag = caching.etag("revision", codebase, revid, as_json, *(on_branch or ()))
+    tag = caching.etag(
+        "revision",
+        codebase,
+        revid,
+        as_json,
+        *(on_branch or ()),
+        *_diff_settings(app),
+    )
     cache = caching.IMMUTABLE if on_branch is None else caching.REVALIDATE
     cached = caching.not_modified(req, tag, cache)
     if cached is not None:
@@ -702,6 +709,11 @@ def revision_page(
         tree_href=base + urls.tree(codebase, revid),
         tarball_href=base + urls.tarball(codebase, revid),
     )
+
+
+def _diff_settings(app: StoreApp) -> tuple:
+    """What a page's diff depends on besides its revisions (for its ETag)."""
+    return (repr(app.diff_limits), app.diff_timeout, PAGE_DIFF_LIMIT)
 
 
 def _open_named_branch(app, repo, codebase: str, segments: tuple[str, ...]):
@@ -808,7 +820,7 @@ def compare_page(
     for revid in (old, new):
         if not history.has_revision(repo, revid):
             raise HTTPError(404, f"no such revision: {_revid_text(revid)}")
-    tag = caching.etag("compare", codebase, old, new)
+    tag = caching.etag("compare", codebase, old, new, *_diff_settings(app))
     cached = caching.not_modified(req, tag)
     if cached is not None:
         return cached
@@ -875,7 +887,8 @@ def _diff_page(
     chunks = _revision_diff(
         repo, old, new, app.diff_timeout, app.diff_limits, slot, notes
     )
-    req.respond(200, HTML_TYPE, [*HTML_HEADERS, *caching.headers(tag, cache)])
+    headers = [("Content-Type", HTML_TYPE), *HTML_HEADERS, *caching.headers(tag, cache)]
+    req.respond(200, None, headers)
     page_body = render.stream(
         template,
         base=base,
@@ -889,7 +902,7 @@ def _diff_page(
         notes=notes,
         **context,
     )
-    return _RevisionBody(page_body, slot, chunks)
+    return _RevisionBody(page_body, slot, chunks, req, headers, notes)
 
 
 def _changes(repo, old: bytes, new: bytes) -> list[tuple[str, str, str | None]] | None:
@@ -951,17 +964,42 @@ def diff_slot(app: StoreApp) -> diff.Slot:
 
 class _RevisionBody:
     """A revision page's body: gives the diff's slot back when it is closed
-    before the diff started (a ``HEAD``, a client gone early)."""
+    before the diff started (a ``HEAD``, a client gone early); a page sent
+    whole, with no note of a diff cut short by time or failure, is kept in
+    :data:`.browser.caching.PAGES` when ``headers`` make it immutable."""
 
     def __init__(
-        self, body: Iterator[bytes], slot: diff.Slot, chunks: Iterator[object]
+        self,
+        body: Iterator[bytes],
+        slot: diff.Slot,
+        chunks: Iterator[object],
+        req: Request | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        notes: list[str] | None = None,
     ) -> None:
         self._body = body
         self._slot = slot
         self._chunks = chunks
+        self._req = req
+        self._headers = headers
+        self._notes = notes
 
     def __iter__(self) -> Iterator[bytes]:
-        return self._body
+        kept: list[bytes] | None = [] if self._req is not None else None
+        size = 0
+        for chunk in self._body:
+            if kept is not None:
+                kept.append(chunk)
+                size += len(chunk)
+                if size > caching.PAGES.max_page:
+                    kept = None
+            yield chunk
+        transient = any(
+            n.startswith(("The diff was cut off", "The diff could not"))
+            for n in self._notes or ()
+        )
+        if kept is not None and not transient:
+            caching.PAGES.put(self._req, self._headers or [], b"".join(kept))
 
     def close(self) -> None:
         try:

@@ -14,6 +14,8 @@ so none is stale after a push.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from .. import __version__
@@ -37,14 +39,19 @@ def etag(*parts: object) -> str:
 def not_modified(
     req: Request, tag: str, cache: tuple[str, str] = IMMUTABLE
 ) -> list[bytes] | None:
-    """The ``304`` answer when the client holds ``tag``, else None."""
+    """The ``304`` answer when the client holds ``tag``; else, for an
+    immutable page, the page from :data:`PAGES` if it is there; else None."""
     held = req.environ.get("HTTP_IF_NONE_MATCH", "")
-    if not held:
-        return None
     tags = {t.strip().removeprefix("W/") for t in held.split(",")}
-    if tag in tags or "*" in tags:
+    if held and (tag in tags or "*" in tags):
         req.respond(304, None, [("ETag", tag), cache])
         return [b""]
+    if cache == IMMUTABLE:
+        found = PAGES.get(req, tag)
+        if found is not None:
+            headers, body = found
+            req.respond(200, None, headers)
+            return [body]
     return None
 
 
@@ -57,3 +64,56 @@ def headers(tag: str, cache: tuple[str, str] = IMMUTABLE) -> list[tuple[str, str
 def pairs(items: Iterable[tuple[object, object]]) -> list[object]:
     """``items`` flattened, for :func:`etag`."""
     return [x for item in items for x in item]
+
+
+class PageCache:
+    """Rendered pages addressed by revision id, by their ``ETag``: at most
+    ``max_bytes`` of bodies in all (least recently used out first), none
+    larger than ``max_page``.  Such a page never changes: a hit is served
+    as it was (the view has checked the codebase and revision first)."""
+
+    def __init__(
+        self, max_bytes: int = 32 * 1024 * 1024, max_page: int = 1024 * 1024
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.max_page = max_page
+        self._pages: OrderedDict[tuple, tuple[list[tuple[str, str]], bytes]] = (
+            OrderedDict()
+        )
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, req: Request, tag: str) -> tuple[list[tuple[str, str]], bytes] | None:
+        """``(headers, body)`` of the page, or None."""
+        key = (req.environ.get("SCRIPT_NAME", ""), tag)
+        with self._lock:
+            found = self._pages.get(key)
+            if found is not None:
+                self._pages.move_to_end(key)
+            return found
+
+    def put(
+        self, req: Request, headers: Iterable[tuple[str, str]], body: bytes
+    ) -> None:
+        """Keep the page if its headers make it immutable (with its ETag);
+        pages are kept per mount point (``SCRIPT_NAME``: their links)."""
+        headers = list(headers)
+        if IMMUTABLE not in headers or len(body) > self.max_page:
+            return
+        tag = next((v for k, v in headers if k == "ETag"), None)
+        if tag is None:
+            return
+        tag = (req.environ.get("SCRIPT_NAME", ""), tag)
+        with self._lock:
+            old = self._pages.pop(tag, None)
+            if old is not None:
+                self._size -= len(old[1])
+            self._pages[tag] = (headers, body)
+            self._size += len(body)
+            while self._size > self.max_bytes:
+                _, (_, dropped) = self._pages.popitem(last=False)
+                self._size -= len(dropped)
+
+
+#: The process's cache of immutable pages.
+PAGES = PageCache()

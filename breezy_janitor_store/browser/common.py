@@ -207,14 +207,15 @@ def json_response(
     """``value`` as the JSON twin of a page (with the page's validators)."""
     import json
 
+    from . import caching
+
     body = json.dumps(value, ensure_ascii=True, sort_keys=True).encode("ascii")
-    req.respond(
-        200,
-        "application/json",
-        [
-            ("Content-Length", str(len(body))),
-            ("X-Content-Type-Options", "nosniff"),
-            *headers,
-        ],
-    )
+    all_headers = [
+        ("Content-Length", str(len(body))),
+        ("Content-Type", "application/json"),
+        ("X-Content-Type-Options", "nosniff"),
+        *headers,
+    ]
+    req.respond(200, None, all_headers)
+    caching.PAGES.put(req, all_headers, body)
     return [body]

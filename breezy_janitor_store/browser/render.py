@@ -133,10 +133,17 @@ def respond(
     status: int = 200,
     headers: Iterable[tuple[str, str]] = (),
 ) -> list[bytes]:
-    """A complete HTML response."""
-    req.respond(
-        status,
-        HTML_TYPE,
-        [("Content-Length", str(len(body))), *HTML_HEADERS, *headers],
-    )
+    """A complete HTML response (kept in :data:`.caching.PAGES` when it is
+    immutable)."""
+    from . import caching
+
+    all_headers = [
+        ("Content-Length", str(len(body))),
+        ("Content-Type", HTML_TYPE),
+        *HTML_HEADERS,
+        *headers,
+    ]
+    req.respond(status, None, all_headers)
+    if status == 200:
+        caching.PAGES.put(req, all_headers, body)
     return [body]

@@ -12,6 +12,7 @@ import os
 import tarfile
 import unittest
 import urllib.parse
+from typing import ClassVar
 
 from breezy import controldir
 from breezy.commit import NullCommitReporter
@@ -524,6 +525,46 @@ class CachingTests(BrowserTestCase):
                     url, headers={"If-None-Match": headers["ETag"]}
                 )
                 self.assertEqual((code, body), (304, b""))
+
+    def test_immutable_pages_are_kept_in_the_process(self) -> None:
+        from ..browser import caching
+
+        keys = lambda: {tag for _, tag in caching.PAGES._pages}
+        for url in (
+            self.url("file", "src/main.py"),
+            self.store.public_root
+            + "/bzr"
+            + browse.history.revision_path("code", self.rev["r2"]),
+        ):
+            with self.subTest(url=url):
+                headers, first = self.fetch(url)
+                self.assertIn(headers["ETag"], keys())
+                again, second = self.fetch(url)
+                self.assertEqual((again["ETag"], second), (headers["ETag"], first))
+                self.assertEqual(again["Content-Type"], headers["Content-Type"])
+                self.assertEqual(
+                    again["Content-Security-Policy"],
+                    headers["Content-Security-Policy"],
+                )
+        headers, _ = self.fetch(self.store.public_root + "/bzr/code/lintian-fixes/")
+        self.assertNotIn(headers["ETag"], keys())  # revalidated: not kept
+
+    def test_the_page_cache_is_bounded(self) -> None:
+        from ..browser import caching
+
+        class Req:
+            environ: ClassVar[dict] = {}
+
+        cache = caching.PageCache(max_bytes=10, max_page=6)
+        for tag, body in (("a", b"12345"), ("b", b"12345"), ("c", b"1234567")):
+            cache.put(Req, [("ETag", tag), caching.IMMUTABLE], body)
+        self.assertIsNotNone(cache.get(Req, "a"))
+        self.assertIsNotNone(cache.get(Req, "b"))
+        self.assertIsNone(cache.get(Req, "c"))  # larger than a page may be
+        cache.put(Req, [("ETag", "d"), caching.IMMUTABLE], b"1")
+        self.assertIsNone(cache.get(Req, "a"))  # the least recently used
+        cache.put(Req, [("ETag", "e"), caching.REVALIDATE], b"1")
+        self.assertIsNone(cache.get(Req, "e"))
 
     def test_errors_are_not_cached(self) -> None:
         headers, _ = self.fetch(self.url("tree", "nothing"), 404)
