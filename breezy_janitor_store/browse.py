@@ -21,7 +21,9 @@ import datetime
 import hashlib
 import logging
 import re
+import threading
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 from wsgiref.util import application_uri
@@ -475,7 +477,7 @@ def branch_page(
     cached = caching.not_modified(req, tag, caching.REVALIDATE)
     if cached is not None:
         return cached
-    line = history.mainline(repo, tip)
+    line = mainline(repo, codebase, tip)
     start = (number - 1) * PAGE_SIZE
     if number > 1 and start >= len(line):
         raise HTTPError(404, f"no page {number}: the history has {len(line)} revisions")
@@ -572,6 +574,41 @@ def empty_directory_page(
         ],
     )
     return respond_html(req, body)
+
+
+#: Most revision ids kept in :func:`mainline`'s cache, all lines together.
+MAINLINE_CACHE_REVISIONS = 1_000_000
+_mainlines: OrderedDict[tuple[str, bytes], list[bytes]] = OrderedDict()
+_mainlines_size = 0
+_mainlines_lock = threading.Lock()
+
+
+def mainline(repo, codebase: str, tip: bytes) -> list[bytes]:
+    """``history.mainline(repo, tip)``, kept in a bounded cache when it
+    reaches the start of history (a line cut short by a missing revision
+    may grow once the revision arrives; a whole one never changes)."""
+    global _mainlines_size
+    key = (codebase, tip)
+    with _mainlines_lock:
+        line = _mainlines.get(key)
+        if line is not None:
+            _mainlines.move_to_end(key)
+            return line
+    line = history.mainline(repo, tip)
+    if not line or len(line) > MAINLINE_CACHE_REVISIONS:
+        return line
+    with repo.lock_read():
+        parents = repo.get_parent_map([line[-1]]).get(line[-1])
+    if parents is None or any(p != NULL_REVISION for p in parents[:1]):
+        return line  # stopped at a revision not in the repository
+    with _mainlines_lock:
+        if key not in _mainlines:
+            _mainlines[key] = line
+            _mainlines_size += len(line)
+        while _mainlines_size > MAINLINE_CACHE_REVISIONS:
+            _, dropped = _mainlines.popitem(last=False)
+            _mainlines_size -= len(dropped)
+    return line
 
 
 def _tags(branch) -> list[tuple[str, bytes]] | None:
@@ -737,7 +774,7 @@ def _on_branch(app, repo, codebase: str, revid: bytes, segments) -> tuple:
     branch = _open_named_branch(app, repo, codebase, segments)
     with branch.lock_read():
         tip = branch.last_revision()
-    line = history.mainline(repo, tip)
+    line = mainline(repo, codebase, tip)
     name = "/".join(segments)
     try:
         index = line.index(revid)
@@ -765,7 +802,7 @@ def revno_page(
     branch = _open_named_branch(app, repo, codebase, segments)
     with branch.lock_read():
         tip = branch.last_revision()
-    line = history.mainline(repo, tip)
+    line = mainline(repo, codebase, tip)
     number = int(revno)
     if not 1 <= number <= len(line):
         raise HTTPError(

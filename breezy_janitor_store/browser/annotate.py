@@ -50,7 +50,7 @@ def annotate_view(
             binary = blob.is_binary(text_bytes)
             cut = len(annotated) > blob.VIEW_LINES
             annotated = annotated[: blob.VIEW_LINES]
-            line = history.mainline(repo, revid)
+            line = browse.mainline(repo, codebase, revid)
             revnos = {r: len(line) - i for i, r in enumerate(line)}
             distinct = sorted({r for r, _ in annotated})
             present = repo.has_revisions(distinct)

@@ -6,12 +6,15 @@
 ``GET /bzr/+atom/CAMPAIGN``: the campaign's branches across codebases
 whose tips moved last (by the time their ``last-revision`` file changed,
 read through each codebase's jail; at most :data:`MAX_SCANNED` codebases
-are looked at), newest first.  Both carry an ``ETag`` of what they show.
+are looked at; the scan is reused for :data:`SCAN_TTL` seconds), newest
+first.  Both carry an ``ETag`` of what they show.
 """
 
 from __future__ import annotations
 
 import datetime
+import threading
+import time
 from typing import TYPE_CHECKING
 
 from breezy import errors
@@ -116,9 +119,22 @@ def branch_feed(
     )
 
 
-def campaign_feed(app: StoreApp, req: Request, campaign: str) -> list[bytes]:
-    if campaign not in app.campaigns:
-        raise HTTPError(404, f"unknown campaign: {campaign}")
+#: Seconds a campaign's scan of the codebases is reused (it reads one
+#: ``stat`` a codebase: with many thousands, too much for every request).
+SCAN_TTL = 30.0
+_scans: dict[tuple[int, str], tuple[float, list[tuple[float, str]]]] = {}
+_scans_lock = threading.Lock()
+
+
+def _moved(app: StoreApp, campaign: str) -> list[tuple[float, str]]:
+    """``(mtime of last-revision, codebase)`` of the campaign's branches,
+    newest first; reused for :data:`SCAN_TTL` seconds."""
+    key = (id(app), campaign)
+    now = time.monotonic()
+    with _scans_lock:
+        found = _scans.get(key)
+        if found is not None and now - found[0] < SCAN_TTL:
+            return found[1]
     marker = f"{campaign}/.bzr/branch/last-revision"
     moved = []
     for codebase in app.storage.codebases()[:MAX_SCANNED]:
@@ -132,6 +148,17 @@ def campaign_feed(app: StoreApp, req: Request, campaign: str) -> list[bytes]:
         except (errors.PathError, errors.TransportError, OSError):
             continue
     moved.sort(reverse=True)
+    with _scans_lock:
+        if len(_scans) > 1000:
+            _scans.clear()
+        _scans[key] = (now, moved)
+    return moved
+
+
+def campaign_feed(app: StoreApp, req: Request, campaign: str) -> list[bytes]:
+    if campaign not in app.campaigns:
+        raise HTTPError(404, f"unknown campaign: {campaign}")
+    moved = _moved(app, campaign)
     root = browse.public_root(app, req)
     entries, shown = [], []
     for _, codebase in moved:
