@@ -323,6 +323,7 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
         "codebase",
         codebase,
         as_json,
+        public_root(app, req),
         *(
             x
             for ref, tip in zip(refs, tips)
@@ -467,6 +468,7 @@ def branch_page(
         "branch",
         codebase,
         as_json,
+        public_root(app, req),
         *segments,
         tip,
         tip_revno,

@@ -39,19 +39,18 @@ def etag(*parts: object) -> str:
 def not_modified(
     req: Request, tag: str, cache: tuple[str, str] = IMMUTABLE
 ) -> list[bytes] | None:
-    """The ``304`` answer when the client holds ``tag``; else, for an
-    immutable page, the page from :data:`PAGES` if it is there; else None."""
+    """The ``304`` answer when the client holds ``tag``; else the page from
+    :data:`PAGES` if it is there; else None."""
     held = req.environ.get("HTTP_IF_NONE_MATCH", "")
     tags = {t.strip().removeprefix("W/") for t in held.split(",")}
     if held and (tag in tags or "*" in tags):
         req.respond(304, None, [("ETag", tag), cache])
         return [b""]
-    if cache == IMMUTABLE:
-        found = PAGES.get(req, tag)
-        if found is not None:
-            headers, body = found
-            req.respond(200, None, headers)
-            return [body]
+    found = PAGES.get(req, tag)
+    if found is not None:
+        headers, body = found
+        req.respond(200, None, headers)
+        return [body]
     return None
 
 
@@ -67,10 +66,11 @@ def pairs(items: Iterable[tuple[object, object]]) -> list[object]:
 
 
 class PageCache:
-    """Rendered pages addressed by revision id, by their ``ETag``: at most
-    ``max_bytes`` of bodies in all (least recently used out first), none
-    larger than ``max_page``.  Such a page never changes: a hit is served
-    as it was (the view has checked the codebase and revision first)."""
+    """Rendered pages by their ``ETag``: at most ``max_bytes`` of bodies in
+    all (least recently used out first), none larger than ``max_page``.  A
+    page's ETag is derived from all it shows, so a hit is that page (the
+    view computes the ETag, having checked the codebase, revision or tip,
+    before it asks)."""
 
     def __init__(
         self, max_bytes: int = 32 * 1024 * 1024, max_page: int = 1024 * 1024
@@ -95,10 +95,10 @@ class PageCache:
     def put(
         self, req: Request, headers: Iterable[tuple[str, str]], body: bytes
     ) -> None:
-        """Keep the page if its headers make it immutable (with its ETag);
-        pages are kept per mount point (``SCRIPT_NAME``: their links)."""
+        """Keep the page under its ETag (which names all it shows); pages
+        are kept per mount point (``SCRIPT_NAME``: their links)."""
         headers = list(headers)
-        if IMMUTABLE not in headers or len(body) > self.max_page:
+        if len(body) > self.max_page:
             return
         tag = next((v for k, v in headers if k == "ETag"), None)
         if tag is None:
