@@ -1,8 +1,8 @@
 """A revision's tree as a ``.tar.gz``, streamed.
 
-``GET /bzr/CODEBASE/+tarball?rev=REVID`` sends breezy's own tar.gz export
-of the tree as it is made: one file's text at a time is in memory, never
-the whole archive.  The download holds a reader's slot of the stream
+``GET /bzr/CODEBASE/+tarball?rev=REVID`` sends the tree as a tar.gz made
+as it is sent (:func:`tgz_stream`): one file's text at a time is in
+memory, as the repository gives it, never the whole archive.  The download holds a reader's slot of the stream
 budget from before its first byte to its last (503 with ``Retry-After``
 when none is free).  Every entry carries the revision's date; nested trees
 are not followed.
@@ -11,9 +11,10 @@ are not followed.
 from __future__ import annotations
 
 import re
+import tarfile
+import zlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
-
-from breezy import archive
 
 from .. import history
 from ..http import Request
@@ -56,9 +57,7 @@ def tarball(app: StoreApp, req: Request, codebase: str) -> common.Released:
             *caching.headers(tag),
         ],
     )
-    chunks = archive.create_archive(
-        "tgz", tree, name, root=root, force_mtime=timestamp, recurse_nested=False
-    )
+    chunks = tgz_stream(tree, root, timestamp)
 
     def release() -> None:
         try:
@@ -67,6 +66,84 @@ def tarball(app: StoreApp, req: Request, codebase: str) -> common.Released:
             repo.unlock()
 
     return common.Released((c for c in chunks if c), release)
+
+
+#: Bytes of compressed output gathered before they are sent.
+SEND_BYTES = 64 * 1024
+#: Bytes of a file's text handed to the compressor at a time.
+FEED_BYTES = 1024 * 1024
+
+
+def tgz_stream(tree, root: str, mtime: float) -> Iterator[bytes]:
+    """The tree as a gzip-compressed tar archive below ``root/``, made as
+    it is sent: each file's text goes from the repository's stream to the
+    compressor in pieces, with no copy of the archive or of the file in a
+    tar buffer (breezy's own export holds several)."""
+    deflate = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip stream
+    out: list[bytes] = []
+    size = 0
+    written = 0
+
+    def put(data: bytes):
+        nonlocal size, written
+        written += len(data)
+        for start in range(0, len(data), FEED_BYTES):
+            piece = deflate.compress(data[start : start + FEED_BYTES])
+            if piece:
+                out.append(piece)
+                size += len(piece)
+
+    def ready() -> bool:
+        return size >= SEND_BYTES
+
+    def take() -> bytes:
+        nonlocal size
+        chunk = b"".join(out)
+        out.clear()
+        size = 0
+        return chunk
+
+    with tree.lock_read():
+        for path, entry in tree.iter_entries_by_dir():
+            if not path:
+                continue
+            info = tarfile.TarInfo(f"{root}/{path}")
+            info.mtime = int(mtime)
+            if entry.kind == "file":
+                info.type = tarfile.REGTYPE
+                info.mode = 0o755 if entry.executable else 0o644
+                info.size = tree.get_file_size(path)
+            elif entry.kind == "symlink":
+                info.type = tarfile.SYMTYPE
+                info.mode = 0o777
+                info.linkname = entry.symlink_target or ""
+            else:  # a directory, or a nested tree (not followed)
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                info.name += "/"
+            put(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+            if entry.kind == "file":
+                sent = 0
+                for _, content in tree.iter_files_bytes([(path, None)]):
+                    for piece in content:
+                        put(piece)
+                        sent += len(piece)
+                        if ready():
+                            yield take()
+                if sent != info.size:
+                    raise ValueError(f"{path}: {sent} bytes, not {info.size}")
+                if sent % tarfile.BLOCKSIZE:
+                    put(NUL * (tarfile.BLOCKSIZE - sent % tarfile.BLOCKSIZE))
+            if ready():
+                yield take()
+    put(NUL * (2 * tarfile.BLOCKSIZE))
+    if written % tarfile.RECORDSIZE:
+        put(NUL * (tarfile.RECORDSIZE - written % tarfile.RECORDSIZE))
+    out.append(deflate.flush())
+    yield take()
+
+
+NUL = b"\0"
 
 
 def _timestamp(repo, revid: bytes) -> float:
