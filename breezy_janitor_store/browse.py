@@ -34,7 +34,7 @@ from breezy.revision import NULL_REVISION, Revision
 
 from . import diff, history, layout
 from .browser import caching, render, urls
-from .browser.common import json_response, revid_text, wants_json
+from .browser.twins import json_response, revid_text, scope, wants_json
 from .http import HTTPError, Request
 from .policies import is_listed
 
@@ -321,6 +321,7 @@ def codebase_page(app: StoreApp, req: Request, codebase: str) -> list[bytes]:
     as_json = wants_json(req)
     tag = caching.etag(
         "codebase",
+        *scope(app, repo),
         codebase,
         as_json,
         public_root(app, req),
@@ -466,6 +467,7 @@ def branch_page(
     as_json = wants_json(req)
     tag = caching.etag(
         "branch",
+        *scope(app, repo),
         codebase,
         as_json,
         public_root(app, req),
@@ -664,6 +666,7 @@ def revision_page(
     )
     tag = caching.etag(
         "revision",
+        *scope(app, repo),
         codebase,
         revid,
         as_json,
@@ -859,7 +862,9 @@ def compare_page(
     for revid in (old, new):
         if not history.has_revision(repo, revid):
             raise HTTPError(404, f"no such revision: {_revid_text(revid)}")
-    tag = caching.etag("compare", codebase, old, new, *_diff_settings(app))
+    tag = caching.etag(
+        "compare", codebase, old, new, *_diff_settings(app), *scope(app, repo)
+    )
     cached = caching.not_modified(req, tag)
     if cached is not None:
         return cached

@@ -30,7 +30,9 @@ def annotate_view(
 ) -> list[bytes]:
     repo, tree, path, revid, size = blob.open_file(app, req, codebase, path)
     as_json = common.wants_json(req)
-    tag = caching.etag("annotate", codebase, revid, path, as_json)
+    tag = caching.etag(
+        "annotate", codebase, revid, path, as_json, *common.scope(app, repo)
+    )
     cached = caching.not_modified(req, tag)
     if cached is not None:
         repo.unlock()

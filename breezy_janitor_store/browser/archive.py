@@ -31,7 +31,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 def tarball(app: StoreApp, req: Request, codebase: str) -> common.Released:
     repo = common.repository(app, codebase)
     revid = common.revision_arg(req)
-    tag = caching.etag("tarball", codebase, revid)
+    tag = caching.etag("tarball", codebase, revid, *common.scope(app, repo))
     with repo.lock_read():
         common.revision_tree(repo, revid)  # 404 unless present
     cached = caching.not_modified(req, tag)

@@ -131,7 +131,7 @@ def file_view(
     app: StoreApp, req: Request, codebase: str, path: str | None = None
 ) -> list[bytes]:
     repo, tree, path, revid, size = open_file(app, req, codebase, path)
-    tag = caching.etag("file", codebase, revid, path)
+    tag = caching.etag("file", codebase, revid, path, *common.scope(app, repo))
     cached = caching.not_modified(req, tag)
     if cached is not None:
         repo.unlock()
@@ -199,7 +199,7 @@ def raw_file(
     app: StoreApp, req: Request, codebase: str, path: str | None = None
 ) -> common.Released:
     repo, tree, path, revid, size = open_file(app, req, codebase, path)
-    tag = caching.etag("raw", codebase, revid, path)
+    tag = caching.etag("raw", codebase, revid, path, *common.scope(app, repo))
     cached = caching.not_modified(req, tag)
     if cached is not None:
         repo.unlock()

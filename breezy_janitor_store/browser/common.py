@@ -20,6 +20,7 @@ from breezy.transport import NoSuchFile
 
 from .. import browse, diff
 from ..http import HTTPError, Request
+from .twins import json_response, revid_text, scope, wants_json
 
 if TYPE_CHECKING:
     from breezy.repository import Repository
@@ -34,12 +35,16 @@ __all__ = [
     "base",
     "crumbs",
     "heavy_slot",
+    "json_response",
     "page_number",
     "query",
     "repository",
+    "revid_text",
     "revision_arg",
     "revision_tree",
+    "scope",
     "tree_path",
+    "wants_json",
 ]
 
 #: Longest revision id a request may name (breezy's own are under 100).
@@ -187,35 +192,3 @@ class Released:
                 close()
         finally:
             self._release()
-
-
-def wants_json(req: Request) -> bool:
-    """Whether the client prefers the page's JSON twin (``Accept``)."""
-    from ..api import negotiate
-
-    offers = ("text/html", "application/json")
-    return negotiate(req.environ.get("HTTP_ACCEPT"), offers) == "application/json"
-
-
-def revid_text(revid: bytes | None) -> str | None:
-    return None if revid is None else revid.decode("utf-8", "replace")
-
-
-def json_response(
-    req: Request, value: object, headers: Iterable[tuple[str, str]] = ()
-) -> list[bytes]:
-    """``value`` as the JSON twin of a page (with the page's validators)."""
-    import json
-
-    from . import caching
-
-    body = json.dumps(value, ensure_ascii=True, sort_keys=True).encode("ascii")
-    all_headers = [
-        ("Content-Length", str(len(body))),
-        ("Content-Type", "application/json"),
-        ("X-Content-Type-Options", "nosniff"),
-        *headers,
-    ]
-    req.respond(200, None, all_headers)
-    caching.PAGES.put(req, all_headers, body)
-    return [body]

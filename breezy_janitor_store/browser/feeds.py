@@ -98,7 +98,7 @@ def branch_feed(
         raise HTTPError(404, f"no such branch: {'/'.join((codebase, *segments))}")
     with branch.lock_read():
         tip = branch.last_revision()
-    tag = caching.etag("atom", codebase, *segments, tip)
+    tag = caching.etag("atom", codebase, *segments, tip, *common.scope(app, repo))
     line = history.mainline(repo, tip)[:FEED_ENTRIES] if tip != NULL_REVISION else []
     with repo.lock_read():
         present = repo.has_revisions(line)
@@ -181,7 +181,9 @@ def campaign_feed(app: StoreApp, req: Request, campaign: str) -> list[bytes]:
         entries.append(_entry(root, codebase, tip, rev, f"{codebase}: "))
         shown.append((codebase, tip))
     entries.sort(key=lambda e: e["updated"], reverse=True)
-    tag = caching.etag("campaign-atom", campaign, *caching.pairs(shown))
+    tag = caching.etag(
+        "campaign-atom", campaign, *caching.pairs(shown), *common.scope(app, None)
+    )
     return _respond(
         req,
         tag,

@@ -37,7 +37,9 @@ def file_log(
         repo.unlock()
         raise
     as_json = common.wants_json(req)
-    tag = caching.etag("log", codebase, revid, path, number, as_json)
+    tag = caching.etag(
+        "log", codebase, revid, path, number, as_json, *common.scope(app, repo)
+    )
     cached = caching.not_modified(req, tag)
     if cached is not None:
         repo.unlock()

@@ -35,7 +35,9 @@ def tree_view(
     with repo.lock_read():
         tree = common.revision_tree(repo, revid)
         as_json = common.wants_json(req)
-        tag = caching.etag("tree", codebase, revid, path, number, as_json)
+        tag = caching.etag(
+            "tree", codebase, revid, path, number, as_json, *common.scope(app, repo)
+        )
         cached = caching.not_modified(req, tag)
         if cached is not None:
             return cached
