@@ -32,8 +32,8 @@ REPO = os.path.dirname(HERE)
 _STORE = """
 import sys
 from paste import httpserver
-from breezy_janitor_store.app import StoreApp
-from breezy_janitor_store.storage import Storage
+from breezy_janitor_store.web.app import StoreApp
+from breezy_janitor_store.store.storage import Storage
 app = StoreApp(face="public", storage=Storage(sys.argv[1]), campaigns=[sys.argv[2]])
 httpserver.serve(app, host="127.0.0.1", port=sys.argv[3], use_threadpool=True,
                  threadpool_workers=8)

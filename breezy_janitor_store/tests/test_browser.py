@@ -528,7 +528,7 @@ class CachingTests(BrowserTestCase):
                 self.assertEqual((code, body), (304, b""))
 
     def test_immutable_pages_are_kept_in_the_process(self) -> None:
-        from ..browser import caching
+        from ..web.browser import caching
 
         keys = lambda: {tag for _, tag in caching.PAGES._pages}
         for url in (
@@ -555,7 +555,7 @@ class CachingTests(BrowserTestCase):
         self.assertEqual(first, second)
 
     def test_the_page_cache_is_bounded(self) -> None:
-        from ..browser import caching
+        from ..web.browser import caching
 
         class Req:
             environ: ClassVar[dict] = {}
@@ -714,7 +714,7 @@ class CodebaseListPagingTests(StoreTestCase):
     """The codebase list is paged: thousands are never one page."""
 
     def test_pages(self) -> None:
-        from ..storage import Storage
+        from ..store.storage import Storage
 
         storage = Storage(self.storage_dir)
         count = browse.CODEBASES_PAGE_SIZE + 1

@@ -69,7 +69,7 @@ def crumbs(
 ) -> list[tuple[str, str | None]]:
     b = base(face, req)
     return [
-        ("Home", browse.face.home(req)),
+        ("Home", face.home(req)),
         ("bzr", b + "/"),
         (codebase, f"{b}/{codebase}/"),
         *rest,
