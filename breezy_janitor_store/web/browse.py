@@ -8,8 +8,8 @@ script, no frames, no forms), ``nosniff``, ``X-Frame-Options: DENY`` and
 ``/`` says what the store is; ``/bzr/`` lists the codebases; a codebase page
 lists its branches with the command to branch each; a branch page shows its
 recent history (paged) and tags (at most :data:`MAX_TAGS`; unreadable
-tags are said to be so); a revision page shows its message,
-metadata and the diff against its left-hand parent.  Every value that comes
+tags are said to be so); revision and compare pages are in
+:mod:`.browser.revision`, the other views in :mod:`.browser`.  Every value that comes
 from a repository or a request is escaped with :func:`esc` (which also
 replaces control characters and lone surrogates); a revision's text, date,
 authors or bugs that cannot be read are shown as unreadable, never an error.
