@@ -193,6 +193,7 @@ class StoreApp:
     public_url = _OnFace("public_url")
     diff_timeout = _OnFace("diff_timeout")
     diff_limits = _OnFace("diff_limits")
+    revision_info_limit = _OnFace("revision_info_limit")
     stream_budget = _OnFace("stream_budget", smart=True)
     lock_lease = _OnFace("lock_lease", smart=True)
     break_locks_older_than = _OnFace("break_locks_older_than", smart=True)
