@@ -47,16 +47,23 @@ setup(
         "breezy_janitor_store.smart",
         "breezy_janitor_store.policy",
         "breezy_janitor_store.web",
+        "breezy_janitor_store.web.browser",
         "breezy.plugins.janitor_store",
     ],
+    package_data={
+        "breezy_janitor_store.web": ["templates/*.html", "templates/*.css", "templates/*.xml"]
+    },
     package_dir={"breezy.plugins.janitor_store": "breezy_janitor_store/plugin"},
     install_requires=[
         "breezy>=3.3,<3.4",
         "configobj",
         "fastbencode",
+        "jinja2>=3.0",  # the public face's page templates
+        "markupsafe",  # markup the templates do not escape again
         "paste",
         "patiencediff",  # breezy's matcher, used by the store's diff writer
         "psycopg>=3.1",
+        "pygments",  # highlighting in the public face's file view
         "psycopg-pool",
         "prometheus-client",
         "vcsgraph",  # breezy's graphs (see breezy_janitor_store/store/patches/cycles.py)

@@ -1,4 +1,4 @@
-"""``python -m benchmarks [load|multiprocess|forged]``: see :mod:`benchmarks.run`,
+"""``python -m benchmarks [load|multiprocess|forged|browse]``: see :mod:`benchmarks.run`,
 :mod:`benchmarks.load`, :mod:`benchmarks.multiprocess` and
 :mod:`benchmarks.forged`."""
 
@@ -10,6 +10,10 @@ if sys.argv[1:2] == ["load"]:
     sys.exit(main(sys.argv[2:]))
 if sys.argv[1:2] == ["forged"]:
     from .forged import main
+
+    sys.exit(main(sys.argv[2:]))
+if sys.argv[1:2] == ["browse"]:
+    from .browse import main
 
     sys.exit(main(sys.argv[2:]))
 if sys.argv[1:2] == ["multiprocess"]:

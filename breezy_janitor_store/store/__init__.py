@@ -22,7 +22,9 @@
   distance from ``null:``;
 * ``isolation``: other plugins' hooks are dropped; ``budget``: the stream
   budget and the memory bounds of one answer; ``context``: the current
-  request's id, for log lines at any layer;
+  request's id, for log lines at any layer; ``dircap``: how many campaign
+  and role directories a codebase may have; ``tipcheck``: the tips a push
+  would make;
 * ``patches``: the breezy and vcsgraph patches the store needs, installed
   explicitly by the entry points.
 """

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import struct
-import subprocess
 import tempfile
 import threading
 import unittest
@@ -25,6 +24,7 @@ from ..store.diff import DEFAULT_TIMEOUT
 from ..web import browse
 from ..web.server import make_server
 from .support.api_fixtures import COMMITTER, SharedStore, big_store, hello_store
+from .support.chromium import ChromiumMixin
 from .support.features import CHROMIUM as CHROMIUM_FEATURE
 from .support.features import HTML5LIB, require
 from .support.fixtures import brz, http_request
@@ -93,7 +93,10 @@ class BrowseTestCase(unittest.TestCase):
         )
         self.assertEqual(code, status, body)
         if status != 200:
-            self.assertTrue(headers["Content-Type"].startswith("text/plain"))
+            # a browser's refusal is a page with a way back
+            self.assertEqual(headers["Content-Type"], "text/html; charset=utf-8")
+            self.check_html(body, path)
+            self.assertIn("/bzr/", Page(body).links)
             return body
         self.assertEqual(headers["Content-Type"], "text/html; charset=utf-8")
         self.check_html(body, path)
@@ -244,6 +247,22 @@ class PageTests(BrowseTestCase):
             body = self.get(path, 404)
             self.assertNotIn(self.shared.tmp.encode(), body)
 
+    def test_refusals_stay_plain_text_for_other_clients(self) -> None:
+        for accept in (None, "*/*", "text/plain, text/html;q=0.5"):
+            with self.subTest(accept=accept):
+                code, headers, body = http_request(
+                    self.store.public_root + "/bzr/nothing/",
+                    headers={"Accept": accept} if accept else {},
+                )
+                self.assertEqual(code, 404)
+                self.assertTrue(headers["Content-Type"].startswith("text/plain"))
+                self.assertEqual(body, b"no such codebase: nothing\n")
+
+    def test_error_page_links_back_to_the_codebase(self) -> None:
+        body = self.get("/bzr/hello/+revision/nobody@example.com-1-x", 404)
+        self.assertIn("/bzr/hello/", Page(body).links)
+        self.assertIn("no such revision: nobody@example.com-1-x", Page(body).all_text)
+
     def test_slow_diff_is_cut_off_with_a_note(self) -> None:
         app = self.store.public_app
         app.diff_timeout = 1e-9
@@ -357,46 +376,12 @@ def _build_long() -> SharedStore:
     return shared
 
 
-class ChromiumTests(BrowseTestCase):
+class ChromiumTests(BrowseTestCase, ChromiumMixin):
     """The pages in a real headless browser."""
 
     def setUp(self) -> None:
         super().setUp()
         require(self, CHROMIUM_FEATURE)
-
-    def chromium(self, url: str, *args: str) -> subprocess.CompletedProcess:
-        profile = tempfile.mkdtemp(prefix="bjs-chromium-")
-        self.addCleanup(shutil.rmtree, profile, ignore_errors=True)
-        return subprocess.run(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                *args,
-                url,
-            ],
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-
-    def csp_violations(self, url: str) -> list[str]:
-        """Chromium's console lines about the Content Security Policy."""
-        proc = self.chromium(url, "--enable-logging=stderr", "--v=0", "--dump-dom")
-        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
-        self.assertIn(b"</html>", proc.stdout)
-        return [
-            line
-            for line in proc.stderr.decode(errors="replace").splitlines()
-            if "Content Security Policy" in line
-        ]
 
     def test_pages_break_no_content_security_policy(self) -> None:
         for url in self.html_pages():

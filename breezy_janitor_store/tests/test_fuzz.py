@@ -283,7 +283,12 @@ class RequestPathTests(StoreTestCase):
         st.sampled_from([ADMIN, PUBLIC]),
         st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE"]),
         hostile_paths,
-        st.sampled_from(["/.bzr/smart", "/locks", "/", "", "/diff"]),
+        st.sampled_from(
+            ["/.bzr/smart", "/locks", "/", "", "/diff"]
+            + ["/+tree/", "/+file/x?rev=null:", "/+raw/a/b?rev=x", "/+tarball?rev=x"]
+            + ["/+annotate/%FF?rev=x", "/+log/x?rev=x&page=0", "/+compare/a..b"]
+            + ["/lintian-fixes/+atom", "/+atom", "/?page=-1", "/+tree/x?rev=%00"]
+        ),
         st.sampled_from([b"", hostile.encode_request(b"hello"), b"\x00" * 7]),
     )
     def test_any_target(self, face, method, path, suffix, body) -> None:

@@ -170,6 +170,22 @@ class InstalledFilesTests(unittest.TestCase):
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
         self.assertIn("Ran 0 tests", proc.stdout + proc.stderr)
 
+    def test_every_module_and_template_is_installed(self) -> None:
+        """Every module of the library (subpackages included) and every
+        file of the page templates is in the build."""
+        missing = []
+        for top, dirs, files in os.walk(PACKAGE_DIR):
+            dirs[:] = [d for d in dirs if d not in ("tests", "__pycache__")]
+            rel = os.path.relpath(top, PACKAGE_DIR)
+            if rel.split(os.sep)[0] == "plugin":
+                continue  # installed as breezy/plugins/janitor_store
+            for name in files:
+                if name.endswith(".py") or os.sep + "templates" in os.sep + rel:
+                    where = os.path.join(self.lib, "breezy_janitor_store", rel, name)
+                    if not os.path.exists(where):
+                        missing.append(os.path.join(rel, name))
+        self.assertEqual(missing, [])
+
     def test_python_m_is_brz_janitor_store(self) -> None:
         def run(*command: str) -> tuple[int, str, str]:
             proc = subprocess.run(

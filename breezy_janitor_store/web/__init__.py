@@ -11,7 +11,9 @@
 * ``filters``: request ids, path checks, HEAD, access log; ``logs``: one
   log format; ``metrics`` and ``opsmetrics``: Prometheus metrics;
 * ``server``: the embedded HTTP server; ``connguard``: its request-head
-  deadline and connections per client address; ``framing``: ambiguous
+  deadline and connections per address; ``framing``: ambiguous
   ``Content-Length`` refused;
-* ``revinfo``: revision-info's reader slot, timeout and entry cap.
+* ``revinfo``: revision-info's slot, timeout and cap;
+* ``browser`` (``browser/``): the public face's code browser (trees, files, annotations,
+  feeds, downloads), its pages made from ``templates/``.
 """

@@ -30,7 +30,8 @@ from ..policy.policies import PolicyUnavailable
 from ..store import branches, diff, history, layout, locks
 from ..store.context import current_request_id
 from . import browse, revinfo
-from .http import HTTPError, Request
+from .browser import revision
+from .http import HTTPError, Request, negotiate
 
 if TYPE_CHECKING:
     from .face import Face
@@ -74,43 +75,6 @@ _MAX_FORM = 64 * 1024
 
 
 # -- codebase lists --
-
-
-def negotiate(accept: str | None, offers: tuple[str, ...]) -> str | None:
-    """The offer ``accept`` prefers (RFC 9110 q-values), ``None`` if none.
-
-    Each offer takes the quality of the most specific range matching it;
-    ties go to the earlier offer.
-    """
-    ranges = []
-    for item in (accept or "*/*").split(","):
-        media, *params = (p.strip() for p in item.split(";"))
-        if "/" not in media:
-            continue
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        ranges.append((media.lower(), min(max(q, 0.0), 1.0)))
-    best, best_q = None, 0.0
-    for offer in offers:
-        kind = offer.split("/")[0] + "/*"
-        matches = [
-            (specificity, q)
-            for media, q in ranges
-            for specificity, pattern in ((2, offer), (1, kind), (0, "*/*"))
-            if media == pattern
-        ]
-        if not matches:
-            continue
-        q = max(matches)[1]
-        if q > best_q:
-            best, best_q = offer, q
-    return best
 
 
 def list_codebases(face: Face, req: Request) -> list[bytes]:
@@ -405,7 +369,7 @@ def revision_page(
         raw = revid.encode("latin-1")  # PEP 3333: PATH_INFO bytes as latin-1
     except UnicodeEncodeError:
         raw = revid.encode("utf-8")  # servers that decode it as UTF-8
-    return browse.revision_page(face, req, codebase, raw)
+    return revision.revision_page(face, req, codebase, raw)
 
 
 # -- held locks (admin face) --

@@ -37,6 +37,15 @@ from ..store.diff import DEFAULT_TIMEOUT as DEFAULT_DIFF_TIMEOUT
 from ..store.diff import DiffLimits
 from ..store.storage import Storage
 from . import api, browse, files, filters, metrics, smart
+from .browser import annotate as browser_annotate
+from .browser import archive as browser_archive
+from .browser import blob as browser_blob
+from .browser import compare as browser_compare
+from .browser import feeds as browser_feeds
+from .browser import filelog as browser_filelog
+from .browser import revision as browser_revision
+from .browser import tree as browser_tree
+from .browser.errors import html_refusal
 from .face import ADMIN, PUBLIC, PUBLIC_PREFIX, Face, SmartSettings
 from .http import HTTPError, Request, Router
 
@@ -184,6 +193,7 @@ class StoreApp:
     public_url = _OnFace("public_url")
     diff_timeout = _OnFace("diff_timeout")
     diff_limits = _OnFace("diff_limits")
+    revision_info_limit = _OnFace("revision_info_limit")
     stream_budget = _OnFace("stream_budget", smart=True)
     lock_lease = _OnFace("lock_lease", smart=True)
     break_locks_older_than = _OnFace("break_locks_older_than", smart=True)
@@ -224,7 +234,11 @@ class StoreApp:
                 current_request_id(),
             )
             status, reason, headers = 500, "internal server error", []
-        return req.text(status, reason, _closing(req, headers))
+        headers = _closing(req, headers)
+        page = html_refusal(self.face, req, status, reason, headers)
+        if page is not None:
+            return page
+        return req.text(status, reason, headers)
 
 def _codebase_in(path: str, prefix: str) -> str:
     """The codebase a request path names (its first segment after the face's prefix)."""
@@ -263,6 +277,16 @@ class Route:
 
 _CB = api.CODEBASE
 _NAME = api.NAME
+#: The code browser's views: ``/bzr/CODEBASE/+KIND`` then ``REST``.
+BROWSER_VIEWS = (
+    ("tree", r"(?:/(?P<path>.*))?", "tree", browser_tree.tree_view),
+    ("file", r"/(?P<path>.+)", "file", browser_blob.file_view),
+    ("raw", r"/(?P<path>.+)", "raw", browser_blob.raw_file),
+    ("annotate", r"/(?P<path>.+)", "annotate", browser_annotate.annotate_view),
+    ("log", r"/(?P<path>.+)", "file-log", browser_filelog.file_log),
+    ("tarball", "", "tarball", browser_archive.tarball),
+    ("compare", r"/(?P<spec>.+)", "compare", browser_compare.compare),
+)
 
 #: Every route of both faces, tried in order.
 ROUTES: tuple[Route, ...] = (
@@ -321,6 +345,32 @@ ROUTES: tuple[Route, ...] = (
         rf"{PUBLIC_PREFIX}/{_CB}/\+revision/(?P<revid>.+)",
         "browse-revision",
         api.revision_page,
+    ),
+    # the code browser (web/browser/)
+    Route(
+        (PUBLIC,),
+        "GET",
+        rf"{PUBLIC_PREFIX}/{_CB}/(?P<campaign>{_NAME})(?:/(?P<role>{_NAME}))?/\+atom",
+        "browse-branch-atom",
+        browser_feeds.branch_feed,
+    ),
+    Route(
+        (PUBLIC,),
+        "GET",
+        rf"{PUBLIC_PREFIX}/{_CB}/(?P<campaign>{_NAME})(?:/(?P<role>{_NAME}))?/\+revno/(?P<revno>[0-9]{{1,9}})",
+        "browse-revno",
+        browser_revision.revno_page,
+    ),
+    Route(
+        (PUBLIC,),
+        "GET",
+        rf"{PUBLIC_PREFIX}/\+atom/(?P<campaign>{_NAME})",
+        "browse-campaign-atom",
+        browser_feeds.campaign_feed,
+    ),
+    *(
+        Route((PUBLIC,), "GET", rf"{PUBLIC_PREFIX}/{_CB}/\+{kind}{rest}", f"browse-{name}", view)
+        for kind, rest, name, view in BROWSER_VIEWS
     ),
     # the public face's branch URLs without /bzr/ (after every other route)
     Route((PUBLIC,), "POST", _SMART_PATH, "smart-without-prefix", smart.missing_prefix),

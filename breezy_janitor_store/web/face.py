@@ -81,6 +81,8 @@ class Face:
     diff_limits: DiffLimits
     smart: SmartSettings
     prefix: str = field(init=False)
+    #: Most entries of a revision-info answer (None: ``revinfo.MAX_ENTRIES``).
+    revision_info_limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.name not in (ADMIN, PUBLIC):

@@ -141,13 +141,7 @@ def directory(
             return browse.codebase_page(face, req, codebase)
         if on_disk:
             return browse.branch_page(face, req, codebase, campaign, role)
-        title = "/".join((codebase, *segments))
-        body = browse.page(
-            title,
-            [(codebase, None)],
-            f"<h1>{browse.esc(title)}</h1>\n<p>No branch here yet.</p>\n",
-        )
-        return browse.respond_html(req, body)
+        return browse.empty_directory_page(face, req, codebase, segments)
     # (a directory of a codebase without repository holds nothing of it)
     listed = face.storage.has_repository(codebase) and _exists(where, ".")
     return _text(req, _names(where) if listed else [])

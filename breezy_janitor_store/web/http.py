@@ -8,7 +8,7 @@ from typing import Any
 
 from ..policy.policies import Environ
 
-__all__ = ["ENDPOINT_KEY", "STATUS", "HTTPError", "Request", "Router"]
+__all__ = ["ENDPOINT_KEY", "STATUS", "HTTPError", "Request", "Router", "negotiate"]
 
 #: environ key where the router names the endpoint it chose (the metrics label).
 ENDPOINT_KEY = "breezy_janitor_store.endpoint"
@@ -16,6 +16,7 @@ ENDPOINT_KEY = "breezy_janitor_store.endpoint"
 STATUS = {
     200: "OK",
     206: "Partial Content",
+    304: "Not Modified",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -125,3 +126,40 @@ class Router:
                 405, f"method {req.method} not allowed here", [("Allow", allow)]
             )
         raise HTTPError(404, "not found")
+
+
+def negotiate(accept: str | None, offers: tuple[str, ...]) -> str | None:
+    """The offer ``accept`` prefers (RFC 9110 q-values), ``None`` if none.
+
+    Each offer takes the quality of the most specific range matching it;
+    ties go to the earlier offer.
+    """
+    ranges = []
+    for item in (accept or "*/*").split(","):
+        media, *params = (p.strip() for p in item.split(";"))
+        if "/" not in media:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        ranges.append((media.lower(), min(max(q, 0.0), 1.0)))
+    best, best_q = None, 0.0
+    for offer in offers:
+        kind = offer.split("/")[0] + "/*"
+        matches = [
+            (specificity, q)
+            for media, q in ranges
+            for specificity, pattern in ((2, offer), (1, kind), (0, "*/*"))
+            if media == pattern
+        ]
+        if not matches:
+            continue
+        q = max(matches)[1]
+        if q > best_q:
+            best, best_q = offer, q
+    return best

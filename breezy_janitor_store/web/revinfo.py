@@ -33,7 +33,8 @@ T = TypeVar("T")
 
 def entry_limit(face: Face) -> int:
     """The face's cap on entries (its ``revision_info_limit``, if set)."""
-    return getattr(face, "revision_info_limit", MAX_ENTRIES)
+    limit = face.revision_info_limit
+    return MAX_ENTRIES if limit is None else limit
 
 
 def bounded(face: Face, work: Callable[[], T], what: str) -> T:
