@@ -151,11 +151,11 @@ def _seek_text(pack, start, length, basis_end, delta_end, size):
     if len(lines) < 3:
         return None
     try:
-        z_length = int(lines[0])
+        z_length, content_length = int(lines[0]), int(lines[1])
     except ValueError:
         return None
     pos += len(lines[0]) + len(lines[1]) + 2
-    if pos + z_length != length:
+    if pos + z_length != length or not 0 <= basis_end < delta_end <= content_length:
         return None
     pack.seek(start + pos)
     inflater = _Inflater(pack, z_length, CHUNK)
