@@ -1,6 +1,7 @@
-"""``python -m benchmarks [load|multiprocess|forged|browse]``: see :mod:`benchmarks.run`,
-:mod:`benchmarks.load`, :mod:`benchmarks.multiprocess` and
-:mod:`benchmarks.forged`."""
+"""``python -m benchmarks [load|multiprocess|forged|browse|browse-memory]``: see
+:mod:`benchmarks.run`, :mod:`benchmarks.load`, :mod:`benchmarks.multiprocess`,
+:mod:`benchmarks.forged`, :mod:`benchmarks.browse` and
+:mod:`benchmarks.browse_memory`."""
 
 import sys
 
@@ -14,6 +15,10 @@ if sys.argv[1:2] == ["forged"]:
     sys.exit(main(sys.argv[2:]))
 if sys.argv[1:2] == ["browse"]:
     from .browse import main
+
+    sys.exit(main(sys.argv[2:]))
+if sys.argv[1:2] == ["browse-memory"]:
+    from .browse_memory import main
 
     sys.exit(main(sys.argv[2:]))
 if sys.argv[1:2] == ["multiprocess"]:

@@ -11,6 +11,7 @@
 * ``storage``: the storage directory (codebases, shared repositories,
   their transports); ``branches``: opening branches and repositories
   through the jail; ``history`` and ``diff``: reading revisions;
+  ``textstream``: a file's text in pieces, never whole;
 * ``holders`` and ``locks``: lock records naming the worker, held locks
   (listing, breaking); ``gc``: abandoned uploads and obsolete packs;
 * ``provenance`` and ``contentcheck``: a revision is part of a writer's
@@ -22,9 +23,7 @@
   distance from ``null:``;
 * ``isolation``: other plugins' hooks are dropped; ``budget``: the stream
   budget and the memory bounds of one answer; ``context``: the current
-  request's id, for log lines at any layer; ``dircap``: how many campaign
-  and role directories a codebase may have; ``tipcheck``: the tips a push
-  would make;
+  request's id, for log lines at any layer;
 * ``patches``: the breezy and vcsgraph patches the store needs, installed
   explicitly by the entry points.
 """

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..policy.policies import Environ
 
-__all__ = ["ENDPOINT_KEY", "STATUS", "HTTPError", "Request", "Router", "negotiate"]
+__all__ = [
+    "ENDPOINT_KEY",
+    "STATUS",
+    "HTTPError",
+    "Released",
+    "Request",
+    "Router",
+    "negotiate",
+]
 
 #: environ key where the router names the endpoint it chose (the metrics label).
 ENDPOINT_KEY = "breezy_janitor_store.endpoint"
@@ -163,3 +171,32 @@ def negotiate(accept: str | None, offers: tuple[str, ...]) -> str | None:
         if q > best_q:
             best, best_q = offer, q
     return best
+
+
+class Released:
+    """A response body calling ``release`` exactly once: when it is done,
+    fails, or is closed (also when closed before its first chunk).  What
+    a streamed answer holds (a stream-budget slot, a read lock) is given
+    back through it."""
+
+    def __init__(self, body: Iterable[bytes], release: Callable[[], None]) -> None:
+        self._body = body
+        self._release = release
+        self._done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._body
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._release()

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 
 from breezy import errors
 
@@ -31,7 +31,7 @@ from ..store import holders, layout, locks, provenance
 from ..store.budget import RateWatch, StreamBudget
 from ..store.context import current_request_id
 from .face import Face
-from .http import HTTPError, Request
+from .http import HTTPError, Released, Request
 from .metrics import SMART_VERB_KEY
 
 __all__ = ["INCOMPLETE_RESPONSE", "RETRY_AFTER", "Admission", "missing_prefix", "serve"]
@@ -197,7 +197,7 @@ def serve(face: Face, req: Request, path: str) -> Iterable[bytes]:
             streamed = True  # the turn ends with the response body
             budget = turn.budget
             body = exchange.stream(turn.pace, budget.stall_window, turn.cut)
-            return _Releasing(body, turn.release)
+            return Released(body, turn.release)
         body = exchange.buffered()
     finally:
         if not streamed:
@@ -430,29 +430,6 @@ class _Turn:
         if self._held:
             self.budget.cut(self._writer)
         self.release()
-
-
-class _Releasing:
-    """A response body calling ``release`` once it is done or closed (also
-    when closed before its first chunk)."""
-
-    def __init__(self, body: Iterator[bytes], release: Callable[[], None]) -> None:
-        self._body = body
-        self._release = release
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            yield from self._body
-        finally:
-            self._release()
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._release()
 
 
 def _incomplete(req: Request, unread: int) -> list[bytes]:

@@ -1,8 +1,9 @@
 """A revision's tree as a ``.tar.gz``, streamed.
 
 ``GET /bzr/CODEBASE/+tarball?rev=REVID`` sends the tree as a tar.gz made
-as it is sent (:func:`tgz_stream`): one file's text at a time is in
-memory, as the repository gives it, never the whole archive.  The download holds a reader's slot of the stream
+as it is sent (:func:`tgz_stream`): a large file's text is read from its
+pack in pieces (:mod:`...store.textstream`), never the whole archive nor
+a whole large file.  The download holds a reader's slot of the stream
 budget from before its first byte to its last (503 with ``Retry-After``
 when none is free).  Every entry carries the revision's date; nested trees
 are not followed.
@@ -16,7 +17,7 @@ import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ...store import history
+from ...store import history, textstream
 from ..http import Request
 from . import blob, caching, common
 
@@ -57,7 +58,7 @@ def tarball(face: Face, req: Request, codebase: str) -> common.Released:
             *caching.headers(tag),
         ],
     )
-    chunks = tgz_stream(tree, root, timestamp)
+    chunks = tgz_stream(repo, tree, root, timestamp)
 
     def release() -> None:
         try:
@@ -74,11 +75,12 @@ SEND_BYTES = 64 * 1024
 FEED_BYTES = 1024 * 1024
 
 
-def tgz_stream(tree, root: str, mtime: float) -> Iterator[bytes]:
-    """The tree as a gzip-compressed tar archive below ``root/``, made as
-    it is sent: each file's text goes from the repository's stream to the
-    compressor in pieces, with no copy of the archive or of the file in a
-    tar buffer (breezy's own export holds several)."""
+def tgz_stream(repo, tree, root: str, mtime: float) -> Iterator[bytes]:
+    """The tree (of ``repo``) as a gzip-compressed tar archive below
+    ``root/``, made as it is sent: each file's text goes from the
+    repository to the compressor in pieces (:mod:`...store.textstream`),
+    with no copy of the archive or of a large file in memory (breezy's own
+    export holds several)."""
     deflate = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip stream
     out: list[bytes] = []
     size = 0
@@ -124,12 +126,11 @@ def tgz_stream(tree, root: str, mtime: float) -> Iterator[bytes]:
             put(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
             if entry.kind == "file":
                 sent = 0
-                for _, content in tree.iter_files_bytes([(path, None)]):
-                    for piece in content:
-                        put(piece)
-                        sent += len(piece)
-                        if ready():
-                            yield take()
+                for piece in textstream.text_chunks(repo, tree, path, FEED_BYTES):
+                    put(piece)
+                    sent += len(piece)
+                    if ready():
+                        yield take()
                 if sent != info.size:
                     raise ValueError(f"{path}: {sent} bytes, not {info.size}")
                 if sent % tarfile.BLOCKSIZE:

@@ -8,7 +8,7 @@ file with a NUL byte in its first :data:`SNIFF_BYTES` is binary: the page
 offers it as a download.
 
 ``GET /bzr/CODEBASE/+raw/PATH?rev=REVID`` sends the file's bytes as the
-repository holds them: ``text/plain`` (inline) for text, else
+repository holds them, read in pieces (:mod:`...store.textstream`): ``text/plain`` (inline) for text, else
 ``application/octet-stream`` (as an attachment), never a type a browser
 would run.  Files over :data:`HEAVY_BYTES` take a slot of the stream
 budget while they are read.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import posixpath
 import re
 import urllib.parse
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from pygments.lexers import get_lexer_for_filename
@@ -27,7 +26,7 @@ from pygments.lexers.special import TextLexer
 from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
 
-from ...store import history
+from ...store import history, textstream
 from ..http import HTTPError, Request
 from . import caching, common, render, urls
 
@@ -79,17 +78,19 @@ def open_file(face: Face, req: Request, codebase: str, path: str | None):
     return repo, tree, path, revid, size
 
 
-def read_prefix(tree, path: str, limit: int) -> tuple[bytes, bool]:
+def read_prefix(repo, tree, path: str, limit: int) -> tuple[bytes, bool]:
     """The first ``limit`` bytes of the file, and whether there are more;
-    the rest of its stream is not kept."""
+    the rest of its text is not read."""
     chunks, size = [], 0
-    for _, content in tree.iter_files_bytes([(path, None)]):
-        for chunk in content:
+    stream = textstream.text_chunks(repo, tree, path)
+    try:
+        for chunk in stream:
             chunks.append(chunk)
             size += len(chunk)
             if size > limit:
                 break
-        break
+    finally:
+        stream.close()
     data = b"".join(chunks)
     return data[:limit], len(data) > limit
 
@@ -139,7 +140,7 @@ def file_view(
     try:
         slot = common.heavy_slot(face) if size and size > HEAVY_BYTES else None
         try:
-            data, more = read_prefix(tree, path, VIEW_BYTES)
+            data, more = read_prefix(repo, tree, path, VIEW_BYTES)
             last_changed = tree.get_file_revision(path)
         finally:
             if slot is not None:
@@ -207,7 +208,7 @@ def raw_file(
     slot = None
     try:
         slot = common.heavy_slot(face) if size and size > HEAVY_BYTES else None
-        head, _ = read_prefix(tree, path, SNIFF_BYTES)
+        head, _ = read_prefix(repo, tree, path, SNIFF_BYTES)
     except BaseException:
         if slot is not None:
             slot.release()
@@ -237,9 +238,4 @@ def raw_file(
         finally:
             repo.unlock()
 
-    return common.Released(_chunks(tree, path), release)
-
-
-def _chunks(tree, path: str) -> Iterator[bytes]:
-    for _, content in tree.iter_files_bytes([(path, None)]):
-        yield from content
+    return common.Released(textstream.text_chunks(repo, tree, path), release)

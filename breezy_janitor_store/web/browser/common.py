@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from breezy import errors
@@ -20,7 +19,7 @@ from breezy.transport import NoSuchFile
 
 from ...store import diff
 from .. import browse
-from ..http import HTTPError, Request
+from ..http import HTTPError, Released, Request
 from .twins import json_response, revid_text, scope, wants_json
 
 if TYPE_CHECKING:
@@ -167,29 +166,3 @@ def heavy_slot(face: Face) -> diff.Slot:
     """A reader's slot of ``face.stream_budget`` (503 with ``Retry-After``
     when none comes free)."""
     return browse.diff_slot(face)
-
-
-class Released:
-    """A response body calling ``release`` once, when done or closed."""
-
-    def __init__(self, body: Iterable[bytes], release: Callable[[], None]) -> None:
-        self._body = body
-        self._release = release
-        self._done = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            yield from self._body
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._release()
