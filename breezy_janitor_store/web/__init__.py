@@ -13,7 +13,8 @@
 * ``server``: the embedded HTTP server; ``connguard``: its request-head
   deadline and connections per address; ``framing``: ambiguous
   ``Content-Length`` refused;
-* ``revinfo``: revision-info's slot, timeout and cap;
+* ``revinfo``: revision-info's slot, timeout and cap; ``validators``:
+  ``ETag``, ``304`` and ``Cache-Control`` of the API and file answers;
 * ``browser`` (``browser/``): the public face's code browser (trees, files, annotations,
   feeds, downloads), its pages made from ``templates/``.
 """

@@ -29,8 +29,8 @@ from breezy import errors
 from ..policy.policies import PolicyUnavailable
 from ..store import branches, diff, history, layout, locks
 from ..store.context import current_request_id
-from . import browse, revinfo
-from .browser import revision
+from . import browse, revinfo, validators
+from .browser import revision, twins
 from .http import HTTPError, Request, negotiate
 
 if TYPE_CHECKING:
@@ -85,11 +85,11 @@ def list_codebases(face: Face, req: Request) -> list[bytes]:
     names = face.storage.codebases()
     if kind == "text/html":
         return browse.codebase_list_page(face, req, names)
+    vary = [("Vary", "Accept")]
     if kind == JSON_TYPE:
-        return _json(req, names)
+        return validators.buffered(req, JSON_TYPE, json.dumps(names).encode(), vary)
     body = "".join(n + "\n" for n in names).encode("utf-8")
-    req.respond(200, "text/plain; charset=utf-8", [("Content-Length", str(len(body)))])
-    return [body]
+    return validators.buffered(req, "text/plain; charset=utf-8", body, vary)
 
 
 def repositories(face: Face, req: Request) -> list[bytes]:
@@ -102,8 +102,7 @@ def _json(req: Request, value: object, indent: int | None = None) -> list[bytes]
     body = json.dumps(value, indent=indent).encode("utf-8")
     if indent is not None:
         body += b"\n"
-    req.respond(200, JSON_TYPE, [("Content-Length", str(len(body)))])
-    return [body]
+    return validators.buffered(req, JSON_TYPE, body)
 
 
 # -- readiness --
@@ -221,10 +220,17 @@ def diff_view(face: Face, req: Request, codebase: str) -> Iterable[bytes]:
     ``face.diff_limits`` and a slot of ``face.stream_budget``."""
     repo, old, new, query = _revisions(face, req, codebase)
     path = _subpath(query)
-    if old == new:
-        req.respond(200, DIFF_TYPE, [("Content-Length", "0")])
-        return []
     limits = face.diff_limits
+    etag = validators.tag(
+        "diff", codebase, old, new, path or "", repr(limits), *twins.scope(face, repo)
+    )
+    cached = validators.not_modified(req, etag)
+    if cached is not None:
+        return cached
+    headers = [("ETag", etag), validators.IMMUTABLE]
+    if old == new:
+        req.respond(200, DIFF_TYPE, [("Content-Length", "0"), *headers])
+        return []
     stream = diff.DiffStream(
         lambda out: diff.write_revision_diff(repo, old, new, out, path, limits),
         face.diff_timeout,
@@ -237,7 +243,7 @@ def diff_view(face: Face, req: Request, codebase: str) -> Iterable[bytes]:
         raise HTTPError(504, str(e)) from None
     except errors.PathsNotVersionedError:
         raise HTTPError(404, f"no such path in either revision: {path}") from None
-    req.respond(200, DIFF_TYPE)
+    req.respond(200, DIFF_TYPE, headers)
     return stream
 
 
@@ -248,6 +254,12 @@ def revision_info(face: Face, req: Request, codebase: str) -> Iterable[bytes]:
     root = face.public_root(req)
     base = face.branches_url(req) if root else None
     limit = revinfo.entry_limit(face)
+    etag = validators.tag(
+        "revision-info", codebase, old, new, limit, base or "", *twins.scope(face, repo)
+    )
+    cached = validators.not_modified(req, etag)
+    if cached is not None:
+        return cached
 
     def collect() -> tuple[list[dict], bool]:
         revids = history.mainline(repo, new, old)
@@ -255,7 +267,9 @@ def revision_info(face: Face, req: Request, codebase: str) -> Iterable[bytes]:
         return list(items), len(revids) > limit
 
     items, cut = revinfo.bounded(face, collect, "revision-info")
-    headers = [(revinfo.TRUNCATED_HEADER, str(limit))] if cut else []
+    headers = [("ETag", etag), validators.IMMUTABLE]
+    if cut:
+        headers.append((revinfo.TRUNCATED_HEADER, str(limit)))
     if len(items) <= EAGER_REVISIONS:
         body = json.dumps(items).encode("utf-8")
         req.respond(200, JSON_TYPE, [("Content-Length", str(len(body))), *headers])

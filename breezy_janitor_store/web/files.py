@@ -34,7 +34,7 @@ from breezy import errors, urlutils
 from ..policy.policies import is_listed
 from ..store import layout
 from ..store.transport import StoreTransport
-from . import browse
+from . import browse, validators
 from .http import HTTPError, Request
 
 if TYPE_CHECKING:
@@ -162,14 +162,20 @@ def control_file(face: Face, req: Request, codebase: str, path: str) -> list[byt
         status = root.stat(relpath)
         if not _is_file(status):
             return _text(req, _names(root.clone(relpath)))
+        etag = validators.file_tag(status)
+        cache = validators.IMMUTABLE if _named_by_content(parts) else validators.REVALIDATE
+        cached = validators.not_modified(req, etag, cache)
+        if cached is not None:
+            return cached
         size = status.st_size
         ranges = _ranges(req.environ.get("HTTP_RANGE", ""), size)
         f = root.get(relpath)
     except (errors.PathError, errors.TransportError):
         # TransportError: no such name on this filesystem (too long, say)
         raise HTTPError(404, f"no such file: {codebase}/{path}") from None
+    common = [_ACCEPT_RANGES, ("ETag", etag), cache]
     if ranges is None:
-        req.respond(200, _BINARY, [("Content-Length", str(size)), _ACCEPT_RANGES])
+        req.respond(200, _BINARY, [("Content-Length", str(size)), *common])
         return _FileBody(f, [(b"", 0, size)])
     if len(ranges) == 1:
         [(start, end)] = ranges
@@ -179,7 +185,7 @@ def control_file(face: Face, req: Request, codebase: str, path: str) -> list[byt
             [
                 ("Content-Length", str(end - start)),
                 ("Content-Range", f"bytes {start}-{end - 1}/{size}"),
-                _ACCEPT_RANGES,
+                *common,
             ],
         )
         return _FileBody(f, [(b"", start, end)])
@@ -201,7 +207,7 @@ def control_file(face: Face, req: Request, codebase: str, path: str) -> list[byt
     req.respond(
         206,
         f"multipart/byteranges; boundary={boundary}",
-        [("Content-Length", str(length)), _ACCEPT_RANGES],
+        [("Content-Length", str(length)), *common],
     )
     return _FileBody(f, pieces)
 
@@ -311,5 +317,14 @@ def _names(t: StoreTransport) -> list[str]:
 
 def _text(req: Request, names: list[str]) -> list[bytes]:
     body = "".join(n + "\n" for n in names).encode("utf-8")
-    req.respond(200, _TEXT, [("Content-Length", str(len(body)))])
-    return [body]
+    return validators.buffered(req, _TEXT, body)
+
+
+def _named_by_content(parts: tuple[str, ...]) -> bool:
+    """Whether ``parts`` names a pack or index of a repository: breezy names
+    them by their content's digest, so such a file never changes."""
+    return (
+        len(parts) >= 4
+        and parts[-4:-2] == (layout.CONTROL, "repository")
+        and parts[-2] in ("packs", "indices")
+    )

@@ -20,12 +20,13 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from importlib import resources
 
+from .. import validators
 from ..http import Request
 
 __all__ = ["IMMUTABLE", "REVALIDATE", "etag", "not_modified"]
 
-IMMUTABLE = ("Cache-Control", "public, max-age=31536000, immutable")
-REVALIDATE = ("Cache-Control", "no-cache")
+IMMUTABLE = validators.IMMUTABLE
+REVALIDATE = validators.REVALIDATE
 
 
 def _page_code_digest() -> bytes:
@@ -59,11 +60,9 @@ def not_modified(
 ) -> list[bytes] | None:
     """The ``304`` answer when the client holds ``tag``; else the page from
     :data:`PAGES` if it is there; else None."""
-    held = req.environ.get("HTTP_IF_NONE_MATCH", "")
-    tags = {t.strip().removeprefix("W/") for t in held.split(",")}
-    if held and (tag in tags or "*" in tags):
-        req.respond(304, None, [("ETag", tag), cache])
-        return [b""]
+    answer = validators.not_modified(req, tag, cache)
+    if answer is not None:
+        return answer
     found = PAGES.get(req, tag)
     if found is not None:
         headers, body = found
