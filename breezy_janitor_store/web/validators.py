@@ -34,6 +34,7 @@ __all__ = [
     "file_tag",
     "holds",
     "not_modified",
+    "seeded_tag",
     "tag",
 ]
 
@@ -58,7 +59,13 @@ _CODE = _code_digest()
 
 def tag(*parts: object) -> str:
     """A strong validator of ``parts`` (bytes or text, in order)."""
-    digest = hashlib.sha256(_CODE)
+    return seeded_tag(_CODE, *parts)
+
+
+def seeded_tag(seed: bytes, *parts: object) -> str:
+    """A strong validator of ``parts`` after ``seed`` (a digest of the code
+    that makes the answer)."""
+    digest = hashlib.sha256(seed)
     for part in parts:
         data = part if isinstance(part, bytes) else str(part).encode("utf-8", "replace")
         digest.update(len(data).to_bytes(8, "big") + data)

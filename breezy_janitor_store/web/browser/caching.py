@@ -48,11 +48,7 @@ _CODE = _page_code_digest()
 
 def etag(*parts: object) -> str:
     """A strong validator of ``parts`` (bytes or text)."""
-    digest = hashlib.sha256(_CODE)
-    for part in parts:
-        data = part if isinstance(part, bytes) else str(part).encode("utf-8", "replace")
-        digest.update(len(data).to_bytes(8, "big") + data)
-    return f'"{digest.hexdigest()[:40]}"'
+    return validators.seeded_tag(_CODE, *parts)
 
 
 def not_modified(
