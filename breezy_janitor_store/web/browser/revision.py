@@ -39,6 +39,7 @@ from ..browse import (
 )
 from ..http import HTTPError, Request
 from . import caching, diffs, render, urls
+from .children import children_path
 from .diffs import file_anchor
 from .twins import json_response, revid_text, scope, wants_json
 
@@ -158,6 +159,7 @@ def revision_page(
         merged=merged,
         merged_count=merged_count,
         tree_href=base + urls.tree(codebase, revid),
+        children_href=base + children_path(codebase, revid),
         tarball_href=base + urls.tarball(codebase, revid),
     )
 
