@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
@@ -100,13 +101,24 @@ def file_anchor(path: str) -> str:
     return "f-" + hashlib.sha1(path.encode("utf-8", "replace")).hexdigest()[:16]
 
 
+#: A file's header in breezy's diff (``=== KIND file 'PATH'``, with the
+#: properties that changed); ``=== target is '...'`` lines of a symlink's
+#: part and ``=== diff truncated`` are not headers.
+_HEADER = re.compile(
+    r"=== (?:(?:added|removed|modified) [a-z-]+ '(?P<path>.*)'"
+    r"|renamed [a-z-]+ '.*?' => '(?P<new>.*)')"
+    r"(?: \(properties changed: [^()]*\))?\Z",
+    re.DOTALL,
+)
+
+
 def _diff_file(line: bytes) -> str | None:
-    """The path a diff's ``=== KIND file 'PATH'`` line names (the new one
-    of a rename)."""
-    text = line.decode("utf-8", "replace")
-    _, arrow, new = text.partition(" => '")
-    quoted = new if arrow else text.partition("'")[2]
-    return quoted[:-1] if quoted.endswith("'") else None
+    """The path a diff's file header (``=== KIND file 'PATH'``) names (the
+    new one of a rename); None if the line is not a file's header."""
+    m = _HEADER.match(line.decode("utf-8", "replace"))
+    if m is None:
+        return None
+    return m.group("path") if m.group("path") is not None else m.group("new")
 
 
 class _Part:
@@ -151,6 +163,7 @@ class _Collector:
         self.part: _Part | None = None
         self.empty = True
         self.truncated = False  # the diff's own output limit was reached
+        self.anchors: set[str] = set()  # each anchor once
 
     def feed(self, stream: Iterator[bytes]) -> None:
         pending = b""
@@ -187,22 +200,22 @@ class _Collector:
     def _line(self, line: bytes, out: list[str]) -> bool:
         """Add the line's markup to ``out``; False when the page is full."""
         self.empty = False
-        if line.startswith(b"=== "):
-            truncated = line.startswith(b"=== diff truncated")
-            if truncated and self.part is not None:
+        path = _diff_file(line) if line.startswith(b"=== ") else None
+        if line.startswith(b"=== diff truncated"):
+            if self.part is not None:
                 self.part.why = TOO_LONG  # its part was cut
             self._end_part(out)
-            if truncated:
-                html_line = _diff_line(line)
-                self.truncated = True
-            else:
-                path = _diff_file(line)
-                self.part = _Part(path)
-                anchor = f' id="{file_anchor(path)}"' if path is not None else ""
-                html_line = (
-                    f'<span class="file"{anchor}>'
-                    f"{render.esc(line.decode('utf-8', 'replace'))}</span>\n"
-                )
+            html_line = _diff_line(line)
+            self.truncated = True
+        elif path is not None:
+            self._end_part(out)
+            self.part = _Part(path)
+            anchor = f' id="{file_anchor(path)}"' if path not in self.anchors else ""
+            self.anchors.add(path)
+            html_line = (
+                f'<span class="file"{anchor}>'
+                f"{render.esc(line.decode('utf-8', 'replace'))}</span>\n"
+            )
         else:
             html_line = _diff_line(line)
             if self.part is not None:
