@@ -606,6 +606,7 @@ class BrowserChromiumTests(BrowserTestCase, ChromiumMixin):
                 f"{self.store.public_root}/bzr/code/+compare/"
                 f"{_q(self.rev['r1'])}..{_q(self.rev['r2'])}"
             ),
+            f"{self.store.public_root}/bzr/code/+children/{_q(self.rev['r2'])}",
         ):
             with self.subTest(url=url):
                 self.assertEqual(self.csp_violations(url), [])

@@ -8,16 +8,52 @@ Pages are read through a running store from branches pushed with the real
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
+import urllib.parse
 
 from ..web import browse
 from ..web.browser import blob, children, diffs
 from .support.api_fixtures import COMMITTER
-from .support.browser import MAIN_PY, MAIN_PY_2, MARKUP_NAME, BrowserTestCase, q
+from .support.browser import (
+    LONG_PATH,
+    MAIN_PY,
+    MAIN_PY_2,
+    MARKUP_NAME,
+    WIDE_REVIDS,
+    BrowserTestCase,
+    q,
+    wide_store,
+)
+from .support.chromium import ChromiumMixin
+from .support.features import CHROMIUM as CHROMIUM_FEATURE
+from .support.features import require
 from .support.fixtures import StoreTestCase, brz, http_request
 from .support.pages import Page
+
+
+def page_kinds(root: str) -> list[tuple[str, str]]:
+    """``(kind, URL)`` of every kind of page, of codebase ``wide``."""
+    w1, w2 = (q(WIDE_REVIDS[n]) for n in ("w1", "w2"))
+    path = urllib.parse.quote(LONG_PATH)
+    return [
+        ("home", root + "/"),
+        ("codebase list", root + "/bzr/"),
+        ("codebase matrix", root + "/bzr/wide/"),
+        ("branch", root + "/bzr/wide/lintian-fixes/"),
+        ("revision", root + "/bzr" + browse.history.revision_path("wide", WIDE_REVIDS["w2"])),
+        ("compare", f"{root}/bzr/wide/+compare/{w1}..{w2}"),
+        ("tree", f"{root}/bzr/wide/+tree/?rev={w2}"),
+        ("directory", f"{root}/bzr/wide/+tree/{path.split('/')[0]}?rev={w2}"),
+        ("file", f"{root}/bzr/wide/+file/{path}?rev={w2}"),
+        ("annotate", f"{root}/bzr/wide/+annotate/{path}?rev={w2}"),
+        ("file history", f"{root}/bzr/wide/+log/{path}?rev={w2}"),
+        ("children", root + "/bzr" + children.children_path("wide", WIDE_REVIDS["w1"])),
+        ("error", f"{root}/bzr/wide/+file/{path}x?rev={w2}"),  # a 404's page
+    ]
 
 
 class JsonTwinMixin(BrowserTestCase):
@@ -261,3 +297,34 @@ class ChildrenAfterAPushTests(StoreTestCase):
         self.assertEqual(code, 200)
         code, _, body = http_request(target, headers=json_accept)
         self.assertEqual(json.loads(body)["children"], [second])
+
+
+class PhoneWidthTests(BrowserTestCase, ChromiumMixin):
+    """Every kind of page fits a phone's width (375 px), even with names
+    that give no place to break a line: wide tables and diffs scroll inside
+    their own box, long names wrap."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        require(self, CHROMIUM_FEATURE)
+        self.shared = wide_store()
+        self.store = self.shared.store
+
+    def test_no_page_is_wider_than_the_phone(self) -> None:
+        for kind, url in page_kinds(self.store.public_root):
+            with self.subTest(kind=kind):
+                status = 404 if kind == "error" else 200
+                _, body = self.fetch(url, status, Accept="text/html")
+                width, viewport = self.layout_width(body, 375)
+                self.assertEqual(viewport, 375)
+                self.assertLessEqual(width, viewport, url)
+
+    def test_the_policy_allows_the_stylesheet_as_it_is_on_disk(self) -> None:
+        from importlib import resources
+
+        css = resources.files("breezy_janitor_store.web") / "templates" / "style.css"
+        digest = hashlib.sha256(css.read_bytes()).digest()
+        headers, body = self.fetch(self.store.public_root + "/bzr/", Accept="text/html")
+        allowed = "'sha256-" + base64.b64encode(digest).decode() + "'"
+        self.assertIn(allowed, headers["Content-Security-Policy"])
+        self.assertIn(b"<style>" + css.read_bytes() + b"</style>", body)

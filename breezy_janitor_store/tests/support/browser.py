@@ -22,14 +22,17 @@ from .pages import Page
 __all__ = [
     "BIG",
     "BINARY",
+    "LONG_PATH",
     "MAIN_PY",
     "MAIN_PY_2",
     "MANY",
     "MARKUP_NAME",
     "UNICODE_NAME",
+    "WIDE_REVIDS",
     "BrowserTestCase",
     "code_store",
     "q",
+    "wide_store",
 ]
 
 MARKUP_NAME = 'a<b>&"c".txt'
@@ -108,6 +111,60 @@ def build_code() -> SharedStore:
 
 def code_store() -> SharedStore:
     return SharedStore.get("code", build_code)
+
+
+#: A path of words that give a browser no place to break a line.
+LONG_PATH = "a_directory_named_with_no_place_to_break/" + "file_name_" * 12 + ".txt"
+#: Revision ids of codebase ``wide``: long, without a hyphen (any bytes a
+#: worker chooses).
+WIDE_REVIDS = {"w1": b"w1" + b"0123456789" * 9, "w2": b"w2" + b"0123456789" * 9}
+
+
+def build_wide() -> SharedStore:
+    """Codebase ``wide``: what a page cannot break into lines (long paths,
+    revision ids, a tag name, a message's and a file's long lines).  w1
+    adds a file at :data:`LONG_PATH`, w2 changes it; tag ``t_...`` at w1."""
+    shared = SharedStore(campaigns=["lintian-fixes"])
+    builder = shared.builder("wide")
+    builder.start_series()
+    long_line = b"x = '" + b"y" * 300 + b"'\n"
+    try:
+        for name, parents, actions, message in (
+            (
+                "w1",
+                None,
+                [
+                    ("add", ("", None, "directory", None)),
+                    ("add", (LONG_PATH.split("/")[0], None, "directory", None)),
+                    ("add", (LONG_PATH, None, "file", b"one\n" + long_line)),
+                ],
+                "Add " + "z" * 200,
+            ),
+            (
+                "w2",
+                ["w1"],
+                [("modify", (LONG_PATH, b"one\ntwo\n" + long_line * 2))],
+                "Change " + LONG_PATH,
+            ),
+        ):
+            shared.revisions[name] = builder.build_snapshot(
+                [WIDE_REVIDS[p] for p in parents] if parents else None,
+                actions,
+                message=message,
+                committer=COMMITTER,
+                timestamp=EPOCH,
+                timezone=0,
+                revision_id=WIDE_REVIDS[name],
+            )
+    finally:
+        builder.finish_series()
+    builder.get_branch().tags.set_tag("t_" + "tag_name_" * 12, WIDE_REVIDS["w1"])
+    shared.push("wide", "wide/lintian-fixes")
+    return shared
+
+
+def wide_store() -> SharedStore:
+    return SharedStore.get("wide", build_wide)
 
 
 def q(revid: bytes) -> str:
