@@ -90,8 +90,8 @@ class FileTests(BrowserTestCase):
         _, body = self.fetch(self.url("file", "src/main.py"))
         page = Page(body)
         self.assertEqual(page.errors, [])
-        self.assertIn(b'<tr id="L1">', body)
-        self.assertIn(b'<tr id="L5">', body)
+        self.assertIn(b'<span id="L1">', body)
+        self.assertIn(b'<span id="L5">', body)
         self.assertIn("#L4", page.links)
         self.assertIn(b'<span class="k">def</span>', body)
         self.assertIn(b"&lt;script&gt;", body)
@@ -107,8 +107,8 @@ class FileTests(BrowserTestCase):
         _, body = self.fetch(self.url("file", "big.txt"))
         page = Page(body)
         self.assertIn("The file is longer than what is shown here", page.all_text)
-        self.assertIn(b'<tr id="L1">', body)
-        self.assertNotIn(b'<tr id="L%d">' % (blob.VIEW_LINES + 1), body)
+        self.assertIn(b'<span id="L1">', body)
+        self.assertNotIn(b'<span id="L%d">' % (blob.VIEW_LINES + 1), body)
         self.assertLess(len(body), 2 * 1024 * 1024)
 
     def test_raw_bytes(self) -> None:

@@ -13,6 +13,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 import urllib.parse
 
 from ..web import browse
@@ -30,7 +33,7 @@ from .support.browser import (
 )
 from .support.chromium import ChromiumMixin
 from .support.features import CHROMIUM as CHROMIUM_FEATURE
-from .support.features import require
+from .support.features import W3M, require
 from .support.fixtures import StoreTestCase, brz, http_request
 from .support.pages import Page
 
@@ -328,3 +331,95 @@ class PhoneWidthTests(BrowserTestCase, ChromiumMixin):
         allowed = "'sha256-" + base64.b64encode(digest).decode() + "'"
         self.assertIn(allowed, headers["Content-Security-Policy"])
         self.assertIn(b"<style>" + css.read_bytes() + b"</style>", body)
+
+
+class TextBrowserTests(JsonTwinMixin):
+    """Every kind of page read in a text browser (``w3m -dump``): its
+    heading, its tables' content, no markup or stylesheet shown as text."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        require(self, W3M)
+
+    def dump(self, url: str) -> str:
+        home = tempfile.mkdtemp(prefix="bjs-w3m-")
+        self.addCleanup(shutil.rmtree, home, ignore_errors=True)
+        proc = subprocess.run(
+            [W3M.feature.path, "-dump", "-cols", "120", url],
+            capture_output=True,
+            timeout=60,
+            check=False,
+            env={"HOME": home, "LANG": "C.UTF-8", "PATH": os.environ["PATH"]},
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        text = proc.stdout.decode("utf-8")
+        for raw in ("font-family", "overflow", "<span", "<td", "<a ", "&lt;", "&#"):
+            self.assertNotIn(raw, text, url)
+        return text
+
+    def assertLine(self, text: str, *parts: str) -> None:
+        """Some line of ``text`` holds each of ``parts``, in order."""
+        pattern = ".*".join(re.escape(p) for p in parts)
+        self.assertRegex(text, re.compile(pattern), text[:3000])
+
+    def test_pages(self) -> None:
+        root = self.store.public_root
+        r3 = self.rev["r3"].decode()
+        cases = [
+            ("home", root + "/", ["Bazaar branches of the Debian Janitor"]),
+            ("codebase list", root + "/bzr/", ["Codebases", "code"]),
+            (
+                "codebase matrix",
+                root + "/bzr/code/",
+                [("lintian-fixes", "main", "4"), ("(base)",), ("Ahead", "Behind")],
+            ),
+            (
+                "branch",
+                root + "/bzr/code/lintian-fixes/",
+                [("code/lintian-fixes",), ("3", "Big", r3)],
+            ),
+            (
+                "revision",
+                self.revision_url("r2"),
+                [
+                    ("Add Thing",),
+                    ("Home / bzr / code / revision",),
+                    ("modified", "src/main.py", "+4 \u22120"),
+                    ("+class Thing:",),
+                    ("Newer revisions",),
+                ],
+            ),
+            ("compare", self.compare_url("r1", "r3"), [("added", "big.txt")]),
+            (
+                "tree",
+                self.url("tree"),
+                [("Files of code",), ("src/",), ("README.md", "21"), ("link \u2192",)],
+            ),
+            (
+                "file",
+                self.url("file", "src/main.py"),
+                [("1 def main():",), ('2     return "<script>x</script>"',)],
+            ),
+            (
+                "annotate",
+                self.url("annotate", "src/main.py"),
+                [("Annotate src/main.py",), ("1", COMMITTER, "1", "def main():",)],
+            ),
+            (
+                "file history",
+                self.url("log", "src/main.py"),
+                [("History of src/main.py",), ("Add Thing",)],
+            ),
+            (
+                "children",
+                root + "/bzr" + children.children_path("code", self.rev["r2"]),
+                [("Newer revisions",), ("lintian-fixes", "2", "3", r3)],
+            ),
+        ]
+        for kind, url, expected in cases:
+            with self.subTest(kind=kind):
+                text = self.dump(url)
+                for parts in expected:
+                    self.assertLine(text, *parts) if isinstance(
+                        parts, tuple
+                    ) else self.assertIn(parts, text)
