@@ -99,8 +99,11 @@ class BranchRef:
         return layout.branch_segments(self.campaign, self.role)
 
 
-def branches(storage: Storage, codebase: str, campaigns) -> list[BranchRef]:
-    """The codebase's campaign and role branches, sorted by campaign, role."""
+def branches(
+    storage: Storage, codebase: str, campaigns, limit: int | None = None
+) -> list[BranchRef]:
+    """The codebase's campaign and role branches, sorted by campaign, role
+    (only the first ``limit``, when given: no more are opened)."""
     root = _root(storage, codebase, campaigns)
     try:
         repository = _branches.open_repository(root)
@@ -123,8 +126,12 @@ def branches(storage: Storage, codebase: str, campaigns) -> list[BranchRef]:
             continue
         add(campaign, layout.MAIN_ROLE, layout.branch_segments(campaign))
         for role in layout_names(root, campaign):
+            if limit is not None and len(found) >= limit:
+                return found
             if layout.is_role_name(role):
                 add(campaign, role, layout.branch_segments(campaign, role))
+        if limit is not None and len(found) >= limit:
+            return found
     return found
 
 

@@ -1,7 +1,8 @@
 """The code browser: trees, files, raw bytes, tarballs, annotate, history.
 
 Every view is read through a running store from a branch pushed with the
-real ``brz`` (codebase ``code``, see :func:`_build_code`).
+real ``brz`` (codebase ``code``, see
+:func:`.support.browser.build_code`).
 """
 
 from __future__ import annotations
@@ -10,137 +11,28 @@ import gzip
 import io
 import os
 import tarfile
-import unittest
-import urllib.parse
 from typing import ClassVar
-
-from breezy import controldir
-from breezy.commit import NullCommitReporter
 
 from ..store.budget import StreamBudget
 from ..web import browse
 from ..web.browser import blob, revision, tree
-from .support.api_fixtures import COMMITTER, EPOCH, SharedStore
+from .support.api_fixtures import COMMITTER
+from .support.browser import (
+    BIG,
+    BINARY,
+    MAIN_PY,
+    MAIN_PY_2,
+    MANY,
+    MARKUP_NAME,
+    UNICODE_NAME,
+    BrowserTestCase,
+)
+from .support.browser import q as _q
 from .support.chromium import ChromiumMixin
 from .support.features import CHROMIUM as CHROMIUM_FEATURE
 from .support.features import require
 from .support.fixtures import StoreTestCase, brz, http_request, wait_for
 from .support.pages import Page
-
-MARKUP_NAME = 'a<b>&"c".txt'
-UNICODE_NAME = "\u00fcber.txt"
-BINARY = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
-BIG = b"".join(b"line %d <x>\n" % i for i in range(150_000))  # about 2 MB
-MAIN_PY = b'def main():\n    return "<script>x</script>"\n'
-MAIN_PY_2 = MAIN_PY + b"\n\nclass Thing:\n    pass\n"
-MANY = tree.TREE_PAGE_SIZE + 1
-
-
-def _build_code() -> SharedStore:
-    """Codebase ``code``: r1 adds files (one named like markup, a binary,
-    a non-ASCII name, a symlink, a directory of :data:`MANY` files), r2
-    changes ``src/main.py``, r3 adds a 2 MB text file."""
-    shared = SharedStore(campaigns=["lintian-fixes", "debian"])
-    work = shared.path("code")
-    fmt = controldir.format_registry.make_controldir("2a")
-    wt = controldir.ControlDir.create_standalone_workingtree(work, format=fmt)
-
-    def write(files: dict[str, bytes]) -> None:
-        for name, content in files.items():
-            full = os.path.join(work, name)
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-            with open(full, "wb") as f:
-                f.write(content)
-
-    def commit(name: str, message: str) -> None:
-        wt.smart_add([work])
-        n = len(shared.revisions)
-        shared.revisions[name] = wt.commit(
-            message,
-            committer=COMMITTER,
-            timestamp=EPOCH + 3600 * n,
-            timezone=3600,
-            reporter=NullCommitReporter(),
-        )
-
-    write(
-        {
-            "README.md": b"# Code\n\nSome *text*.\n",
-            "src/main.py": MAIN_PY,
-            MARKUP_NAME: b"<b>not bold</b>\n",
-            "data.bin": BINARY,
-            UNICODE_NAME: "gr\u00fc\u00dfe\n".encode(),
-            **{f"many/f{i:04d}": b"%d\n" % i for i in range(MANY)},
-        }
-    )
-    os.symlink("src/main.py", os.path.join(work, "link"))
-    commit("r1", "Initial <b>import</b>")
-    write({"src/main.py": MAIN_PY_2})
-    commit("r2", "Add Thing")
-    write({"big.txt": BIG})
-    commit("r3", "Big file")
-    side_dir = wt.branch.controldir.sprout(
-        shared.path("side"), revision_id=shared.revisions["r1"]
-    )
-    side = side_dir.open_workingtree()
-    with open(os.path.join(side.basedir, "README.md"), "ab") as f:
-        f.write(b"From the side.\n")
-    shared.revisions["s1"] = side.commit(
-        "Side change",
-        committer=COMMITTER,
-        timestamp=EPOCH + 36000,
-        timezone=0,
-        reporter=NullCommitReporter(),
-    )
-    wt.merge_from_branch(side.branch)
-    commit("r4", "Merge the side branch")
-    shared.push("code", "code/lintian-fixes")
-    # the cache branch, at r2: the base of the codebase's matrix
-    r2 = shared.revisions["r2"].decode()
-    shared.push("code", "code/debian/latest", "-r", "revid:" + r2)
-    return shared
-
-
-def code_store() -> SharedStore:
-    return SharedStore.get("code", _build_code)
-
-
-def _q(revid: bytes) -> str:
-    return urllib.parse.quote(revid, safe="@:-._~")
-
-
-class BrowserTestCase(unittest.TestCase):
-    def setUp(self) -> None:
-        super().setUp()
-        self.shared = code_store()
-        self.store = self.shared.store
-        self.rev = self.shared.revisions
-
-    def url(self, kind: str, path: str = "", rev: str = "r3", query: str = "") -> str:
-        quoted = urllib.parse.quote(path)
-        return (
-            f"{self.store.public_root}/bzr/code/+{kind}/{quoted}"
-            f"?rev={_q(self.rev[rev])}{query}"
-        )
-
-    def fetch(self, url: str, status: int = 200, **headers) -> tuple[dict, bytes]:
-        code, got, body = http_request(url, headers=headers)
-        self.assertEqual(code, status, body[:500])
-        self.assertNotIn(b"Traceback", body)
-        self.assertNotIn(self.shared.tmp.encode(), body)
-        return got, body
-
-    def page(self, url: str, status: int = 200) -> Page:
-        headers, body = self.fetch(url, status, Accept="text/html")
-        self.assertEqual(headers["Content-Type"], "text/html; charset=utf-8")
-        self.assertEqual(
-            headers["Content-Security-Policy"], browse.CONTENT_SECURITY_POLICY
-        )
-        self.assertTrue(body.startswith(b"<!DOCTYPE html>"))
-        self.assertNotIn(b"<script", body)
-        page = Page(body)
-        self.assertEqual(page.errors, [], url)
-        return page
 
 
 class TreeTests(BrowserTestCase):
@@ -198,8 +90,8 @@ class FileTests(BrowserTestCase):
         _, body = self.fetch(self.url("file", "src/main.py"))
         page = Page(body)
         self.assertEqual(page.errors, [])
-        self.assertIn(b'<tr id="L1">', body)
-        self.assertIn(b'<tr id="L5">', body)
+        self.assertIn(b'<span id="L1">', body)
+        self.assertIn(b'<span id="L5">', body)
         self.assertIn("#L4", page.links)
         self.assertIn(b'<span class="k">def</span>', body)
         self.assertIn(b"&lt;script&gt;", body)
@@ -215,8 +107,8 @@ class FileTests(BrowserTestCase):
         _, body = self.fetch(self.url("file", "big.txt"))
         page = Page(body)
         self.assertIn("The file is longer than what is shown here", page.all_text)
-        self.assertIn(b'<tr id="L1">', body)
-        self.assertNotIn(b'<tr id="L%d">' % (blob.VIEW_LINES + 1), body)
+        self.assertIn(b'<span id="L1">', body)
+        self.assertNotIn(b'<span id="L%d">' % (blob.VIEW_LINES + 1), body)
         self.assertLess(len(body), 2 * 1024 * 1024)
 
     def test_raw_bytes(self) -> None:
@@ -475,7 +367,16 @@ class JsonTwinTests(BrowserTestCase):
         self.assertEqual(data["merged"], [self.rev["s1"].decode()])
         self.assertEqual(
             data["changes"],
-            [{"change": "modified", "path": "README.md", "old_path": None}],
+            [
+                {
+                    "change": "modified",
+                    "path": "README.md",
+                    "old_path": None,
+                    "added": 1,
+                    "removed": 0,
+                    "not_counted": None,
+                }
+            ],
         )
         self.assertEqual(data["committer"], COMMITTER)
 
@@ -705,6 +606,7 @@ class BrowserChromiumTests(BrowserTestCase, ChromiumMixin):
                 f"{self.store.public_root}/bzr/code/+compare/"
                 f"{_q(self.rev['r1'])}..{_q(self.rev['r2'])}"
             ),
+            f"{self.store.public_root}/bzr/code/+children/{_q(self.rev['r2'])}",
         ):
             with self.subTest(url=url):
                 self.assertEqual(self.csp_violations(url), [])

@@ -288,6 +288,7 @@ class RequestPathTests(StoreTestCase):
             + ["/+tree/", "/+file/x?rev=null:", "/+raw/a/b?rev=x", "/+tarball?rev=x"]
             + ["/+annotate/%FF?rev=x", "/+log/x?rev=x&page=0", "/+compare/a..b"]
             + ["/lintian-fixes/+atom", "/+atom", "/?page=-1", "/+tree/x?rev=%00"]
+            + ["/+children/x", "/+children/%FF%00", "/+children/null:"]
         ),
         st.sampled_from([b"", hostile.encode_request(b"hello"), b"\x00" * 7]),
     )

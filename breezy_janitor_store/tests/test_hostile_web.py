@@ -73,6 +73,7 @@ class NosniffTests(unittest.TestCase):
         public, admin = self.store.public_root, self.store.admin
         requests = [
             (public, "/bzr/hello/+revision/%3Chtml%3E%3Cscript%3Ex%3C%2Fscript%3E"),
+            (public, "/bzr/hello/+children/%3Chtml%3E%3Cscript%3Ex%3C%2Fscript%3E"),
             (public, "/bzr/hello/revision-info?old=null:&new=%3Cscript%3E"),
             (public, "/bzr/nothing/"),
             (public, "/bzr/hello/lintian-fixes/"),

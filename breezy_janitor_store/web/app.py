@@ -40,6 +40,7 @@ from . import api, browse, files, filters, metrics, smart
 from .browser import annotate as browser_annotate
 from .browser import archive as browser_archive
 from .browser import blob as browser_blob
+from .browser import children as browser_children
 from .browser import compare as browser_compare
 from .browser import feeds as browser_feeds
 from .browser import filelog as browser_filelog
@@ -345,6 +346,13 @@ ROUTES: tuple[Route, ...] = (
         rf"{PUBLIC_PREFIX}/{_CB}/\+revision/(?P<revid>.+)",
         "browse-revision",
         api.revision_page,
+    ),
+    Route(
+        (PUBLIC,),
+        "GET",
+        rf"{PUBLIC_PREFIX}/{_CB}/\+children/(?P<revid>.+)",
+        "browse-children",
+        browser_children.children_page,
     ),
     # the code browser (web/browser/)
     Route(

@@ -140,7 +140,9 @@ def negotiate(accept: str | None, offers: tuple[str, ...]) -> str | None:
     """The offer ``accept`` prefers (RFC 9110 q-values), ``None`` if none.
 
     Each offer takes the quality of the most specific range matching it;
-    ties go to the earlier offer.
+    of offers of equal quality, one a client named (``text/html``) wins
+    over one it only matched with a wildcard (``application/*``), then the
+    earlier offer.
     """
     ranges = []
     for item in (accept or "*/*").split(","):
@@ -156,7 +158,7 @@ def negotiate(accept: str | None, offers: tuple[str, ...]) -> str | None:
                 except ValueError:
                     q = 0.0
         ranges.append((media.lower(), min(max(q, 0.0), 1.0)))
-    best, best_q = None, 0.0
+    best, best_key = None, (0.0, 0)
     for offer in offers:
         kind = offer.split("/")[0] + "/*"
         matches = [
@@ -167,9 +169,9 @@ def negotiate(accept: str | None, offers: tuple[str, ...]) -> str | None:
         ]
         if not matches:
             continue
-        q = max(matches)[1]
-        if q > best_q:
-            best, best_q = offer, q
+        specificity, q = max(matches)
+        if q > 0 and (q, specificity) > best_key:
+            best, best_key = offer, (q, specificity)
     return best
 
 

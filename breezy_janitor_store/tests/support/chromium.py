@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -11,8 +13,9 @@ from .features import CHROMIUM as CHROMIUM_FEATURE
 
 
 class ChromiumMixin(unittest.TestCase):
-    """``chromium(url, *args)`` and the Content Security Policy violations
-    Chromium reports for a page (tests using it ``require`` the feature)."""
+    """``chromium(url, *args)``, the Content Security Policy violations
+    Chromium reports for a page, and how wide a page lays out in a narrow
+    viewport (tests using it ``require`` the feature)."""
 
     def chromium(self, url: str, *args: str) -> subprocess.CompletedProcess:
         profile = tempfile.mkdtemp(prefix="bjs-chromium-")
@@ -47,3 +50,35 @@ class ChromiumMixin(unittest.TestCase):
             for line in proc.stderr.decode(errors="replace").splitlines()
             if "Content Security Policy" in line
         ]
+
+    def layout_width(self, html: bytes, viewport: int = 375) -> tuple[int, int]:
+        """``(document scroll width, viewport width)`` of the page ``html``
+        laid out in a viewport ``viewport`` CSS pixels wide.
+
+        Headless Chromium's windows are at least 500 pixels wide, so the
+        page is loaded in a frame of that width (its own viewport: media
+        queries apply to it) from a local copy; the framing document reads
+        the frame's layout once it loaded (a page's CSP forbids scripts in
+        it, so the page itself runs none)."""
+        folder = tempfile.mkdtemp(prefix="bjs-layout-")
+        self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
+        with open(os.path.join(folder, "page.html"), "wb") as f:
+            f.write(html)
+        with open(os.path.join(folder, "frame.html"), "w") as f:
+            f.write(
+                "<!DOCTYPE html><html><body style='margin:0'>"
+                f'<iframe src="page.html" style="width:{viewport}px;height:800px;'
+                'border:0" onload="var d = this.contentDocument; '
+                "document.body.setAttribute('data-width', "
+                "d.documentElement.scrollWidth + ' ' + this.contentWindow.innerWidth)"
+                '"></iframe></body></html>'
+            )
+        proc = self.chromium(
+            "file://" + os.path.join(folder, "frame.html"),
+            "--allow-file-access-from-files",
+            "--dump-dom",
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+        m = re.search(rb'data-width="([0-9]+) ([0-9]+)"', proc.stdout)
+        self.assertIsNotNone(m, proc.stdout[-2000:])
+        return int(m.group(1)), int(m.group(2))

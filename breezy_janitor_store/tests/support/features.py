@@ -23,6 +23,7 @@ __all__ = [
     "NGINX",
     "POSTGRESQL",
     "SYSTEMD_ANALYZE",
+    "W3M",
     "Needed",
     "find_postgres_bindir",
     "missing",
@@ -90,6 +91,7 @@ GUNICORN = Needed(features.ModuleAvailableFeature("gunicorn"), "pip install guni
 CHROMIUM = Needed(_Path("/usr/bin/chromium"), "apt-get install chromium")
 POSTGRESQL = Needed(_PostgresBindir(), "apt-get install postgresql")
 NGINX = Needed(_Path("/usr/sbin/nginx"), "apt-get install nginx")
+W3M = Needed(_Path("/usr/bin/w3m"), "apt-get install w3m")
 SYSTEMD_ANALYZE = Needed(_Path("/usr/bin/systemd-analyze"), "apt-get install systemd")
 SYSTEMD_SYSUSERS = Needed(_Path("/usr/bin/systemd-sysusers"), "apt-get install systemd")
 SETPRIV = Needed(_Path("/usr/bin/setpriv"), "apt-get install util-linux")

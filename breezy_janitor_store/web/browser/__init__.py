@@ -9,8 +9,10 @@ helpers of :mod:`.common`.
 * views: ``tree`` (a directory of a revision), ``blob`` (a file,
   highlighted or raw), ``annotate``, ``filelog`` (a file's history),
   ``archive`` (a tarball), ``compare`` (two revisions), ``revision``
-  (revision pages, ``+revno``, the diffs they stream), ``feeds`` (Atom);
-* helpers: ``common`` (requests, repositories, slots), ``render``
+  (revision pages, ``+revno``), ``children`` (the revisions after one on
+  each branch), ``feeds`` (Atom);
+* helpers: ``common`` (requests, repositories, slots), ``diffs`` (the
+  diffs of revision and compare pages, with each file's counts), ``render``
   (templates and headers), ``caching`` (ETags, 304s, the page cache),
   ``urls`` (the views' paths), ``twins`` (JSON twins, ETag scope),
   ``errors`` (refusals as HTML pages).

@@ -132,7 +132,10 @@ def file_view(
     face: Face, req: Request, codebase: str, path: str | None = None
 ) -> list[bytes]:
     repo, tree, path, revid, size = open_file(face, req, codebase, path)
-    tag = caching.etag("file", codebase, revid, path, *common.scope(face, repo))
+    as_json = common.wants_json(req)
+    tag = caching.etag(
+        "file", codebase, revid, path, as_json, *common.scope(face, repo)
+    )
     cached = caching.not_modified(req, tag)
     if cached is not None:
         repo.unlock()
@@ -157,7 +160,11 @@ def file_view(
         if len(head) > VIEW_LINES:
             more = True
             text = "\n".join(head[:VIEW_LINES]) + "\n"
+        if as_json:
+            return _file_json(req, tag, codebase, revid, path, size, False, more, text)
         lines = highlight(posixpath.basename(path), text)
+    elif as_json:
+        return _file_json(req, tag, codebase, revid, path, size, True, more, "")
     b = common.base(face, req)
     parent = path.rsplit("/", 1)[0] if "/" in path else ""
     body = render.render(
@@ -183,6 +190,34 @@ def file_view(
         revision_href=b + history.revision_path(codebase, revid),
     )
     return render.respond(req, body, headers=caching.headers(tag))
+
+
+def _file_json(
+    req: Request,
+    tag: str,
+    codebase: str,
+    revid: bytes,
+    path: str,
+    size: int | None,
+    binary: bool,
+    cut: bool,
+    text: str,
+) -> list[bytes]:
+    """The file page's JSON twin: what the page says of the file, and the
+    lines it shows as text (none for a binary file)."""
+    lines = text.split("\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    value = {
+        "codebase": codebase,
+        "revision": common.revid_text(revid),
+        "path": path,
+        "size": size,
+        "binary": binary,
+        "cut": cut,
+        "lines": lines,
+    }
+    return common.json_response(req, value, caching.headers(tag))
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]")

@@ -1,15 +1,14 @@
 """Revision pages, comparisons of two revisions and their diffs.
 
 A revision page shows the revision's message and metadata (each shown as
-unreadable when it cannot be read), the files it changed and its diff
-against its left-hand parent, streamed in a slot of the face's stream
-budget; ``/+revno/N`` of a branch is its N-th mainline revision's page;
+unreadable when it cannot be read), the files it changed with the lines
+each gained and lost, and its diff against its left-hand parent, run in a
+slot of the face's stream budget (:mod:`.diffs`); ``/+revno/N`` of a branch is its N-th mainline revision's page;
 ``/+compare/OLD..NEW`` diffs two revisions (see :mod:`.compare`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import urllib.parse
 from collections.abc import Iterable, Iterator
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from breezy.revision import NULL_REVISION
 
-from ...store import diff, history, layout
+from ...store import history, layout
 from ..browse import (
     _UNSHOWABLE,
     HTML_HEADERS,
@@ -39,7 +38,9 @@ from ..browse import (
     open_codebase,
 )
 from ..http import HTTPError, Request
-from . import caching, render, urls
+from . import caching, diffs, render, urls
+from .children import children_path
+from .diffs import file_anchor
 from .twins import json_response, revid_text, scope, wants_json
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def revision_page(
     (rev,) = history.read_revisions(repo, [revid])
     parent_ids = history.parents(repo, revid)
     if as_json:
-        return _revision_json(req, repo, revid, rev, parent_ids, tag)
+        return _revision_json(face, req, repo, revid, rev, parent_ids, tag)
     base = face.branches_base(req)
     parent = parent_ids[0] if parent_ids else NULL_REVISION
     meta = [("Revision id", render.markup(f"<code>{esc(_revid_text(revid))}</code>"))]
@@ -158,6 +159,7 @@ def revision_page(
         merged=merged,
         merged_count=merged_count,
         tree_href=base + urls.tree(codebase, revid),
+        children_href=base + children_path(codebase, revid),
         tarball_href=base + urls.tarball(codebase, revid),
     )
 
@@ -226,9 +228,10 @@ def revno_page(
     return revision_page(face, req, codebase, line[len(line) - number], segments)
 
 
-def _revision_json(req, repo, revid, rev, parent_ids, tag) -> list[bytes]:
+def _revision_json(face, req, repo, revid, rev, parent_ids, tag) -> list[bytes]:
     """The revision page's JSON twin: its metadata, the files it changed
-    and the revisions it merged (the diff is the API's ``diff``)."""
+    with their lines added and removed, and the revisions it merged (the
+    diff is the API's ``diff``)."""
 
     def text(call):
         try:
@@ -237,7 +240,7 @@ def _revision_json(req, repo, revid, rev, parent_ids, tag) -> list[bytes]:
             return None
 
     parent = parent_ids[0] if parent_ids else NULL_REVISION
-    changes = _changes(repo, parent, revid)
+    changes, counted = _counted_changes(face, repo, parent, revid)
     merged, merged_count = _merged(repo, revid, parent_ids)
     value = {
         "revision": revid_text(revid),
@@ -250,16 +253,45 @@ def _revision_json(req, repo, revid, rev, parent_ids, tag) -> list[bytes]:
         "timestamp": text(lambda: float(rev.timestamp)) if rev else None,
         "timezone": text(lambda: int(rev.timezone or 0)) if rev else None,
         "message": text(lambda: str(rev.message or "")) if rev else None,
-        "changes": None
-        if changes is None
-        else [
-            {"change": kind, "path": path, "old_path": old_path}
-            for kind, path, old_path in changes[:MAX_CHANGED]
-        ],
+        "changes": changes,
         "merged": [revid_text(r) for r, _ in merged],
         "merged_count": merged_count,
     }
-    return json_response(req, value, caching.headers(tag))
+    return json_response(req, value, caching.headers(tag), keep=not counted.transient)
+
+
+def _counted_changes(
+    face: Face, repo, old: bytes, new: bytes
+) -> tuple[list[dict] | None, diffs.PageDiff]:
+    """The files changed from ``old`` to ``new`` (the first
+    :data:`MAX_CHANGED`) as the JSON twins list them, with the lines each
+    gained and lost (the diff runs in a slot, as on the page)."""
+    changes = _changes(repo, old, new)
+    listed = [] if changes is None else changes[:MAX_CHANGED]
+    slot = diff_slot(face)
+    try:
+        counted = diffs.page_diff(
+            repo,
+            old,
+            new,
+            face.diff_timeout,
+            face.diff_limits,
+            slot,
+            [path for _, path, _ in listed],
+        )
+    finally:
+        slot.release_unused()
+    if changes is None:
+        return None, counted
+    return [
+        {
+            "change": kind,
+            "path": path,
+            "old_path": old_path,
+            **counted.lines(path).as_json(),
+        }
+        for kind, path, old_path in listed
+    ], counted
 
 
 def compare_page(
@@ -271,8 +303,15 @@ def compare_page(
     for revid in (old, new):
         if not history.has_revision(repo, revid):
             raise HTTPError(404, f"no such revision: {_revid_text(revid)}")
+    as_json = wants_json(req)
     tag = caching.etag(
-        "compare", codebase, old, new, *_diff_settings(face), *scope(face, repo)
+        "compare",
+        codebase,
+        old,
+        new,
+        as_json,
+        *_diff_settings(face),
+        *scope(face, repo),
     )
     cached = caching.not_modified(req, tag)
     if cached is not None:
@@ -288,6 +327,20 @@ def compare_page(
     with repo.lock_read():
         present = repo.has_revisions(shown)
     shown = [r for r in shown if r in present]
+    if as_json:
+        changes, counted = _counted_changes(face, repo, old, new)
+        value = {
+            "codebase": codebase,
+            "old": revid_text(old),
+            "new": revid_text(new),
+            "revision_count": len(unique),
+            "line_count": len(line),
+            "revisions": [revid_text(r) for r in shown],
+            "changes": changes,
+        }
+        return json_response(
+            req, value, caching.headers(tag), keep=not counted.transient
+        )
     rows = list(history.iter_revisions(repo, shown))
     base = face.branches_base(req)
     return _diff_page(
@@ -326,36 +379,52 @@ def _diff_page(
     cache: tuple[str, str] = caching.IMMUTABLE,
     **context: object,
 ) -> Iterable[bytes]:
-    """A page of ``template`` ending with the diff from ``old`` to ``new``
-    (streamed, in a slot of ``face.stream_budget``), after the list of the
-    files changed."""
+    """A page of ``template``: the files changed from ``old`` to ``new``,
+    each with its lines added and removed, then the diff (see
+    :func:`.diffs.page_diff`: run in a slot of ``face.stream_budget`` once
+    the body is iterated, its markup bounded by ``PAGE_DIFF_LIMIT``)."""
     base = face.branches_base(req)
     old, new = old_revid, new_revid
     changes = _changes(repo, old, new)
+    listed = None if changes is None else changes[:MAX_CHANGED]
     raw = urllib.parse.urlencode(
         {"old": old.decode("utf-8", "replace"), "new": new.decode("utf-8", "replace")}
     )
     slot = diff_slot(face)
-    notes: list[str] = []
-    chunks = _revision_diff(
-        repo, old, new, face.diff_timeout, face.diff_limits, slot, notes
-    )
+
+    def make() -> tuple[Iterator[bytes], bool]:
+        counted = diffs.page_diff(
+            repo,
+            old,
+            new,
+            face.diff_timeout,
+            face.diff_limits,
+            slot,
+            [path for _, path, _ in listed or ()],
+        )
+        rows = (
+            None
+            if listed is None
+            else [(*change, counted.lines(change[1])) for change in listed]
+        )
+        page = render.stream(
+            template,
+            base=base,
+            codebase=codebase,
+            changes=rows,
+            change_count=0 if changes is None else len(changes),
+            file_href=lambda path: base + urls.file(codebase, new, path),
+            anchor=file_anchor,
+            raw_diff_href=f"{base}/{codebase}/diff?{raw}",
+            diff=counted.chunks,
+            notes=counted.notes,
+            **context,
+        )
+        return page, counted.transient
+
     headers = [("Content-Type", HTML_TYPE), *HTML_HEADERS, *caching.headers(tag, cache)]
     req.respond(200, None, headers)
-    page_body = render.stream(
-        template,
-        base=base,
-        codebase=codebase,
-        changes=None if changes is None else changes[:MAX_CHANGED],
-        change_count=0 if changes is None else len(changes),
-        file_href=lambda path: base + urls.file(codebase, new, path),
-        anchor=file_anchor,
-        raw_diff_href=f"{base}/{codebase}/diff?{raw}",
-        diff=chunks,
-        notes=notes,
-        **context,
-    )
-    return _RevisionBody(page_body, slot, chunks, req, headers, notes)
+    return diffs.PageBody(make, slot, req, headers)
 
 
 def _changes(repo, old: bytes, new: bytes) -> list[tuple[str, str, str | None]] | None:
@@ -402,174 +471,3 @@ def _merged(repo, revid: bytes, parent_ids: list[bytes]) -> tuple[list, int]:
         line += [r for r in history.mainline(repo, other, parent_ids[0]) if r in unique]
     line = list(dict.fromkeys(line))[:MAX_MERGED]
     return list(history.iter_revisions(repo, line)), len(unique)
-
-
-class _RevisionBody:
-    """A revision page's body: gives the diff's slot back when it is closed
-    before the diff started (a ``HEAD``, a client gone early); a page sent
-    whole, with no note of a diff cut short by time or failure, is kept in
-    :data:`.browser.caching.PAGES` when ``headers`` make it immutable."""
-
-    def __init__(
-        self,
-        body: Iterator[bytes],
-        slot: diff.Slot,
-        chunks: Iterator[object],
-        req: Request | None = None,
-        headers: list[tuple[str, str]] | None = None,
-        notes: list[str] | None = None,
-    ) -> None:
-        self._body = body
-        self._slot = slot
-        self._chunks = chunks
-        self._req = req
-        self._headers = headers
-        self._notes = notes
-
-    def __iter__(self) -> Iterator[bytes]:
-        kept: list[bytes] | None = [] if self._req is not None else None
-        size = 0
-        for chunk in self._body:
-            if kept is not None:
-                kept.append(chunk)
-                size += len(chunk)
-                if size > caching.PAGES.max_page:
-                    kept = None
-            yield chunk
-        transient = any(
-            n.startswith(("The diff was cut off", "The diff could not"))
-            for n in self._notes or ()
-        )
-        if kept is not None and not transient:
-            caching.PAGES.put(self._req, self._headers or [], b"".join(kept))
-
-    def close(self) -> None:
-        try:
-            self._body.close()  # type: ignore[attr-defined]
-            self._chunks.close()  # type: ignore[attr-defined]
-        finally:
-            self._slot.release_unused()
-
-
-def _revision_diff(
-    repo,
-    parent: bytes,
-    revid: bytes,
-    timeout: float,
-    limits: diff.DiffLimits,
-    slot: diff.Slot,
-    notes: list[str],
-) -> Iterator[object]:
-    """The diff as markup chunks; a note on how it ended goes to ``notes``."""
-    # Started only once the body is iterated: nothing runs for HEAD.
-    stream = diff.DiffStream(
-        lambda out: diff.write_revision_diff(repo, parent, revid, out, None, limits),
-        timeout,
-        limits.output_bytes,
-        slot,
-    )
-    try:
-        note = yield from _diff_html(stream)
-    except diff.DiffTimeout as e:
-        note = f"The diff was cut off: {e}."
-    except Exception:
-        logger.exception("diff of %r failed", revid)
-        note = "The diff could not be produced."
-    finally:
-        stream.close()
-    if note:
-        notes.append(note)
-
-
-def file_anchor(path: str) -> str:
-    """The id of a file's part of a diff on a page."""
-    return "f-" + hashlib.sha1(path.encode("utf-8", "replace")).hexdigest()[:16]
-
-
-def _diff_file(line: bytes) -> str | None:
-    """The path a diff's ``=== KIND file 'PATH'`` line names (the new one
-    of a rename)."""
-    text = line.decode("utf-8", "replace")
-    _, arrow, new = text.partition(" => '")
-    quoted = new if arrow else text.partition("'")[2]
-    return quoted[:-1] if quoted.endswith("'") else None
-
-
-class _Counts:
-    """Lines added and removed in one file of a diff."""
-
-    def __init__(self) -> None:
-        self.added = self.removed = 0
-
-    def count(self, line: bytes) -> None:
-        if line.startswith(b"+") and not line.startswith(b"+++"):
-            self.added += 1
-        elif line.startswith(b"-") and not line.startswith(b"---"):
-            self.removed += 1
-
-    def html(self) -> str:
-        return f'<span class="note">(+{self.added} \u2212{self.removed})</span>\n'
-
-
-def _diff_html(stream: diff.DiffStream):
-    """Yield the diff as escaped, classed lines, each file's header with its
-    anchor (:func:`file_anchor`) and its part followed by its counts of
-    lines added and removed; return a note if cut short."""
-    pending = b""
-    size = 0
-    empty = True
-    counts: _Counts | None = None
-    for chunk in stream:
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
-        out = []
-        for line in lines:
-            empty = False
-            if line.startswith(b"=== "):
-                if counts is not None:
-                    out.append(counts.html())
-                counts = _Counts()
-                path = _diff_file(line)
-                anchor = f' id="{file_anchor(path)}"' if path is not None else ""
-                html_line = (
-                    f'<span class="file"{anchor}>'
-                    f"{esc(line.decode('utf-8', 'replace'))}</span>\n"
-                )
-            else:
-                html_line = _diff_line(line)
-                if counts is not None:
-                    counts.count(line)
-            size += len(html_line)
-            if size > PAGE_DIFF_LIMIT:
-                yield render.markup("".join(out))
-                return (
-                    "The diff is too long to show here in full; the rest is left out."
-                )
-            out.append(html_line)
-        yield render.markup("".join(out))
-    if pending:
-        empty = False
-        if counts is not None:
-            counts.count(pending)
-        yield render.markup(_diff_line(pending))
-    if counts is not None:
-        yield render.markup(counts.html())
-    return "No changes." if empty else ""
-
-
-_DIFF_CLASSES = (
-    (b"+++", "file"),
-    (b"---", "file"),
-    (b"===", "file"),
-    (b"+", "add"),
-    (b"-", "del"),
-    (b"@@", "hunk"),
-)
-
-
-def _diff_line(line: bytes) -> str:
-    text = esc(line.decode("utf-8", "replace"))
-    for prefix, cls in _DIFF_CLASSES:
-        if line.startswith(prefix):
-            return f'<span class="{cls}">{text}</span>\n'
-    return text + "\n"

@@ -44,9 +44,14 @@ def revid_text(revid: bytes | None) -> str | None:
 
 
 def json_response(
-    req: Request, value: object, headers: Iterable[tuple[str, str]] = ()
+    req: Request,
+    value: object,
+    headers: Iterable[tuple[str, str]] = (),
+    keep: bool = True,
 ) -> list[bytes]:
-    """``value`` as the JSON twin of a page (with the page's validators)."""
+    """``value`` as the JSON twin of a page (with the page's validators),
+    kept in the page cache unless ``keep`` is false (it shows something
+    cut short by time)."""
     from . import caching
 
     body = json.dumps(value, ensure_ascii=True, sort_keys=True).encode("ascii")
@@ -57,5 +62,6 @@ def json_response(
         *headers,
     ]
     req.respond(200, None, all_headers)
-    caching.PAGES.put(req, all_headers, body)
+    if keep:
+        caching.PAGES.put(req, all_headers, body)
     return [body]
