@@ -28,6 +28,7 @@ from .support.browser import (
     MARKUP_NAME,
     WIDE_REVIDS,
     BrowserTestCase,
+    code_store,
     q,
     wide_store,
 )
@@ -320,6 +321,17 @@ class PhoneWidthTests(BrowserTestCase, ChromiumMixin):
                 _, body = self.fetch(url, status, Accept="text/html")
                 width, viewport = self.layout_width(body, 375)
                 self.assertEqual(viewport, 375)
+                self.assertLessEqual(width, viewport, url)
+
+    def test_the_campaign_matrix_needs_no_sideways_scrolling(self) -> None:
+        """At phone width each branch of the matrix is a block of labelled
+        lines, not a table row wider than the screen."""
+        for store in (code_store().store, self.store):
+            with self.subTest(store=store):
+                codebase = "code" if store is not self.store else "wide"
+                url = f"{store.public_root}/bzr/{codebase}/"
+                _, body = self.fetch(url, 200, Accept="text/html")
+                width, viewport = self.layout_width(body, 375, "table.matrix")
                 self.assertLessEqual(width, viewport, url)
 
     def test_the_policy_allows_the_stylesheet_as_it_is_on_disk(self) -> None:

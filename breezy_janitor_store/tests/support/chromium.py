@@ -51,9 +51,13 @@ class ChromiumMixin(unittest.TestCase):
             if "Content Security Policy" in line
         ]
 
-    def layout_width(self, html: bytes, viewport: int = 375) -> tuple[int, int]:
+    def layout_width(
+        self, html: bytes, viewport: int = 375, selector: str | None = None
+    ) -> tuple[int, int]:
         """``(document scroll width, viewport width)`` of the page ``html``
-        laid out in a viewport ``viewport`` CSS pixels wide.
+        laid out in a viewport ``viewport`` CSS pixels wide (with
+        ``selector``, the scroll width of the first element it selects:
+        a box that scrolls sideways is wider than it shows).
 
         Headless Chromium's windows are at least 500 pixels wide, so the
         page is loaded in a frame of that width (its own viewport: media
@@ -69,8 +73,9 @@ class ChromiumMixin(unittest.TestCase):
                 "<!DOCTYPE html><html><body style='margin:0'>"
                 f'<iframe src="page.html" style="width:{viewport}px;height:800px;'
                 'border:0" onload="var d = this.contentDocument; '
+                f"var e = {'d.querySelector(' + repr(selector) + ')' if selector else 'd.documentElement'}; "
                 "document.body.setAttribute('data-width', "
-                "d.documentElement.scrollWidth + ' ' + this.contentWindow.innerWidth)"
+                "e.scrollWidth + ' ' + this.contentWindow.innerWidth)"
                 '"></iframe></body></html>'
             )
         proc = self.chromium(
