@@ -4,11 +4,14 @@
 the real ``brz`` (a codebase ``hello`` whose ``debian/latest`` cache branch
 is the base, a ``lintian-fixes`` branch two commits ahead holding a merge),
 serves it on a free loopback port and saves one PNG per page kind (and a
-few at phone width) in ``OUTDIR`` (default: this directory).
+few at phone width) in ``OUTDIR`` (default: this directory), and the
+benchmark tables of ``benchmarks/results/browse.md`` and
+``browse-memory.md`` as pages.
 """
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import subprocess
@@ -42,6 +45,49 @@ import sys
 def greet(name: str) -> str:
     """A greeting for ``name``."""
     return f"Hello, {name}!"
+
+
+def markdown_page(text: str) -> str:
+    """A page of ``text``: its headings, paragraphs and tables (the
+    markdown the benchmark results use)."""
+    out, table, para = [], [], []
+
+    def flush() -> None:
+        if para:
+            out.append(f"<p>{html.escape(' '.join(para))}</p>")
+            para.clear()
+        if table:
+            rows = [r for r in table if not set(r.replace("|", "").strip()) <= set("-: ")]
+            cells = [[html.escape(c.strip()) for c in r.strip("|").split("|")] for r in rows]
+            head = "".join(f"<th>{c}</th>" for c in cells[0])
+            body = "".join(
+                "<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in cells[1:]
+            )
+            out.append(f"<table><tr>{head}</tr>{body}</table>")
+            table.clear()
+
+    for line in text.splitlines():
+        if line.startswith("|"):
+            if para:
+                flush()
+            table.append(line)
+        elif line.startswith("#"):
+            flush()
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
+        elif not line.strip():
+            flush()
+        else:
+            if table:
+                flush()
+            para.append(line)
+    flush()
+    style = (
+        "body{font-family:sans-serif;margin:1.5em;max-width:60em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em}"
+        "td{text-align:right}td:first-child{text-align:left}th{background:#eef}"
+    )
+    return f"<!DOCTYPE html><html><head><style>{style}</style></head><body>{''.join(out)}</body></html>"
 
 
 def main(argv: list[str]) -> int:
@@ -141,6 +187,54 @@ def shoot(url: str, out: str, width: int = 1200, height: int = 900) -> None:
     print(out)
 
 
+def markdown_page(text: str) -> str:
+    """A page of ``text``: its headings, paragraphs and tables (the
+    markdown the benchmark results use)."""
+    out, table, para = [], [], []
+
+    def flush() -> None:
+        if para:
+            out.append(f"<p>{html.escape(' '.join(para))}</p>")
+            para.clear()
+        if table:
+            rows = [
+                r for r in table if not set(r.replace("|", "").strip()) <= set("-: ")
+            ]
+            cells = [
+                [html.escape(c.strip()) for c in r.strip("|").split("|")] for r in rows
+            ]
+            head = "".join(f"<th>{c}</th>" for c in cells[0])
+            body = "".join(
+                "<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>"
+                for r in cells[1:]
+            )
+            out.append(f"<table><tr>{head}</tr>{body}</table>")
+            table.clear()
+
+    for line in text.splitlines():
+        if line.startswith("|"):
+            if para:
+                flush()
+            table.append(line)
+        elif line.startswith("#"):
+            flush()
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
+        elif not line.strip():
+            flush()
+        else:
+            if table:
+                flush()
+            para.append(line)
+    flush()
+    style = (
+        "body{font-family:sans-serif;margin:1.5em;max-width:60em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em}"
+        "td{text-align:right}td:first-child{text-align:left}th{background:#eef}"
+    )
+    return f"<!DOCTYPE html><html><head><style>{style}</style></head><body>{''.join(out)}</body></html>"
+
+
 def main(argv: list[str]) -> int:
     out = argv[0] if argv else HERE
     os.makedirs(out, exist_ok=True)
@@ -191,6 +285,16 @@ def main(argv: list[str]) -> int:
             shoot(pages[name], os.path.join(out, f"{name}-phone.png"), 390, 844)
         for s in servers:
             s.shutdown()
+        results = os.path.join(
+            os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results"
+        )
+        for name in ("browse", "browse-memory"):
+            page = os.path.join(tmp, f"{name}.html")
+            with open(os.path.join(results, f"{name}.md")) as f, open(page, "w") as g:
+                g.write(markdown_page(f.read()))
+            shoot(
+                "file://" + page, os.path.join(out, f"benchmark-{name}.png"), 1200, 1100
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
