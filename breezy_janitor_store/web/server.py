@@ -7,7 +7,7 @@ acknowledged, and the client, well into the connection, delays that ACK.
 Setting ``TCP_NODELAY`` on every accepted socket removes the stall, so the
 server keeps HTTP/1.1 keep-alive (no new connection per smart call).
 
-Hostile clients (see the README's security section):
+Hostile clients (see docs/security.md, "Anonymous exhaustion"):
 
 * every connection has its own thread, so a slow client (one byte a
   second, or silent) holds only its own thread and never delays others;

@@ -20,7 +20,7 @@ from .fixtures import StoreTestCase, brz, http_request, tree_digest
 CAMPAIGNS = ["lintian-fixes", "fresh-releases"]
 
 
-#: Hostile requests sent, by test (see the README's security section).
+#: Hostile requests sent, by test (see docs/security.md, "Hostile requests").
 TRIED: collections.Counter = collections.Counter()
 
 
