@@ -521,3 +521,30 @@ class SharedHistoryChildrenTests(StoreTestCase):
         self.assertEqual({b["revno"] for b in data["branches"]}, {6})
         self.assertEqual(data["children"], ["line-6"])
         self.assertEqual(len(browse._mainlines), cached)
+
+
+class DashLineCountTests(StoreTestCase):
+    def test_lines_starting_with_two_dashes_or_pluses_are_counted(self) -> None:
+        """In a hunk, a removed ``-- x`` is ``--- x`` and an added ``++ x``
+        is ``+++ x``: lines, not a file's header (they were left out of the
+        counts, and shown as headers)."""
+        store = self.start_store(campaigns=["c0"])
+        work = self.path("work")
+        brz("init", "-q", work)
+        path = os.path.join(work, "q.sql")
+        for content in (b"keep\n-- old comment\n++i;\n", b"keep\n-- new\n--i;\n++j;\n"):
+            with open(path, "wb") as f:
+                f.write(content)
+            brz("add", "-q", cwd=work)
+            brz("commit", "-q", "-m", "change", cwd=work)
+        brz("push", "-q", self.smart_url(store.admin, "dashes/c0"), cwd=work)
+        tip = brz("revision-info", "-d", work).stdout.split()[1]
+        url = store.public + browse.history.revision_path("dashes", tip)
+        code, _, body = http_request(url, headers={"Accept": "application/json"})
+        self.assertEqual(code, 200, body)
+        (change,) = json.loads(body)["changes"]
+        self.assertEqual((change["added"], change["removed"]), (3, 2))
+        _, _, page = http_request(url, headers={"Accept": "text/html"})
+        self.assertIn(b'<span class="del">--- old comment</span>', page)
+        self.assertIn(b'<span class="add">+++j;</span>', page)
+        self.assertIn(b"(+3 \xe2\x88\x922)", page)
