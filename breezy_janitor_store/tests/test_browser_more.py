@@ -548,3 +548,53 @@ class DashLineCountTests(StoreTestCase):
         self.assertIn(b'<span class="del">--- old comment</span>', page)
         self.assertIn(b'<span class="add">+++j;</span>', page)
         self.assertIn(b"(+3 \xe2\x88\x922)", page)
+
+
+class GhostTests(StoreTestCase):
+    """Answers addressed by revision ids that show a ghost (a parent not in
+    the repository) change once it arrives: never immutable, never a 304
+    with what was sent before it arrived."""
+
+    def test_answers_showing_a_ghost_are_revalidated(self) -> None:
+        store = self.start_store(campaigns=["c0", "c1"])
+        first = self.path("first")
+        tree = ControlDir.create_standalone_workingtree(first)
+        with open(os.path.join(first, "f"), "w") as f:
+            f.write("one\n")
+        tree.add(["f"])
+        tree.commit("first", rev_id=b"ghost-1")
+        second = self.path("second")
+        tree = ControlDir.create_standalone_workingtree(second)
+        tree.set_parent_ids([b"ghost-1"], allow_leftmost_as_ghost=True)
+        with open(os.path.join(second, "g"), "w") as f:
+            f.write("two\n")
+        tree.add(["g"])
+        tree.commit("second", rev_id=b"child-2")
+        brz("push", "-q", self.smart_url(store.admin, "ghosts/c0"), cwd=second)
+        root = store.public
+        urls = [
+            root + browse.history.revision_path("ghosts", b"child-2"),
+            root + "/ghosts/+compare/null:..child-2",
+            root + "/ghosts/revision-info?old=null:&new=child-2",
+        ]
+        before = {}
+        for url in urls:
+            for accept in ("application/json", "text/html"):
+                code, headers, body = http_request(url, headers={"Accept": accept})
+                self.assertEqual(code, 200, url)
+                self.assertEqual(headers["Cache-Control"], "no-cache", url)
+                before[url, accept] = (headers["ETag"], body)
+        brz("push", "-q", self.smart_url(store.admin, "ghosts/c1"), cwd=first)
+        for (url, accept), (etag, body) in before.items():
+            with self.subTest(url=url, accept=accept):
+                code, headers, again = http_request(
+                    url, headers={"Accept": accept, "If-None-Match": etag}
+                )
+                self.assertEqual(code, 200)
+                self.assertNotEqual(again, body)
+                self.assertNotEqual(headers["Cache-Control"], "no-cache")
+        # a revno's page names another revision once the branch moves
+        code, headers, _ = http_request(
+            root + "/ghosts/c1/+revno/1", headers={"Accept": "application/json"}
+        )
+        self.assertEqual((code, headers["Cache-Control"]), (200, "no-cache"))
