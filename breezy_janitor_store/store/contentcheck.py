@@ -14,7 +14,9 @@ the keys the stream carried:
 * every file text sent is the one its revision's inventory names: the
   inventory of the text's revision has the entry, introduced by that
   revision, with the text's SHA-1 and size (empty for directories and
-  symlinks); a text whose revision's inventory is not stored is refused.
+  symlinks); a text whose revision's inventory is not stored is refused,
+  and so is a text sent twice with different content (breezy keeps one
+  copy of a key, not necessarily the last).
 
 Everything stored then hangs off a revision whose SHA-1 binds it all: the
 revision names its inventory's SHA-1, the inventory names its CHK root
@@ -101,7 +103,14 @@ class StreamWatch:
                 elif kind == "inventories":
                     self.inventories[key[0]] = sha1
                 else:
-                    self.texts[tuple(key)] = (sha1, sum(map(len, chunks)))
+                    text = (sha1, sum(map(len, chunks)))
+                    if self.texts.setdefault(tuple(key), text) != text:
+                        # breezy stores one copy (which depends on how the
+                        # stream is cut into groups), this check the last
+                        raise self.refuse(
+                            f"file text {_shown(key[0])} of {_shown(key[-1])} "
+                            "sent twice with different content"
+                        )
                 del chunks
             yield record
 

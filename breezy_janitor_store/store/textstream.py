@@ -8,7 +8,10 @@ reads a large text that is stored whole in its group (a *fulltext* record:
 how a large new file is stored) straight from the pack file, through the
 repository's own transport, decompressing as it goes: it holds one piece of
 compressed input and one of output, whatever the file's size.  It checks
-the text's length and SHA-1 against the tree's inventory as it ends.
+the text's length and SHA-1 against the tree's inventory before handing
+out its last piece, and never hands out more bytes than the inventory's
+size: callers send that size as the answer's ``Content-Length``, so a
+text that does not match gives a cut answer, never a whole wrong one.
 
 Texts below :data:`STREAM_FROM` bytes, texts stored as a delta against
 other texts of their group, other repository formats, and anything this
@@ -46,24 +49,62 @@ class TextCorrupt(ValueError):
 def text_chunks(repo, tree, path: str, chunk: int = CHUNK) -> Iterator[bytes]:
     """The text of the file at ``path`` in ``tree`` (a revision tree of
     ``repo``, read-locked by the caller) in pieces of at most ``chunk``
-    bytes."""
+    bytes; never more bytes than the inventory's size (:class:`TextCorrupt`
+    instead)."""
     size = tree.get_file_size(path)
+    sha1 = tree.get_file_sha1(path)
     if size is not None and size >= STREAM_FROM:
         opened = _open_fulltext(repo, tree, path, size)
         if opened is not None:
-            return _stream(*opened, size, tree.get_file_sha1(path), path, chunk)
-    return _via_breezy(tree, path, chunk)
+            return _stream(*opened, size, sha1, path, chunk)
+    return _via_breezy(tree, path, chunk, size, sha1)
 
 
-def _via_breezy(tree, path: str, chunk: int) -> Iterator[bytes]:
+def _via_breezy(
+    tree, path: str, chunk: int, size: int | None, sha1: bytes | str | None
+) -> Iterator[bytes]:
+    """breezy's text, cut into pieces: a text below :data:`STREAM_FROM`
+    (whole in memory anyway) is checked against its inventory before its
+    first piece, a longer one as it ends, and never more than ``size``
+    bytes of it are handed out."""
     for _, content in tree.iter_files_bytes([(path, None)]):
+        if size is None or size < STREAM_FROM:
+            text = b"".join(content)
+            _check_digest(hashlib.sha1(text), len(text), size, sha1, path)
+            yield from _cut(text, chunk)
+            continue
+        digest = hashlib.sha1()
+        sent = 0
         for piece in content:
-            if len(piece) <= chunk:
-                yield piece
-                continue
-            view = memoryview(piece)
-            for start in range(0, len(piece), chunk):
-                yield bytes(view[start : start + chunk])
+            if sent + len(piece) > size:
+                raise _corrupt(path)
+            digest.update(piece)
+            sent += len(piece)
+            if sent == size:  # checked before the last piece: see _stream
+                _check_digest(digest, sent, size, sha1, path)
+            yield from _cut(piece, chunk)
+        _check_digest(digest, sent, size, sha1, path)
+
+
+def _cut(piece: bytes, chunk: int) -> Iterator[bytes]:
+    if len(piece) <= chunk:
+        yield piece
+        return
+    view = memoryview(piece)
+    for start in range(0, len(piece), chunk):
+        yield bytes(view[start : start + chunk])
+
+
+def _check_digest(digest, sent: int, size: int | None, sha1, path: str) -> None:
+    expected = sha1.decode("ascii") if isinstance(sha1, bytes) else sha1
+    if (size is not None and sent != size) or (
+        expected and digest.hexdigest() != expected
+    ):
+        raise _corrupt(path)
+
+
+def _corrupt(path: str) -> TextCorrupt:
+    return TextCorrupt(f"{path}: the stored text does not match its inventory")
 
 
 class _Inflater:
@@ -199,9 +240,12 @@ def _stream(
                 break
             digest.update(piece)
             sent += len(piece)
+            if sent == size:
+                # checked before the last piece goes out: a text that does
+                # not match ends its answer short of its Content-Length
+                # (the client sees a cut answer, never wrong bytes whole)
+                _check_digest(digest, sent, size, sha1, path)
             yield piece
     finally:
         pack.close()
-    expected = sha1.decode("ascii") if isinstance(sha1, bytes) else sha1
-    if sent != size or (expected and digest.hexdigest() != expected):
-        raise TextCorrupt(f"{path}: the stored text does not match its inventory")
+    _check_digest(digest, sent, size, sha1, path)

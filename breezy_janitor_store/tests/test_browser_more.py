@@ -18,6 +18,10 @@ import subprocess
 import tempfile
 import urllib.parse
 
+from breezy.bzr.inventory import Inventory
+from breezy.controldir import ControlDir
+from breezy.revision import Revision
+
 from ..web import browse
 from ..web.browser import blob, children, diffs
 from .support.api_fixtures import COMMITTER
@@ -435,3 +439,162 @@ class TextBrowserTests(JsonTwinMixin):
                     self.assertLine(text, *parts) if isinstance(
                         parts, tuple
                     ) else self.assertIn(parts, text)
+
+
+#: Revisions of the shared line of :class:`SharedHistoryChildrenTests`.
+LINE = 300
+#: Its branches: the tip of each, as a distance below the line's top.
+BELOW_TOP = {("c0",): 0, ("c0", "r1"): 1, ("c1",): 2, ("c1", "r1"): 5, ("c2",): 290}
+
+
+class SharedHistoryChildrenTests(StoreTestCase):
+    """``+children`` on branches sharing one long line of history."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        root = os.path.join(self.storage_dir, "line")
+        repo = ControlDir.create(root).create_repository(shared=True)
+        with repo.lock_write():
+            repo.start_write_group()
+            parent = b"null:"
+            for n in range(LINE):
+                revid = b"line-%d" % n
+                inv = self.first_inventory(repo, revid) if n == 0 else None
+                if inv is not None:
+                    repo.texts.add_lines((b"root-id", revid), [], [])
+                    sha1 = repo.add_inventory(revid, inv, [])
+                else:
+                    sha1 = repo.add_inventory_by_delta(parent, [], revid, [parent])[0]
+                repo.add_revision(
+                    revid,
+                    Revision(
+                        revid,
+                        parent_ids=[] if n == 0 else [parent],
+                        committer=COMMITTER,
+                        message=f"revision {n}",
+                        timestamp=1700000000 + n,
+                        timezone=0,
+                        inventory_sha1=sha1,
+                        properties={},
+                    ),
+                )
+                parent = revid
+            repo.commit_write_group()
+        for segments, below in BELOW_TOP.items():
+            path = os.path.join(root, *segments)
+            os.makedirs(path, exist_ok=True)
+            branch = ControlDir.create(path).create_branch()
+            branch.set_last_revision_info(LINE - below, b"line-%d" % (LINE - 1 - below))
+        self.store = self.start_store(campaigns=["c0", "c1", "c2"])
+
+    def first_inventory(self, repo, revid: bytes) -> Inventory:
+        inv = Inventory(revision_id=revid, root_id=b"root-id")
+        inv.root.revision = revid
+        return inv
+
+    def children(self, n: int) -> dict:
+        url = self.store.public + children.children_path("line", b"line-%d" % n)
+        code, _, body = http_request(url, headers={"Accept": "application/json"})
+        self.assertEqual(code, 200, body)
+        return json.loads(body)
+
+    def test_each_branch_once_over_the_shared_line(self) -> None:
+        """Each branch holding the revision has it at the same revno, with
+        the next revision of its own line; the shared history is walked
+        once, not one mainline per branch (those were also kept in the
+        mainline cache: a codebase of many branches of a long history
+        cost seconds of CPU a request)."""
+        cached = len(browse._mainlines)
+        data = self.children(LINE - 4)
+        by_name = {b["name"]: b for b in data["branches"]}
+        self.assertEqual(sorted(by_name), ["c0", "c0/r1", "c1"])
+        for name in ("c0", "c0/r1", "c1"):
+            self.assertEqual(by_name[name]["revno"], LINE - 3)
+            self.assertEqual(by_name[name]["next"], f"line-{LINE - 3}")
+        self.assertEqual(data["children"], [f"line-{LINE - 3}"])
+        data = self.children(LINE - 3)  # the tip of c1
+        by_name = {b["name"]: b for b in data["branches"]}
+        self.assertIsNone(by_name["c1"]["next"])
+        self.assertEqual(by_name["c0"]["next"], f"line-{LINE - 2}")
+        data = self.children(5)
+        self.assertEqual(len(data["branches"]), len(BELOW_TOP))
+        self.assertEqual({b["revno"] for b in data["branches"]}, {6})
+        self.assertEqual(data["children"], ["line-6"])
+        self.assertEqual(len(browse._mainlines), cached)
+
+
+class DashLineCountTests(StoreTestCase):
+    def test_lines_starting_with_two_dashes_or_pluses_are_counted(self) -> None:
+        """In a hunk, a removed ``-- x`` is ``--- x`` and an added ``++ x``
+        is ``+++ x``: lines, not a file's header (they were left out of the
+        counts, and shown as headers)."""
+        store = self.start_store(campaigns=["c0"])
+        work = self.path("work")
+        brz("init", "-q", work)
+        path = os.path.join(work, "q.sql")
+        for content in (b"keep\n-- old comment\n++i;\n", b"keep\n-- new\n--i;\n++j;\n"):
+            with open(path, "wb") as f:
+                f.write(content)
+            brz("add", "-q", cwd=work)
+            brz("commit", "-q", "-m", "change", cwd=work)
+        brz("push", "-q", self.smart_url(store.admin, "dashes/c0"), cwd=work)
+        tip = brz("revision-info", "-d", work).stdout.split()[1]
+        url = store.public + browse.history.revision_path("dashes", tip)
+        code, _, body = http_request(url, headers={"Accept": "application/json"})
+        self.assertEqual(code, 200, body)
+        (change,) = json.loads(body)["changes"]
+        self.assertEqual((change["added"], change["removed"]), (3, 2))
+        _, _, page = http_request(url, headers={"Accept": "text/html"})
+        self.assertIn(b'<span class="del">--- old comment</span>', page)
+        self.assertIn(b'<span class="add">+++j;</span>', page)
+        self.assertIn(b"(+3 \xe2\x88\x922)", page)
+
+
+class GhostTests(StoreTestCase):
+    """Answers addressed by revision ids that show a ghost (a parent not in
+    the repository) change once it arrives: never immutable, never a 304
+    with what was sent before it arrived."""
+
+    def test_answers_showing_a_ghost_are_revalidated(self) -> None:
+        store = self.start_store(campaigns=["c0", "c1"])
+        first = self.path("first")
+        tree = ControlDir.create_standalone_workingtree(first)
+        with open(os.path.join(first, "f"), "w") as f:
+            f.write("one\n")
+        tree.add(["f"])
+        tree.commit("first", rev_id=b"ghost-1")
+        second = self.path("second")
+        tree = ControlDir.create_standalone_workingtree(second)
+        tree.set_parent_ids([b"ghost-1"], allow_leftmost_as_ghost=True)
+        with open(os.path.join(second, "g"), "w") as f:
+            f.write("two\n")
+        tree.add(["g"])
+        tree.commit("second", rev_id=b"child-2")
+        brz("push", "-q", self.smart_url(store.admin, "ghosts/c0"), cwd=second)
+        root = store.public
+        urls = [
+            root + browse.history.revision_path("ghosts", b"child-2"),
+            root + "/ghosts/+compare/null:..child-2",
+            root + "/ghosts/revision-info?old=null:&new=child-2",
+        ]
+        before = {}
+        for url in urls:
+            for accept in ("application/json", "text/html"):
+                code, headers, body = http_request(url, headers={"Accept": accept})
+                self.assertEqual(code, 200, url)
+                self.assertEqual(headers["Cache-Control"], "no-cache", url)
+                before[url, accept] = (headers["ETag"], body)
+        brz("push", "-q", self.smart_url(store.admin, "ghosts/c1"), cwd=first)
+        for (url, accept), (etag, body) in before.items():
+            with self.subTest(url=url, accept=accept):
+                code, headers, again = http_request(
+                    url, headers={"Accept": accept, "If-None-Match": etag}
+                )
+                self.assertEqual(code, 200)
+                self.assertNotEqual(again, body)
+                self.assertNotEqual(headers["Cache-Control"], "no-cache")
+        # a revno's page names another revision once the branch moves
+        code, headers, _ = http_request(
+            root + "/ghosts/c1/+revno/1", headers={"Accept": "application/json"}
+        )
+        self.assertEqual((code, headers["Cache-Control"]), (200, "no-cache"))

@@ -225,6 +225,37 @@ class ForgedRevisionTests(StoreTestCase):
         self.assertEqual(tree_digest(self.codebase_dir), before)
         self.assertFalse(Repository.open(self.codebase_dir).has_revision(UPSTREAM))
 
+    def test_a_text_sent_twice_with_other_content_is_refused(self) -> None:
+        """A stream carrying a file text first with other content, then as
+        its inventory names it: breezy stores the first copy, the check saw
+        the last; an anonymous reader of an honest branch of the revision
+        then got the other content."""
+        own = self.make_branch("own")
+        brz("push", "-q", self.url("worker-1", "hello/lintian-fixes"), cwd=own)
+        before = tree_digest(self.codebase_dir)
+        local = Branch.open(self.upstream("doubled", b"honest\n")).repository
+        remote = ControlDir.open(self.url("worker-2", "hello")).open_repository()
+        evil = b"evil\n" * 1000
+        first = FulltextContentFactory(
+            (b"file-id", UPSTREAM), (), osutils.sha_string(evil), evil
+        )
+
+        def stream():
+            yield "texts", iter([first])
+            source = local._get_source(remote._format)
+            with local.lock_read():
+                yield from source.get_stream(_search(local))
+
+        with (
+            self.assertRaises(errors.ErrorFromSmartServer) as caught,
+            remote.lock_write(),
+        ):
+            remote._get_sink().insert_stream(stream(), local._format, [])
+        self.assertEqual(caught.exception.error_tuple[0], b"PermissionDenied")
+        self.assertIn(b"sent twice", caught.exception.error_tuple[2])
+        self.assertEqual(tree_digest(self.codebase_dir), before)
+        self.assertFalse(Repository.open(self.codebase_dir).has_revision(UPSTREAM))
+
     def test_chk_pages_must_be_named_by_their_content(self) -> None:
         own = self.make_branch("own")
         brz("push", "-q", self.url("worker-1", "hello/lintian-fixes"), cwd=own)

@@ -261,13 +261,16 @@ def revision_info(face: Face, req: Request, codebase: str) -> Iterable[bytes]:
     if cached is not None:
         return cached
 
-    def collect() -> tuple[list[dict], bool]:
+    def collect() -> tuple[list[dict], bool, bool]:
         revids = history.mainline(repo, new, old)
-        items = _revision_items(repo, revids[:limit], codebase, base)
-        return list(items), len(revids) > limit
+        items = list(_revision_items(repo, revids[:limit], codebase, base))
+        ghost = bool(revids) and not history.has_revision(repo, revids[-1])
+        return items, len(revids) > limit, ghost
 
-    items, cut = revinfo.bounded(face, collect, "revision-info")
+    items, cut, ghost = revinfo.bounded(face, collect, "revision-info")
     headers = [("ETag", etag), validators.IMMUTABLE]
+    if ghost:  # the line stops at a ghost: it grows once the ghost arrives
+        headers = [("ETag", validators.tag(etag, "unsettled")), validators.REVALIDATE]
     if cut:
         headers.append((revinfo.TRUNCATED_HEADER, str(limit)))
     if len(items) <= EAGER_REVISIONS:

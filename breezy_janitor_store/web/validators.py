@@ -11,7 +11,9 @@ is answered ``304 Not Modified`` with no body:
   those ids and the settings that shape it (:func:`tag`), decided before
   any of it is made; such an answer can never change
   (:data:`IMMUTABLE`: a revision, once stored, is never rewritten; a diff
-  cut by its deadline ends the connection, so no cache keeps it whole);
+  cut by its deadline ends the connection, so no cache keeps it whole),
+  unless it shows a ghost (``revision-info`` whose line stops at a
+  revision not stored: revalidated, under another tag);
 * a ``.bzr`` file (:func:`file_tag`) by its identity, size and time of
   change; a pack or index, named by its content's digest, is
   :data:`IMMUTABLE`, the rest revalidated.

@@ -8,7 +8,7 @@ whose ``If-None-Match`` holds it is answered ``304`` before the page is
 made.  Pages addressed by a revision id (trees, files, raw bytes,
 annotations, histories of a file, tarballs, revision pages) cannot change
 (a revision, once in a repository, is never rewritten) and are sent with
-:data:`IMMUTABLE`; pages of branches are revalidated (:data:`REVALIDATE`),
+:data:`IMMUTABLE`, unless they show a ghost (:func:`unsettled`); pages of branches are revalidated (:data:`REVALIDATE`),
 so none is stale after a push.
 """
 
@@ -23,7 +23,7 @@ from importlib import resources
 from .. import validators
 from ..http import Request
 
-__all__ = ["IMMUTABLE", "REVALIDATE", "etag", "not_modified"]
+__all__ = ["IMMUTABLE", "REVALIDATE", "etag", "not_modified", "unsettled"]
 
 IMMUTABLE = validators.IMMUTABLE
 REVALIDATE = validators.REVALIDATE
@@ -65,6 +65,15 @@ def not_modified(
         req.respond(200, None, headers)
         return [body]
     return None
+
+
+def unsettled(tag: str) -> tuple[str, tuple[str, str]]:
+    """The ETag and caching of a page addressed by revision ids that shows
+    a ghost (a revision missing from the repository): it changes once the
+    ghost arrives, so it is revalidated, and its ETag is not the one
+    checked before the page is made (that would answer 304 after the
+    ghost arrived) nor the key it is kept under in :data:`PAGES`."""
+    return etag(tag, "unsettled"), REVALIDATE
 
 
 def headers(tag: str, cache: tuple[str, str] = IMMUTABLE) -> list[tuple[str, str]]:

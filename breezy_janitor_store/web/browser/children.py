@@ -6,8 +6,8 @@ codebase whose mainline holds REVID (the first :data:`MAX_BRANCHES`
 branches are looked at), REVID's revno there and the next mainline
 revision; and those next revisions, each a revision whose left-hand
 parent is REVID.  It is revalidated (``no-cache``), its ETag made of the
-tips it looked at; the mainlines come from the bounded cache of
-:func:`breezy_janitor_store.web.browse.mainline`.
+tips it looked at.  The branches' ancestry is read once and each revision
+of their mainlines walked at most once (:func:`_positions`).
 """
 
 from __future__ import annotations
@@ -74,17 +74,12 @@ def children_page(
         return cached
     base = common.base(face, req)
     rows = []
+    revno, after = _positions(repo, codebase, raw, [tip for _, tip in looked])
     for ref, tip in looked:
-        if tip == NULL_REVISION:
-            continue
-        line = mainline(repo, codebase, tip)
-        try:
-            index = line.index(raw)
-        except ValueError:
+        following = after.get(tip, _ABSENT)
+        if tip == NULL_REVISION or following is _ABSENT:
             continue
         name = "/".join(ref.segments)
-        revno = len(line) - index
-        following = line[index - 1] if index > 0 else None
         rows.append(
             {
                 "name": name,
@@ -137,3 +132,70 @@ def children_page(
         limit=MAX_BRANCHES,
     )
     return render.respond(req, body, headers=headers)
+
+
+#: A tip whose mainline does not hold the revision.
+_ABSENT = object()
+
+
+def _positions(
+    repo, codebase: str, revid: bytes, tips: list[bytes]
+) -> tuple[int, dict[bytes, object]]:
+    """``revid``'s revno, and for each of ``tips`` holding it on its
+    mainline the revision after it there (None: the tip is ``revid``).
+
+    The tips' ancestry is read once and each revision of their mainlines
+    walked at most once (branches of a codebase share most of their
+    history): a walk per branch cost the length of its history each, 64
+    times over (seconds of CPU a request on a long history)."""
+    tips = [t for t in dict.fromkeys(tips) if t != NULL_REVISION]
+    known = getattr(repo.revisions, "get_known_graph_ancestry", None)
+    if known is None or not tips:  # not a versioned-file repository
+        return _positions_by_line(repo, codebase, revid, tips)
+    with repo.lock_read():
+        graph = known([(t,) for t in tips])
+
+    def parent(revision: bytes) -> bytes | None:
+        try:
+            parents = graph.get_parent_keys((revision,))
+        except KeyError:  # a ghost ends the line
+            return None
+        return parents[0][0] if parents else None
+
+    # memo: revision -> the revision after revid on its mainline, None for
+    # revid itself, _ABSENT when revid is not on it
+    memo: dict[bytes, object] = {revid: None}
+    for tip in tips:
+        path = []
+        revision: bytes | None = tip
+        while revision is not None and revision not in memo:
+            path.append(revision)
+            revision = parent(revision)
+        if revision is None:
+            found: object = _ABSENT
+        elif revision == revid:
+            found = path[-1] if path else None
+        else:
+            found = memo[revision]
+        for walked in path:
+            memo[walked] = found
+    revno, revision = 0, revid
+    while revision is not None:  # as history.mainline counts it
+        revno += 1
+        revision = parent(revision)
+    return revno, {t: memo[t] for t in tips}
+
+
+def _positions_by_line(
+    repo, codebase: str, revid: bytes, tips: list[bytes]
+) -> tuple[int, dict[bytes, object]]:
+    revno, after = 0, {}
+    for tip in tips:
+        line = mainline(repo, codebase, tip)
+        try:
+            index = line.index(revid)
+        except ValueError:
+            continue
+        revno = len(line) - index
+        after[tip] = line[index - 1] if index > 0 else None
+    return revno, after

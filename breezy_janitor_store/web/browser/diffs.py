@@ -128,11 +128,14 @@ class _Part:
         self.path = path
         self.added = self.removed = 0
         self.text = False  # a unified diff was written for it
+        self.in_hunk = False  # past its first ``@@`` line
         self.why: str | None = None
 
     def count(self, line: bytes) -> None:
-        if line.startswith((b"+++", b"---")):
-            self.text = True
+        if line.startswith(b"@@"):
+            self.in_hunk = True
+        elif not self.in_hunk and line.startswith((b"+++", b"---")):
+            self.text = True  # in a hunk, a line "-- x" removed, "++ x" added
         elif line.startswith(b"+"):
             self.added += 1
         elif line.startswith(b"-"):
@@ -217,9 +220,9 @@ class _Collector:
                 f"{render.esc(line.decode('utf-8', 'replace'))}</span>\n"
             )
         else:
-            html_line = _diff_line(line)
             if self.part is not None:
                 self.part.count(line)
+            html_line = _diff_line(line, self.part is not None and self.part.in_hunk)
         self.size += len(html_line)
         if self.size > PAGE_DIFF_LIMIT:
             return False
@@ -262,9 +265,13 @@ _DIFF_CLASSES = (
 )
 
 
-def _diff_line(line: bytes) -> str:
+#: Classes of the lines of a file's hunks (no file headers there).
+_HUNK_CLASSES = ((b"+", "add"), (b"-", "del"), (b"@@", "hunk"))
+
+
+def _diff_line(line: bytes, in_hunk: bool = False) -> str:
     text = render.esc(line.decode("utf-8", "replace"))
-    for prefix, cls in _DIFF_CLASSES:
+    for prefix, cls in _HUNK_CLASSES if in_hunk else _DIFF_CLASSES:
         if line.startswith(prefix):
             return f'<span class="{cls}">{text}</span>\n'
     return text + "\n"

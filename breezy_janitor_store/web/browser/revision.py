@@ -89,8 +89,11 @@ def revision_page(
         return cached
     (rev,) = history.read_revisions(repo, [revid])
     parent_ids = history.parents(repo, revid)
+    if _ghosts(repo, parent_ids):
+        # its diff and merged revisions change once they arrive
+        tag, cache = caching.unsettled(tag)
     if as_json:
-        return _revision_json(face, req, repo, revid, rev, parent_ids, tag)
+        return _revision_json(face, req, repo, revid, rev, parent_ids, tag, cache)
     base = face.branches_base(req)
     parent = parent_ids[0] if parent_ids else NULL_REVISION
     meta = [("Revision id", render.markup(f"<code>{esc(_revid_text(revid))}</code>"))]
@@ -228,7 +231,18 @@ def revno_page(
     return revision_page(face, req, codebase, line[len(line) - number], segments)
 
 
-def _revision_json(face, req, repo, revid, rev, parent_ids, tag) -> list[bytes]:
+def _ghosts(repo, revids: list[bytes]) -> bool:
+    """Whether any of ``revids`` is missing from the repository (a ghost)."""
+    wanted = [r for r in revids if r != NULL_REVISION]
+    if not wanted:
+        return False
+    with repo.lock_read():
+        return len(repo.has_revisions(wanted)) < len(set(wanted))
+
+
+def _revision_json(
+    face, req, repo, revid, rev, parent_ids, tag, cache=caching.IMMUTABLE
+) -> list[bytes]:
     """The revision page's JSON twin: its metadata, the files it changed
     with their lines added and removed, and the revisions it merged (the
     diff is the API's ``diff``)."""
@@ -257,7 +271,9 @@ def _revision_json(face, req, repo, revid, rev, parent_ids, tag) -> list[bytes]:
         "merged": [revid_text(r) for r, _ in merged],
         "merged_count": merged_count,
     }
-    return json_response(req, value, caching.headers(tag), keep=not counted.transient)
+    return json_response(
+        req, value, caching.headers(tag, cache), keep=not counted.transient
+    )
 
 
 def _counted_changes(
@@ -327,6 +343,10 @@ def compare_page(
     with repo.lock_read():
         present = repo.has_revisions(shown)
     shown = [r for r in shown if r in present]
+    cache = caching.IMMUTABLE
+    if line and _ghosts(repo, [line[-1]]):
+        # the line stops at a ghost: it grows once the ghost arrives
+        tag, cache = caching.unsettled(tag)
     if as_json:
         changes, counted = _counted_changes(face, repo, old, new)
         value = {
@@ -339,7 +359,7 @@ def compare_page(
             "changes": changes,
         }
         return json_response(
-            req, value, caching.headers(tag), keep=not counted.transient
+            req, value, caching.headers(tag, cache), keep=not counted.transient
         )
     rows = list(history.iter_revisions(repo, shown))
     base = face.branches_base(req)
@@ -352,6 +372,7 @@ def compare_page(
         new,
         "compare.html",
         tag,
+        cache,
         title=f"{codebase}: compare",
         crumbs=[
             ("Home", face.home(req)),
