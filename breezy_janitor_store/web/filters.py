@@ -18,6 +18,8 @@
   or a control character is refused with ``400`` before any route sees it:
   servers decode and normalise paths (``/a/%2e%2e/b`` reaches the
   application as ``/b``), and no store URL needs any of these.
+* **Response framing.**  A body never goes past its declared
+  ``Content-Length`` (:func:`.framing.hold_to_length`).
 * **HEAD.**  A ``HEAD`` request is answered as its ``GET`` would be, with
   the same headers and no body (the body is closed unread).
 * **Access log.**  One line per request in the common log format
@@ -40,7 +42,7 @@ from urllib.parse import quote
 
 from ..policy.proxy import NO_PROXIES, TRUSTED_REQUEST_ID_KEY, TrustedProxies
 from ..store.context import RequestIdLogFilter, current_request_id, request_id_var
-from .framing import refuse_odd_lengths
+from .framing import hold_to_length, refuse_odd_lengths
 from .http import Request
 from .logs import ACCESS_KEY
 from .metrics import metrics_filter
@@ -73,7 +75,11 @@ def wrap(wsgi: Callable, face: str, proxies: TrustedProxies | None = None) -> Ca
     """``wsgi``, serving ``face``, wrapped in the store's filters; the
     forwarding headers of ``proxies`` are believed (default: nobody's)."""
     return _with_request_id(
-        head(_refuse_path_escapes(refuse_odd_lengths(metrics_filter(wsgi, face)))),
+        head(
+            hold_to_length(
+                _refuse_path_escapes(refuse_odd_lengths(metrics_filter(wsgi, face)))
+            )
+        ),
         proxies or NO_PROXIES,
         face,
     )
