@@ -419,7 +419,11 @@ class TextBrowserTests(JsonTwinMixin):
             (
                 "annotate",
                 self.url("annotate", "src/main.py"),
-                [("Annotate src/main.py",), ("1", COMMITTER, "1", "def main():",)],
+                [
+                    ("Annotate src/main.py",),
+                    ("1", COMMITTER, "1", "def main():"),
+                    ("2", '    return "<script>x</script>"'),
+                ],
             ),
             (
                 "file history",
