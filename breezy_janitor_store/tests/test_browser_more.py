@@ -422,7 +422,6 @@ class TextBrowserTests(JsonTwinMixin):
                 [
                     ("Annotate src/main.py",),
                     ("1", COMMITTER, "1", "def main():"),
-                    ("2", '    return "<script>x</script>"'),
                 ],
             ),
             (
@@ -443,6 +442,14 @@ class TextBrowserTests(JsonTwinMixin):
                     self.assertLine(text, *parts) if isinstance(
                         parts, tuple
                     ) else self.assertIn(parts, text)
+
+    def test_annotate_keeps_indentation(self) -> None:
+        """The second line of src/main.py is indented by four spaces more
+        than the first, and so it shows."""
+        text = self.dump(self.url("annotate", "src/main.py"))
+        first = next(line for line in text.splitlines() if "def main():" in line)
+        second = next(line for line in text.splitlines() if "return " in line)
+        self.assertEqual(second.index("return") - first.index("def main"), 4, text)
 
 
 #: Revisions of the shared line of :class:`SharedHistoryChildrenTests`.
