@@ -53,9 +53,8 @@ def annotate_view(
             binary = blob.is_binary(text_bytes)
             cut = len(annotated) > blob.VIEW_LINES
             annotated = annotated[: blob.VIEW_LINES]
-            line = browse.mainline(repo, codebase, revid)
-            revnos = {r: len(line) - i for i, r in enumerate(line)}
             distinct = sorted({r for r, _ in annotated})
+            revnos = _revnos(browse.mainline(repo, codebase, revid), distinct)
             present = repo.has_revisions(distinct)
             known = [r for r in distinct if r in present]
             revisions = dict(zip(known, history.read_revisions(repo, known)))
@@ -130,3 +129,16 @@ def annotate_view(
         raw_href=b + urls.raw(codebase, revid, path),
     )
     return render.respond(req, body, headers=caching.headers(tag))
+
+
+def _revnos(line: list[bytes], revids: list[bytes]) -> dict[bytes, int]:
+    """The numbers on ``line`` (a mainline, newest first) of those of
+    ``revids`` on it."""
+    wanted = set(revids)
+    found = {}
+    for i, r in enumerate(line):
+        if r in wanted:
+            found[r] = len(line) - i
+            if len(found) == len(wanted):
+                break
+    return found
