@@ -1,9 +1,10 @@
-"""The code browser on a history with merges: revision numbers of
-annotations and of the branch's pages, and what the views share
-(highlighted text).
+"""The code browser on histories with merges: revision numbers of
+annotations and of a branch's pages, what the views share (highlighted
+text), how much of a long mainline a page reads.
 
-Codebase ``merges`` (see :func:`_build_merges`): a mainline m1..m4 where
-m3 merges a side line s1, s2, read through a running store.
+Codebases ``merges`` (:func:`_build_merges`: a mainline m1..m4 where m3
+merges a side line s1, s2) and ``longmerged`` (:func:`_build_long`: 110
+mainline revisions and a merged one), read through a running store.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import re
 import unittest
 import urllib.parse
 
+from ..web import browse
 from ..web.browser import caching
-from .support.api_fixtures import SharedStore
+from .support.api_fixtures import COMMITTER, EPOCH, SharedStore
 from .support.fixtures import http_request
 from .support.pages import Page
 
@@ -173,3 +175,105 @@ class SharedHighlightTests(MergeHistoryTestCase):
         cache.put(("b",), ("5",), 2)  # replaced: counted once
         self.assertEqual(cache._size, 3)
         self.assertEqual(len(cache._items), 2)
+
+
+#: The key of ``longmerged``'s mainline in :func:`browse.mainline`'s cache.
+LONG_TIP = ("longmerged", b"l110")
+
+
+def _build_long() -> SharedStore:
+    """Codebase ``longmerged``: a mainline ``l001`` ... ``l110`` where ``l060``
+    merges a side revision ``side``."""
+    shared = SharedStore(campaigns=["lintian-fixes"])
+    builder = shared.builder("long")
+    builder.start_series()
+    try:
+        for n in range(1, 111):
+            actions = [("modify", ("f", b"%d\n" % n))]
+            if n == 1:
+                actions = [
+                    ("add", ("", None, "directory", None)),
+                    ("add", ("f", b"f-id", "file", b"1\n")),
+                    ("add", ("g", b"g-id", "file", b"g\n")),
+                ]
+            parents = None
+            if n == 60:
+                builder.build_snapshot(
+                    [b"l058"],
+                    [("modify", ("g", b"side\n"))],
+                    message="side",
+                    revision_id=b"side",
+                    committer=COMMITTER,
+                    timestamp=EPOCH,
+                    timezone=0,
+                )
+                parents = [b"l059", b"side"]
+                actions.append(("modify", ("g", b"side\n")))
+            builder.build_snapshot(
+                parents,
+                actions,
+                message=f"change {n}",
+                revision_id=b"l%03d" % n,
+                committer=COMMITTER,
+                timestamp=EPOCH + n,
+                timezone=0,
+            )
+    finally:
+        builder.finish_series()
+    shared.push("long", "longmerged/lintian-fixes")
+    return shared
+
+
+class BranchPageTests(unittest.TestCase):
+    """A branch's pages number its mainline from the tip's revno; the
+    first pages read only their revisions of it."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.shared = SharedStore.get("long-merged", _build_long)
+        self.base = self.shared.store.public_root + "/bzr/longmerged/lintian-fixes/"
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the branch's mainline from the process's cache."""
+        with browse._mainlines_lock:
+            line = browse._mainlines.pop(LONG_TIP, None)
+            if line is not None:
+                browse._mainlines_size -= len(line)
+
+    def page(self, number: int) -> dict:
+        status, _, body = http_request(
+            f"{self.base}?page={number}", headers={"Accept": "application/json"}
+        )
+        self.assertEqual(status, 200, body)
+        return json.loads(body)
+
+    def check_pages(self) -> None:
+        for number, first, last, more in (
+            (1, 110, 61, 2),
+            (2, 60, 11, 3),
+            (3, 10, 1, None),
+        ):
+            with self.subTest(page=number):
+                data = self.page(number)
+                self.assertEqual(
+                    [(r["revno"], r["revision"]) for r in data["revisions"]],
+                    [(n, f"l{n:03d}") for n in range(first, last - 1, -1)],
+                )
+                self.assertEqual(data["next_page"], more)
+        status, _, body = http_request(self.base + "?page=4")
+        self.assertEqual(status, 404)
+        self.assertIn(b"the history has 110 revisions", body)
+
+    def test_the_first_pages_do_not_read_the_whole_mainline(self) -> None:
+        self.check_pages()
+        self.assertNotIn(LONG_TIP, browse._mainlines)
+
+    def test_pages_past_the_walk_read_and_keep_the_whole_mainline(self) -> None:
+        walk = browse.PREFIX_WALK
+        self.addCleanup(setattr, browse, "PREFIX_WALK", walk)
+        browse.PREFIX_WALK = 60
+        self.check_pages()
+        self.assertEqual(len(browse._mainlines[LONG_TIP]), 110)
+        browse.PREFIX_WALK = walk
+        self.check_pages()  # from the kept line
