@@ -90,16 +90,24 @@ def annotate_view(
             )
         else:
             lines = [t.decode("utf-8", "replace").rstrip("\n") for _, t in annotated]
+        # what a line shows of its revision, made once per revision
+        shown_of = {
+            r: (
+                b + history.revision_path(codebase, r),
+                render.markup(browse._author(revisions[r])) if revisions.get(r) else "",
+            )
+            for r in distinct
+        }
         previous = None
         for (rev_id, _), text in zip(annotated, lines):
-            rev = revisions.get(rev_id)
+            href, author = shown_of[rev_id]
             rows.append(
                 {
                     "first": rev_id != previous,
                     "revno": revnos.get(rev_id),
                     "revid": rev_id,
-                    "href": b + history.revision_path(codebase, rev_id),
-                    "author": render.markup(browse._author(rev)) if rev else "",
+                    "href": href,
+                    "author": author,
                     "text": text,
                 }
             )
