@@ -3,7 +3,9 @@
 Both serve the same corpus branch (:mod:`benchmarks.corpus`, 2,000
 revisions over 300 files by default) from their own process: the store's
 public face (``StoreApp``, paste's threaded server) and loggerhead's
-``BranchWSGIApp`` (``pip install loggerhead``) on paste too.  For each
+``BranchWSGIApp`` (``pip install loggerhead``) on paste too; the store's
+start-up objects are kept from the garbage collector as its ``serve`` and
+``wsgi`` keep them.  For each
 page kind (changelog, revision, tree, file view, annotate) the first
 request after start (cold) and the median of ``--repeat`` more (warm) are
 timed from this process over loopback; ``--runs N`` starts both servers
@@ -35,7 +37,9 @@ import sys
 from paste import httpserver
 from breezy_janitor_store.web.app import StoreApp
 from breezy_janitor_store.store.storage import Storage
+from breezy_janitor_store.serve import freeze_startup_objects
 app = StoreApp(face="public", storage=Storage(sys.argv[1]), campaigns=[sys.argv[2]])
+freeze_startup_objects()  # as the store's ``serve`` and ``wsgi`` do
 httpserver.serve(app, host="127.0.0.1", port=sys.argv[3], use_threadpool=True,
                  threadpool_workers=8)
 """
