@@ -3,11 +3,14 @@
 Both serve the same corpus branch (:mod:`benchmarks.corpus`, 2,000
 revisions over 300 files by default) from their own process: the store's
 public face (``StoreApp``, paste's threaded server) and loggerhead's
-``BranchWSGIApp`` (``pip install loggerhead``) on paste too.  For each
+``BranchWSGIApp`` (``pip install loggerhead``) on paste too; the store's
+start-up objects are kept from the garbage collector as its ``serve`` and
+``wsgi`` keep them.  For each
 page kind (changelog, revision, tree, file view, annotate) the first
 request after start (cold) and the median of ``--repeat`` more (warm) are
-timed from this process over loopback.  Prints a table; ``--out FILE``
-also writes it.
+timed from this process over loopback; ``--runs N`` starts both servers
+N times (alternating which goes first) and reports each figure's median.
+Prints a table; ``--out FILE`` also writes it.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ import sys
 from paste import httpserver
 from breezy_janitor_store.web.app import StoreApp
 from breezy_janitor_store.store.storage import Storage
+from breezy_janitor_store.serve import freeze_startup_objects
 app = StoreApp(face="public", storage=Storage(sys.argv[1]), campaigns=[sys.argv[2]])
+freeze_startup_objects()  # as the store's ``serve`` and ``wsgi`` do
 httpserver.serve(app, host="127.0.0.1", port=sys.argv[3], use_threadpool=True,
                  threadpool_workers=8)
 """
@@ -105,6 +110,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument(
+        "--runs", type=int, default=1, help="start both servers this many times"
+    )
+    parser.add_argument(
         "--cache",
         default=os.environ.get("BJS_BENCH_CACHE", os.path.join(HERE, ".cache")),
     )
@@ -148,22 +156,36 @@ def main(argv: list[str]) -> int:
             "file view": f"{l_base}/view/head:/{quote(path)}",
             "annotate": f"{l_base}/annotate/head:/{quote(path)}",
         }
-        results = {}
-        for name, code, server_args, port, urls in (
+        servers = [
             ("store", _STORE, (store, _corpus.CAMPAIGN, str(sport)), sport, store_urls),
             ("loggerhead", _LOGGERHEAD, (branch_dir, str(lport)), lport, lh_urls),
-        ):
-            proc = _serve(code, *server_args, log=os.path.join(tmp, f"{name}.log"))
-            try:
-                _wait(port, proc)
-                results[name] = _measure(urls, args.repeat)
-            finally:
-                proc.terminate()
-                proc.wait(30)
+        ]
+        runs: dict[str, list[dict[str, tuple[float, float]]]] = {}
+        for run in range(args.runs):
+            # alternate which server goes first (the machine's load drifts)
+            for name, code, server_args, port, urls in servers[:: -1 if run % 2 else 1]:
+                log = os.path.join(tmp, f"{name}.log")
+                proc = _serve(code, *server_args, log=log)
+                try:
+                    _wait(port, proc)
+                    runs.setdefault(name, []).append(_measure(urls, args.repeat))
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
+        results = {
+            name: {
+                kind: tuple(
+                    statistics.median(r[kind][i] for r in found) for i in (0, 1)
+                )
+                for kind in store_urls
+            }
+            for name, found in runs.items()
+        }
         title = (
             f"Pages of a {revno}-revision, {len(files)}-file branch "
             f"(file {path}, {files[len(files) // 2][0]} bytes); ms, "
             f"cold (first request) / warm (median of {args.repeat})"
+            + (f", medians of {args.runs} runs" if args.runs > 1 else "")
         )
         lines = [
             title,

@@ -30,6 +30,7 @@ __all__ = [
     "branches",
     "has_revision",
     "iter_revisions",
+    "lefthand_prefix",
     "mainline",
     "open_branch",
     "open_repository",
@@ -178,6 +179,21 @@ def _lefthand(repository: Repository, new: bytes, stop: bytes) -> list[bytes]:
         key = parents[0] if parents else None
         if key is not None and key[0] == NULL_REVISION:
             key = None
+    return line
+
+
+def lefthand_prefix(repository: Repository, tip: bytes, count: int) -> list[bytes]:
+    """The first ``count`` revisions of ``tip``'s left-hand ancestry, newest
+    first: :func:`mainline`'s start, read one revision at a time (a page of
+    a long history without reading all of it).  A revision not in the
+    repository is the last one."""
+    line: list[bytes] = []
+    key: bytes | None = tip
+    with repository.lock_read():
+        while key is not None and key != NULL_REVISION and len(line) < count:
+            line.append(key)
+            parents = repository.get_parent_map([key]).get(key)
+            key = parents[0] if parents else None
     return line
 
 

@@ -422,8 +422,8 @@ def branch_page(
     cached = caching.not_modified(req, tag, caching.REVALIDATE)
     if cached is not None:
         return cached
-    line = mainline(repo, codebase, tip)
     start = (number - 1) * PAGE_SIZE
+    line = _mainline_to(repo, codebase, tip, start + PAGE_SIZE + 1)
     if number > 1 and start >= len(line):
         raise HTTPError(404, f"no page {number}: the history has {len(line)} revisions")
     shown = line[start : start + PAGE_SIZE]
@@ -526,6 +526,10 @@ MAINLINE_CACHE_REVISIONS = 1_000_000
 _mainlines: OrderedDict[tuple[str, bytes], list[bytes]] = OrderedDict()
 _mainlines_size = 0
 _mainlines_lock = threading.Lock()
+#: Revisions a branch page reads one by one from its tip rather than
+#: the whole mainline at once (a few index lookups each, against reading
+#: the whole ancestry: cheaper for the first pages of a long history).
+PREFIX_WALK = 1000
 
 
 def mainline(repo, codebase: str, tip: bytes) -> list[bytes]:
@@ -554,6 +558,17 @@ def mainline(repo, codebase: str, tip: bytes) -> list[bytes]:
             _, dropped = _mainlines.popitem(last=False)
             _mainlines_size -= len(dropped)
     return line
+
+
+def _mainline_to(repo, codebase: str, tip: bytes, count: int) -> list[bytes]:
+    """At least the first ``count`` revisions of ``tip``'s mainline (all of
+    it when it is shorter): the whole line when it is cached or ``count``
+    is over :data:`PREFIX_WALK`, else only those, read one by one."""
+    with _mainlines_lock:
+        line = _mainlines.get((codebase, tip))
+    if line is not None or count > PREFIX_WALK:
+        return line if line is not None else mainline(repo, codebase, tip)
+    return history.lefthand_prefix(repo, tip, count)
 
 
 def _tags(branch) -> list[tuple[str, bytes]] | None:

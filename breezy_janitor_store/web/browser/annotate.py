@@ -53,9 +53,8 @@ def annotate_view(
             binary = blob.is_binary(text_bytes)
             cut = len(annotated) > blob.VIEW_LINES
             annotated = annotated[: blob.VIEW_LINES]
-            line = browse.mainline(repo, codebase, revid)
-            revnos = {r: len(line) - i for i, r in enumerate(line)}
             distinct = sorted({r for r, _ in annotated})
+            revnos = _revnos(browse.mainline(repo, codebase, revid), distinct)
             present = repo.has_revisions(distinct)
             known = [r for r in distinct if r in present]
             revisions = dict(zip(known, history.read_revisions(repo, known)))
@@ -91,16 +90,24 @@ def annotate_view(
             )
         else:
             lines = [t.decode("utf-8", "replace").rstrip("\n") for _, t in annotated]
+        # what a line shows of its revision, made once per revision
+        shown_of = {
+            r: (
+                b + history.revision_path(codebase, r),
+                render.markup(browse._author(revisions[r])) if revisions.get(r) else "",
+            )
+            for r in distinct
+        }
         previous = None
         for (rev_id, _), text in zip(annotated, lines):
-            rev = revisions.get(rev_id)
+            href, author = shown_of[rev_id]
             rows.append(
                 {
                     "first": rev_id != previous,
                     "revno": revnos.get(rev_id),
                     "revid": rev_id,
-                    "href": b + history.revision_path(codebase, rev_id),
-                    "author": render.markup(browse._author(rev)) if rev else "",
+                    "href": href,
+                    "author": author,
                     "text": text,
                 }
             )
@@ -130,3 +137,16 @@ def annotate_view(
         raw_href=b + urls.raw(codebase, revid, path),
     )
     return render.respond(req, body, headers=caching.headers(tag))
+
+
+def _revnos(line: list[bytes], revids: list[bytes]) -> dict[bytes, int]:
+    """The numbers on ``line`` (a mainline, newest first) of those of
+    ``revids`` on it."""
+    wanted = set(revids)
+    found = {}
+    for i, r in enumerate(line):
+        if r in wanted:
+            found[r] = len(line) - i
+            if len(found) == len(wanted):
+                break
+    return found

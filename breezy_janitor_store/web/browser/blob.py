@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import sys
 import urllib.parse
 from typing import TYPE_CHECKING
 
@@ -107,7 +108,17 @@ def _css_class(ttype) -> str:
 
 def highlight(name: str, text: str) -> list[render.Markup]:
     """``text`` as highlighted lines of markup (Pygments' lexer for the
-    file name, else plain text)."""
+    file name, else plain text), kept in :data:`.caching.HIGHLIGHTS`."""
+    key = caching.HIGHLIGHTS.key(name, text)
+    found = caching.HIGHLIGHTS.get(key)
+    if found is None:
+        found = tuple(_highlight(name, text))
+        size = sum(sys.getsizeof(line) + 8 for line in found)
+        caching.HIGHLIGHTS.put(key, found, size)
+    return list(found)
+
+
+def _highlight(name: str, text: str) -> list[render.Markup]:
     try:
         lexer = get_lexer_for_filename(name, stripnl=False, ensurenl=False)
     except ClassNotFound:

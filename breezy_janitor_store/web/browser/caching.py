@@ -139,3 +139,50 @@ class PageCache:
 
 #: The process's cache of immutable pages.
 PAGES = PageCache()
+
+
+class TextCache:
+    """Results of a pure function of a text, by a key naming the function's
+    other arguments and the text's digest: at most ``max_bytes`` of results
+    in all (as ``size`` reckons them; least recently used out first), none
+    larger than ``max_item``."""
+
+    def __init__(
+        self, max_bytes: int = 16 * 1024 * 1024, max_item: int = 2 * 1024 * 1024
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.max_item = max_item
+        self._items: OrderedDict[tuple, tuple[int, tuple]] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(name: str, text: str) -> tuple[str, bytes]:
+        """The key of ``text`` under ``name``."""
+        return name, hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+    def get(self, key: tuple) -> tuple | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                return None
+            self._items.move_to_end(key)
+            return found[1]
+
+    def put(self, key: tuple, value: tuple, size: int) -> None:
+        if size > self.max_item:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._size -= old[0]
+            self._items[key] = (size, value)
+            self._size += size
+            while self._size > self.max_bytes:
+                _, (dropped, _) = self._items.popitem(last=False)
+                self._size -= dropped
+
+
+#: Highlighted lines of the texts shown lately (file views and annotations
+#: of the same text share them).
+HIGHLIGHTS = TextCache()

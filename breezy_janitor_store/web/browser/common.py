@@ -39,6 +39,7 @@ __all__ = [
     "page_number",
     "query",
     "repository",
+    "require_revision",
     "revid_text",
     "revision_arg",
     "revision_tree",
@@ -142,11 +143,16 @@ def tree_path(req: Request, path: str | None) -> str:
     return text
 
 
+def require_revision(repo: Repository, revid: bytes) -> None:
+    """404 unless ``revid`` is in the repository (read-locked)."""
+    if not repo.has_revision(revid):
+        raise HTTPError(404, f"no such revision: {browse._revid_text(revid)}")
+
+
 def revision_tree(repo: Repository, revid: bytes) -> RevisionTree:
     """The tree of ``revid`` (the repository read-locked); 404 if absent."""
     try:
-        if not repo.has_revision(revid):
-            raise HTTPError(404, f"no such revision: {browse._revid_text(revid)}")
+        require_revision(repo, revid)
         return repo.revision_tree(revid)
     except (errors.NoSuchRevision, errors.RevisionNotPresent):
         raise HTTPError(404, f"no such revision: {browse._revid_text(revid)}") from None

@@ -34,7 +34,7 @@ def tree_view(
     number = common.page_number(req)
     b = common.base(face, req)
     with repo.lock_read():
-        tree = common.revision_tree(repo, revid)
+        common.require_revision(repo, revid)
         as_json = common.wants_json(req)
         tag = caching.etag(
             "tree", codebase, revid, path, number, as_json, *common.scope(face, repo)
@@ -42,6 +42,7 @@ def tree_view(
         cached = caching.not_modified(req, tag)
         if cached is not None:
             return cached
+        tree = common.revision_tree(repo, revid)
         with tree.lock_read():
             kind = common.kind(tree, path)
             if kind != "directory":
