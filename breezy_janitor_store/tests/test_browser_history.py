@@ -117,11 +117,11 @@ class AnnotateRevnoTests(MergeHistoryTestCase):
         # each run of lines from one revision starts with a link to it
         # showing its number (or, merged, the start of its id)
         runs = re.findall(
-            rb'<td class="who"><a href="[^"]*/\+revision/([^"]*)"[^>]*>([^<]*)</a>',
+            rb'<a class="rev" href="[^"]*/\+revision/([^"]*)"[^>]*>([^<]*)</a>',
             body,
         )
         self.assertEqual(
-            [(urllib.parse.unquote(r.decode()), text.decode()) for r, text in runs],
+            [(urllib.parse.unquote(r.decode()), text.decode().strip()) for r, text in runs],
             [
                 (self.rev["m1"].decode(), "1"),
                 (self.rev["s1"].decode(), self.rev["s1"].decode()[:16] + "…"),
