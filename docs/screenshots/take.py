@@ -47,49 +47,6 @@ def greet(name: str) -> str:
     return f"Hello, {name}!"
 
 
-def markdown_page(text: str) -> str:
-    """A page of ``text``: its headings, paragraphs and tables (the
-    markdown the benchmark results use)."""
-    out, table, para = [], [], []
-
-    def flush() -> None:
-        if para:
-            out.append(f"<p>{html.escape(' '.join(para))}</p>")
-            para.clear()
-        if table:
-            rows = [r for r in table if not set(r.replace("|", "").strip()) <= set("-: ")]
-            cells = [[html.escape(c.strip()) for c in r.strip("|").split("|")] for r in rows]
-            head = "".join(f"<th>{c}</th>" for c in cells[0])
-            body = "".join(
-                "<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in cells[1:]
-            )
-            out.append(f"<table><tr>{head}</tr>{body}</table>")
-            table.clear()
-
-    for line in text.splitlines():
-        if line.startswith("|"):
-            if para:
-                flush()
-            table.append(line)
-        elif line.startswith("#"):
-            flush()
-            level = len(line) - len(line.lstrip("#"))
-            out.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
-        elif not line.strip():
-            flush()
-        else:
-            if table:
-                flush()
-            para.append(line)
-    flush()
-    style = (
-        "body{font-family:sans-serif;margin:1.5em;max-width:60em}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em}"
-        "td{text-align:right}td:first-child{text-align:left}th{background:#eef}"
-    )
-    return f"<!DOCTYPE html><html><head><style>{style}</style></head><body>{''.join(out)}</body></html>"
-
-
 def main(argv: list[str]) -> int:
     for name in argv[1:] or ["world"]:
         print(greet(name))
