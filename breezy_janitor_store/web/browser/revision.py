@@ -24,7 +24,6 @@ from ..browse import (
     PAGE_DIFF_LIMIT,
     PAGE_SIZE,
     _author,
-    _branch_path,
     _bugs,
     _date,
     _location,
@@ -38,7 +37,7 @@ from ..browse import (
     open_codebase,
 )
 from ..http import HTTPError, Request
-from . import caching, diffs, render, urls
+from . import caching, common, diffs, render, urls
 from .children import children_path
 from .diffs import file_anchor
 from .twins import json_response, revid_text, scope, wants_json
@@ -149,12 +148,7 @@ def revision_page(
         tag,
         cache,
         title=f"{codebase}: {title or 'revision'}",
-        crumbs=[
-            ("Home", face.home(req)),
-            ("bzr", base + "/"),
-            (codebase, base + _branch_path(codebase, ())),
-            ("revision", None),
-        ],
+        crumbs=common.crumbs(face, req, codebase, ("revision", None)),
         summary=summary,
         message=message,
         meta=meta,
@@ -362,7 +356,6 @@ def compare_page(
             req, value, caching.headers(tag, cache), keep=not counted.transient
         )
     rows = list(history.iter_revisions(repo, shown))
-    base = face.branches_base(req)
     return _diff_page(
         face,
         req,
@@ -374,12 +367,7 @@ def compare_page(
         tag,
         cache,
         title=f"{codebase}: compare",
-        crumbs=[
-            ("Home", face.home(req)),
-            ("bzr", base + "/"),
-            (codebase, base + _branch_path(codebase, ())),
-            ("compare", None),
-        ],
+        crumbs=common.crumbs(face, req, codebase, ("compare", None)),
         old=old,
         new=new,
         rows=rows,
